@@ -1,0 +1,34 @@
+"""Where the bundled features, reference manifests and policies live (source tree or installed wheel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_BUNDLED = _PACKAGE_DIR / "_bundled"
+_SOURCE_ROOT = _PACKAGE_DIR.parent.parent
+
+
+def _data_dir(name: str) -> Path:
+    """The wheel carries copies under `_bundled/`; an editable install reads the repository's folders."""
+    bundled = _BUNDLED / name
+    if bundled.is_dir():
+        return bundled
+    return _SOURCE_ROOT / name
+
+
+def features_dir() -> Path:
+    return _data_dir("features")
+
+
+def reference_manifests_dir() -> Path:
+    return _data_dir("manifests")
+
+
+def default_policies_dir() -> Path:
+    return _data_dir("policies")
+
+
+def fixtures_dir() -> Path:
+    """Fixtures are only in the source tree: they prove the suite, they are not shipped."""
+    return _SOURCE_ROOT / "fixtures"

@@ -1,0 +1,92 @@
+"""Exemptions: a rule may be waived for one resource, never silently: a reason is required and every use is listed.
+
+Two ways to declare one:
+- the annotation `gpu-policy.io/exempt` on the resource or its pod template: one `<rule-id>: <reason>` per line;
+- `policies/exemptions.yaml`: `{rule, resource: Kind/namespace/name, reason, expires?: YYYY-MM-DD}`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_policy.graph.workloads import pod_template_of
+from gpu_policy.loading.document import Document
+
+ANNOTATION = "gpu-policy.io/exempt"
+
+
+@dataclass(frozen=True)
+class Exemption:
+    rule_id: str
+    resource: str
+    reason: str
+    declared_in: str
+    """`file:line` of the annotation or the exemptions.yaml entry."""
+    expires: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class ExemptionProblem:
+    resource: str
+    file: str
+    line: int
+    message: str
+
+
+def _parse_annotation(value: Any, doc: Document, line: int) -> tuple[list[Exemption], list[ExemptionProblem]]:
+    found: list[Exemption] = []
+    problems: list[ExemptionProblem] = []
+    for entry in str(value).splitlines():
+        entry = entry.strip()
+        if not entry:
+            continue
+        rule_id, _, reason = entry.partition(":")
+        if not reason.strip():
+            problems.append(ExemptionProblem(doc.ref, doc.source, line,
+                                             f"exemption {entry!r} has no reason (`<rule-id>: <reason>`)"))
+            continue
+        found.append(Exemption(rule_id.strip(), doc.ref, reason.strip(), f"{doc.source}:{line}"))
+    return found, problems
+
+
+def annotation_exemptions(doc: Document) -> tuple[list[Exemption], list[ExemptionProblem]]:
+    """Exemptions declared on the object itself and on its pod template."""
+    exemptions: list[Exemption] = []
+    problems: list[ExemptionProblem] = []
+    if ANNOTATION in doc.annotations:
+        line = doc.line_of(("metadata", "annotations", ANNOTATION))
+        e, p = _parse_annotation(doc.annotations[ANNOTATION], doc, line)
+        exemptions += e
+        problems += p
+    template = pod_template_of(doc)
+    if template is not None and template.path and ANNOTATION in template.annotations:
+        line = doc.line_of((*template.path, "metadata", "annotations", ANNOTATION))
+        e, p = _parse_annotation(template.annotations[ANNOTATION], doc, line)
+        exemptions += e
+        problems += p
+    return exemptions, problems
+
+
+def file_exemptions(entries: list[dict[str, Any]], source: str, today: dt.date) -> tuple[
+    list[Exemption], list[ExemptionProblem]
+]:
+    """Entries of policies/exemptions.yaml (already schema-checked: rule, resource and reason are present)."""
+    exemptions: list[Exemption] = []
+    problems: list[ExemptionProblem] = []
+    for i, entry in enumerate(entries):
+        expires = entry.get("expires")
+        expiry = dt.date.fromisoformat(str(expires)) if expires else None
+        where = f"{source} entry {i + 1}"
+        if not str(entry.get("reason", "")).strip():
+            problems.append(ExemptionProblem(entry["resource"], source, 0, f"{where} has no reason"))
+            continue
+        if expiry is not None and expiry < today:
+            problems.append(ExemptionProblem(
+                entry["resource"], source, 0,
+                f"{where} for rule {entry['rule']} on {entry['resource']} expired on {expiry.isoformat()}",
+            ))
+            continue
+        exemptions.append(Exemption(entry["rule"], entry["resource"], str(entry["reason"]), where, expiry))
+    return exemptions, problems
