@@ -1,0 +1,174 @@
+"""One run, one direction: files -> documents -> indexed graph -> checks -> findings.
+
+The engine is what `gpu-policy check`, the pytest plugin and the tests share; steps only read its result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpu_policy.errors import GpuPolicyError
+from gpu_policy.findings import Finding
+from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.loading.document import Document, format_path
+from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
+from gpu_policy.policy.loader import PolicySet
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.exemptions import Exemption, ExemptionProblem, annotation_exemptions, file_exemptions
+from gpu_policy.rules.registry import Rule, Violation, all_rules
+
+EXEMPTION_RULE = "exemptions-are-valid"
+
+
+@dataclass
+class RunOptions:
+    paths: list[str]
+    policies_dir: Path | None = None
+    crd_paths: list[Path] = field(default_factory=list)
+    ignore_missing_schemas: bool = False
+    use_crd_cache: bool = True
+    today: dt.date = field(default_factory=dt.date.today)
+    report_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UsedExemption:
+    exemption: Exemption
+    finding: Finding
+
+
+@dataclass
+class RunResult:
+    options: RunOptions
+    load: LoadResult
+    graph: ResourceGraph
+    policy: PolicySet
+    context: CheckContext
+    findings: list[Finding]
+    exempted: list[UsedExemption]
+    rules: dict[str, Rule]
+
+    def findings_for(self, rule_id: str) -> list[Finding]:
+        return [f for f in self.findings if f.rule_id == rule_id]
+
+    @property
+    def not_checked(self) -> list[NotChecked]:
+        return self.load.not_checked
+
+
+def default_crd_paths() -> list[Path]:
+    raw = os.environ.get("GPU_POLICY_CRD_PATH", "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
+    doc = v.doc
+    return Finding(
+        rule_id=rule.id,
+        resource=v.resource or (doc.ref if doc is not None else "<set>"),
+        message=v.message,
+        file=v.file or (doc.source if doc is not None else None),
+        line=v.line or (doc.line_of(v.path) if doc is not None else None),
+        why=rule.rationale,
+        fix=v.fix or rule.fix,
+        severity=rule.severity,
+        path=format_path(v.path),
+        details=v.details,
+    )
+
+
+class _ExemptionIndex:
+    def __init__(self, graph: ResourceGraph, policy: PolicySet, today: dt.date) -> None:
+        self.by_resource: dict[str, dict[str, Exemption]] = defaultdict(dict)
+        self.problems: list[ExemptionProblem] = []
+        for doc in graph.documents:
+            exemptions, problems = annotation_exemptions(doc)
+            self.problems += problems
+            for e in exemptions:
+                self.by_resource[e.resource][e.rule_id] = e
+        source = str(policy.directory / "exemptions.yaml")
+        exemptions, problems = file_exemptions(policy.exemptions.get("exemptions", []), source, today)
+        self.problems += problems
+        for e in exemptions:
+            self.by_resource[e.resource][e.rule_id] = e
+
+    def lookup(self, rule_id: str, docs: list[Document | None], resource: str) -> Exemption | None:
+        refs = [d.ref for d in docs if d is not None] or [resource]
+        for ref in refs:
+            found = self.by_resource.get(ref, {}).get(rule_id)
+            if found is not None:
+                return found
+        return None
+
+
+def _checked(rule: Rule, ctx: CheckContext) -> list[Violation]:
+    """A check that breaks must fail loudly without hiding what every other rule found."""
+    try:
+        return list(rule.check(ctx))
+    except GpuPolicyError as exc:
+        return [Violation(doc=None, message=f"could not be checked: {exc}", resource="<manifest set>")]
+    except Exception as exc:  # noqa: BLE001 - reported as a failure of this rule, with the cause
+        return [Violation(doc=None, message=f"check crashed: {type(exc).__name__}: {exc}",
+                          resource="<manifest set>", details=(traceback.format_exc(),))]
+
+
+def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, PolicySet, CheckContext]:
+    policy = PolicySet.load(options.policies_dir)
+    load = load_manifests(options.paths)
+    validator = None
+    try:
+        from gpu_policy.schemas.validator import ManifestValidator
+    except ImportError:  # pragma: no cover - the schema layer is part of the package
+        ManifestValidator = None  # type: ignore[assignment,misc]  # noqa: N806
+    if ManifestValidator is not None:
+        validator = ManifestValidator(
+            policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(),
+            use_cache=options.use_crd_cache,
+        )
+    graph = ResourceGraph(load.documents, validator.scope_of if validator is not None else None)
+    ctx = CheckContext(
+        graph=graph, policy=policy, load=load,
+        options={
+            "ignore_missing_schemas": options.ignore_missing_schemas,
+            "schema_validator": validator,
+            "report_dir": options.report_dir,
+            "today": options.today,
+            **options.extra,
+        },
+    )
+    return load, graph, policy, ctx
+
+
+def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResult:
+    load, graph, policy, ctx = build_context(options)
+    rules = all_rules()
+    exemptions = _ExemptionIndex(graph, policy, options.today)
+    findings: list[Finding] = []
+    exempted: list[UsedExemption] = []
+    for rule in rules.values():
+        if rule_ids is not None and rule.id not in rule_ids:
+            continue
+        for violation in _checked(rule, ctx):
+            finding = _violation_to_finding(rule, violation)
+            exemption = exemptions.lookup(rule.id, [violation.doc, *violation.exemptible_by], finding.resource)
+            if exemption is not None:
+                exempted.append(UsedExemption(exemption, finding))
+            else:
+                findings.append(finding)
+    for problem in exemptions.problems:
+        findings.append(Finding(
+            rule_id=EXEMPTION_RULE, resource=problem.resource, message=problem.message, file=problem.file,
+            line=problem.line or None,
+            why="An exemption waives a rule; without a reason, or past its expiry, it hides a real problem.",
+            fix="Give the exemption `<rule-id>: <reason>` (and renew or remove it when it expires).",
+        ))
+    findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule_id, f.resource))
+    return RunResult(options=options, load=load, graph=graph, policy=policy, context=ctx, findings=findings,
+                     exempted=exempted, rules=rules)

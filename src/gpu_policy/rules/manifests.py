@@ -1,0 +1,68 @@
+"""Rules about the manifest set itself: readable, identifiable, unique, and every document accounted for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gpu_policy.loading.loader import LOAD_RULE, SHAPE_RULE
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.registry import Violation, rule
+
+
+def _load_findings(ctx: CheckContext, rule_id: str) -> Iterator[Violation]:
+    for finding in ctx.load.findings if ctx.load is not None else []:
+        if finding.rule_id == rule_id:
+            yield Violation(doc=None, message=finding.message, resource=finding.resource, file=finding.file,
+                            line=finding.line)
+
+
+@rule(
+    LOAD_RULE,
+    title="every manifest file is valid YAML",
+    area="manifests",
+    rationale="""A document that cannot be decoded is never applied and never checked. Decoding follows
+    sigs.k8s.io/yaml: duplicate keys are errors, only standard tags exist, alias bombs are refused.""",
+    fix="Correct the YAML at the reported line.",
+    sources=("kubernetes-sigs/yaml yaml.go (YAMLToJSON, strict duplicate keys)",),
+)
+def manifest_is_readable(ctx: CheckContext) -> Iterator[Violation]:
+    yield from _load_findings(ctx, LOAD_RULE)
+
+
+@rule(
+    SHAPE_RULE,
+    title="every document is a Kubernetes object with apiVersion, kind and name",
+    area="manifests",
+    rationale="The API server rejects an object without apiVersion, kind and metadata.name.",
+    fix="Give the document apiVersion, kind and metadata.name (or remove it).",
+)
+def manifest_has_identity(ctx: CheckContext) -> Iterator[Violation]:
+    yield from _load_findings(ctx, SHAPE_RULE)
+
+
+@rule(
+    "object-is-unique",
+    title="no two manifests declare the same object",
+    area="manifests",
+    rationale="""Two documents with the same kind, namespace and name are one object in the cluster: the one
+    applied last silently replaces the other, so what is reviewed is not what runs.""",
+    fix="Merge the two documents into one, or rename one of them.",
+)
+def object_is_unique(ctx: CheckContext) -> Iterator[Violation]:
+    for first, second in ctx.graph.duplicates:
+        yield Violation(
+            doc=second,
+            message=f"{second.ref} is declared again; first declared at {first.source}:{first.line}",
+        )
+
+
+@rule(
+    "exemptions-are-valid",
+    title="every exemption has a reason and has not expired",
+    area="manifests",
+    rationale="An exemption waives a rule; without a reason, or past its expiry, it hides a real problem.",
+    fix="Give the exemption `<rule-id>: <reason>` (and renew or remove it when it expires).",
+)
+def exemptions_are_valid(ctx: CheckContext) -> Iterator[Violation]:
+    # The engine reports exemption problems itself (it owns the exemption index); registered here for the catalogue.
+    return iter(())

@@ -1,0 +1,76 @@
+"""Fixture sets: broken manifests next to exactly the findings they must produce (like `kyverno test`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gpu_policy.engine import RunOptions, RunResult, run_engine
+from gpu_policy.resources import fixtures_dir
+
+
+@dataclass(frozen=True)
+class ExpectedFinding:
+    rule: str
+    resource: str
+    message: str = ""
+
+
+@dataclass
+class FixtureSet:
+    name: str
+    root: Path
+    description: str
+    expect: list[ExpectedFinding]
+    expect_scenarios_fail: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def policies(self) -> Path | None:
+        folder = self.root / "policies"
+        return folder if folder.is_dir() else None
+
+    def run(self) -> RunResult:
+        return run_engine(RunOptions(paths=[str(self.manifests)], policies_dir=self.policies))
+
+
+def discover() -> list[FixtureSet]:
+    sets = []
+    for expected_file in sorted(fixtures_dir().glob("*/expected.yaml")):
+        data = yaml.safe_load(expected_file.read_text()) or {}
+        sets.append(FixtureSet(
+            name=expected_file.parent.name,
+            root=expected_file.parent,
+            description=str(data.get("description", "")),
+            expect=[ExpectedFinding(e["rule"], e["resource"], str(e.get("message", "")))
+                    for e in data.get("expect") or []],
+            expect_scenarios_fail=list(data.get("expect_scenarios_fail") or []),
+            raw=data,
+        ))
+    return sets
+
+
+def compare(fixture: FixtureSet, run: RunResult) -> list[str]:
+    """Every difference between what the set must produce and what the engine found, as readable lines."""
+    got = Counter((f.rule_id, f.resource) for f in run.findings)
+    want = Counter((e.rule, e.resource) for e in fixture.expect)
+    problems = [f"missing: [{rule}] {res}" for (rule, res), n in (want - got).items() for _ in range(n)]
+    problems += [f"unexpected: [{rule}] {res}" for (rule, res), n in (got - want).items() for _ in range(n)]
+    for e in fixture.expect:
+        if not e.message:
+            continue
+        messages = [f.message for f in run.findings if (f.rule_id, f.resource) == (e.rule, e.resource)]
+        if messages and not any(e.message in m for m in messages):
+            problems.append(f"message: [{e.rule}] {e.resource}: none of {messages!r} contains {e.message!r}")
+    for f in run.findings:
+        if not f.file or not f.line:
+            problems.append(f"no file:line for [{f.rule_id}] {f.resource}: {f.message}")
+    return problems
