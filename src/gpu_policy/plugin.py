@@ -16,12 +16,15 @@ from typing import Any
 import pytest
 
 from gpu_policy.engine import RunOptions, RunResult, default_crd_paths, run_engine
-from gpu_policy.resources import reference_manifests_dir
+from gpu_policy.resources import features_dir, reference_manifests_dir
 from gpu_policy.steps import step_module_names
 
 pytest_plugins = step_module_names()
 
 SUITE_FILE = Path(__file__).resolve().parent / "suite" / "test_features.py"
+
+preloaded_run: RunResult | None = None
+"""Set by `gpu-policy check`, which runs the engine before pytest to report environment errors with exit 2."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,9 +51,20 @@ def _covers(arg: str, target: Path) -> bool:
     return target == path or path in target.parents
 
 
+def _feature_tags() -> set[str]:
+    tags: set[str] = set()
+    for feature in features_dir().glob("*.feature"):
+        for line in feature.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("@"):
+                tags.update(tag.lstrip("@") for tag in line.split() if tag.startswith("@"))
+    return tags
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "static: checks that read manifests only")
-    config.addinivalue_line("markers", "live: checks that need a cluster (--live)")
+    # pytest-bdd turns Gherkin tags into marks; declaring them keeps `--strict-markers` usable and `-m` documented.
+    descriptions = {"static": "checks that read manifests only", "live": "checks that need a cluster (--live)"}
+    for tag in sorted(_feature_tags() | set(descriptions)):
+        config.addinivalue_line("markers", f"{tag}: {descriptions.get(tag, 'feature tag')}")
     if config.getoption("manifests") and not config.getoption("no_bundled_features"):
         if not any(_covers(arg, SUITE_FILE) for arg in config.args):
             config.args.append(str(SUITE_FILE))
@@ -75,6 +89,8 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def gpu_policy_run(gpu_policy_options: dict[str, Any]) -> RunResult:
+    if preloaded_run is not None:
+        return preloaded_run
     options = RunOptions(
         paths=list(gpu_policy_options["manifests"]),
         policies_dir=gpu_policy_options["policies_dir"],

@@ -1,0 +1,236 @@
+"""One `promtool check rules` run over every extracted file, its messages attributed to manifest lines.
+
+promtool reports `<file>: <line>:<col>: group "g", rule N, "name": <error>` for most problems, a bare
+`<file>: <error>` for YAML-level ones (an invalid duration stops the whole file), and lint findings (duplicate
+rules: same name and labels in one file) without any location. Each kind is mapped back here.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.promql.extract import (
+    DURATION_FIELDS,
+    EmbeddedQuery,
+    RuleFile,
+    expression_line,
+    prometheus_rule_file,
+    queries_file,
+)
+from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+
+_LOCATED = re.compile(r"^(\d+):(\d+): (.*)$", re.S)
+_RULE_REF = re.compile(r'group "((?:[^"\\]|\\.)*)", rule (\d+), "((?:[^"\\]|\\.)*)": (.*)$', re.S)
+_EXPR_POS = re.compile(r"could not parse expression: (\d+):(\d+): ")
+_ANNOTATION = re.compile(r'annotation "((?:[^"\\]|\\.)*)"')
+_DURATION = re.compile(r'not a valid duration string: "((?:[^"\\]|\\.)*)"')
+_LINT_METRIC = re.compile(r"^Metric: (.*)$", re.M)
+_LINT_LABEL = re.compile(r"^\t([^:]+): (.*)$", re.M)
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    """One promtool error, placed on the manifest."""
+
+    doc: Document
+    path: FieldPath
+    line: int
+    message: str
+    query: EmbeddedQuery | None = None
+    rule_name: str = ""
+
+
+@dataclass
+class CheckRun:
+    files: list[RuleFile]
+    result: PromtoolResult | None
+    problems: list[RuleProblem] = field(default_factory=list)
+    unattributed: list[str] = field(default_factory=list)
+    """promtool output that could not be tied to any file (a crash of promtool itself)."""
+
+    def for_doc(self, doc: Document) -> list[RuleProblem]:
+        return [p for p in self.problems if p.doc is doc]
+
+    def for_kind(self, kind: str) -> list[RuleProblem]:
+        return [p for p in self.problems if p.query is not None and p.query.kind == kind]
+
+    def for_prometheus_rules(self) -> list[RuleProblem]:
+        return [p for p in self.problems if p.query is None]
+
+
+def _split_by_file(output: str, names: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """promtool's interleaved output -> the error messages of each file (multi-line lint errors kept whole)."""
+    errors: dict[str, list[str]] = {name: [] for name in names}
+    stray: list[str] = []
+    current: str | None = None
+    for raw in output.splitlines():
+        line = raw.rstrip("\n")
+        if line.startswith("Checking "):
+            current = line[len("Checking "):].strip()
+            continue
+        stripped = line.strip()
+        if not stripped or stripped == "FAILED:" or stripped.startswith("SUCCESS:"):
+            continue
+        if current is None or current not in errors:
+            stray.append(line)
+            continue
+        if line.startswith(f"{current}: ") or line.startswith("lint error"):
+            text = line[len(current) + 2:] if line.startswith(f"{current}: ") else line
+            errors[current].append(text)
+        elif errors[current]:
+            errors[current][-1] += "\n" + line
+        else:
+            errors[current].append(line)
+    return errors, stray
+
+
+def _unquote(text: str) -> str:
+    return text.replace('\\"', '"').replace("\\\\", "\\")
+
+
+def _group_index(rule_file: RuleFile, group: str) -> int | None:
+    for i, name in enumerate(rule_file.group_names):
+        if name == group:
+            return rule_file.group_indexes[i]
+    return None
+
+
+def _attribute(rule_file: RuleFile, message: str) -> list[RuleProblem]:
+    if rule_file.doc is None:
+        return _attribute_query(rule_file, message)
+    doc = rule_file.doc
+    path: FieldPath = ("spec", "groups")
+    rule_name = ""
+    body = message
+    located = _LOCATED.match(message)
+    if located:
+        body = located.group(3)
+        origin = rule_file.origins.get(int(located.group(1)))
+        if origin is not None:
+            path = origin
+    ref = _RULE_REF.search(body)
+    if ref:
+        rule_name = _unquote(ref.group(3))
+        gi = _group_index(rule_file, _unquote(ref.group(1)))
+        if gi is not None:
+            rule_path: FieldPath = ("spec", "groups", gi, "rules", int(ref.group(2)) - 1)
+            if path[: len(rule_path)] != rule_path:
+                path = rule_path
+            detail = ref.group(4)
+            annotation = _ANNOTATION.search(detail)
+            if "could not parse expression" in detail:
+                path = (*rule_path, "expr")
+            elif annotation:
+                path = (*rule_path, "annotations", _unquote(annotation.group(1)))
+    if body.startswith("lint error"):
+        return _attribute_duplicates(rule_file, body)
+    duration = _DURATION.search(body)
+    if duration and path == ("spec", "groups"):
+        path = _find_duration(doc, _unquote(duration.group(1))) or path
+    line = doc.line_of(path)
+    inner = _EXPR_POS.search(body)
+    if inner and path and path[-1] == "expr":
+        line = expression_line(doc, path, int(inner.group(1)))
+    return [RuleProblem(doc=doc, path=path, line=line, message=body.strip(), rule_name=rule_name)]
+
+
+def _find_duration(doc: Document, value: str) -> FieldPath | None:
+    for gi, group in enumerate(doc.spec.get("groups") or []):
+        if not isinstance(group, dict):
+            continue
+        if str(group.get("interval")) == value:
+            return ("spec", "groups", gi, "interval")
+        for ri, rule in enumerate(group.get("rules") or []):
+            if not isinstance(rule, dict):
+                continue
+            for key in DURATION_FIELDS:
+                if key in rule and str(rule[key]) == value:
+                    return ("spec", "groups", gi, "rules", ri, key)
+    return None
+
+
+def _attribute_duplicates(rule_file: RuleFile, body: str) -> list[RuleProblem]:
+    """promtool's lint names metric and labels only; every repeat after the first is a problem."""
+    assert rule_file.doc is not None
+    doc = rule_file.doc
+    metric = _LINT_METRIC.search(body)
+    labels = dict(_LINT_LABEL.findall(body))
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    problems: list[RuleProblem] = []
+    for gi, group in enumerate(doc.spec.get("groups") or []):
+        if not isinstance(group, dict):
+            continue
+        for ri, rule in enumerate(group.get("rules") or []):
+            if not isinstance(rule, dict):
+                continue
+            name = str(rule.get("alert") or rule.get("record") or "")
+            rule_labels = {str(k): str(v) for k, v in (rule.get("labels") or {}).items()}
+            key = (name, tuple(sorted(rule_labels.items())))
+            if metric and name == metric.group(1).strip() and rule_labels == labels and key in seen:
+                path: FieldPath = ("spec", "groups", gi, "rules", ri)
+                problems.append(RuleProblem(
+                    doc=doc, path=path, line=doc.line_of(path), rule_name=name,
+                    message=f"duplicate rule {name!r} (same name and labels as an earlier rule in this "
+                            f"PrometheusRule); promtool: {' '.join(body.split())}",
+                ))
+            seen.add(key)
+    if not problems:
+        problems.append(RuleProblem(doc=doc, path=("spec", "groups"), line=doc.line_of(("spec", "groups")),
+                                    message=" ".join(body.split())))
+    return problems
+
+
+def _attribute_query(rule_file: RuleFile, message: str) -> list[RuleProblem]:
+    located = _LOCATED.match(message)
+    body = located.group(3) if located else message
+    ref = _RULE_REF.search(body)
+    if ref is None or not rule_file.queries:
+        return []
+    index = int(ref.group(2)) - 1
+    if not 0 <= index < len(rule_file.queries):
+        return []
+    query = rule_file.queries[index]
+    detail = ref.group(4).strip()
+    inner = _EXPR_POS.search(detail)
+    line = query.manifest_line
+    if inner and query.line is None:
+        line = expression_line(query.doc, query.path, int(inner.group(1)))
+    return [RuleProblem(doc=query.doc, path=query.path, line=line, message=detail, query=query)]
+
+
+def check_rule_files(files: list[RuleFile]) -> CheckRun:
+    """Run `promtool check rules --lint-fatal` once over all files and attribute every error."""
+    run = CheckRun(files=files, result=None)
+    if not files:
+        return run
+    with tempfile.TemporaryDirectory(prefix="gpu-policy-rules-") as folder:
+        for rule_file in files:
+            rule_file.write(Path(folder))
+        result = run_promtool(["check", "rules", "--lint-fatal", *[f.name for f in files]], cwd=folder)
+    run.result = result
+    by_name = {f.name: f for f in files}
+    errors, stray = _split_by_file(result.output, list(by_name))
+    for name, messages in errors.items():
+        for message in messages:
+            attributed = _attribute(by_name[name], message)
+            if attributed:
+                run.problems.extend(attributed)
+            else:
+                run.unattributed.append(f"{name}: {message}")
+    run.unattributed.extend(stray)
+    if result.returncode not in (0, 1, 3) or (result.returncode != 0 and not run.problems
+                                               and not run.unattributed):
+        run.unattributed.append(f"promtool exited {result.returncode}: {result.output.strip()}")
+    return run
+
+
+def extract_all(prometheus_rules: Iterable[Document], queries: list[EmbeddedQuery]) -> list[RuleFile]:
+    files = [prometheus_rule_file(doc, f"p{i:05d}.yaml") for i, doc in enumerate(prometheus_rules)]
+    if queries:
+        files.append(queries_file(queries, "queries.yaml"))
+    return files
