@@ -49,7 +49,6 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 def parse_quantity(text: str) -> Decimal:
     """The value of a resource quantity string; ValueError when Kubernetes would refuse it."""
-    text = text.strip() if text != text.strip() else text
     if not QUANTITY_RE.match(text):
         raise ValueError(f"quantities must match the regular expression {QUANTITY_HELP}")
     match = re.match(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(.*)$", text)
