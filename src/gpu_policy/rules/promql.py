@@ -1,0 +1,102 @@
+"""PrometheusRules, KEDA queries and dashboard queries parsed by the real Prometheus parser (promtool 2.42).
+
+All three rules share one `promtool check rules` run (see gpu_policy.promql.check) over the PrometheusRules'
+groups and the embedded queries wrapped as recording rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
+from gpu_policy.promql.embedded import dashboard_queries, keda_queries
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.registry import Violation, rule
+
+PROMTOOL_SOURCE = "prometheus/prometheus cmd/promtool/main.go (checkRules, checkDuplicates)"
+
+
+def promtool_check(ctx: CheckContext) -> CheckRun:
+    def compute() -> CheckRun:
+        queries = keda_queries(ctx.graph) + dashboard_queries(ctx.graph)[0]
+        return check_rule_files(extract_all(ctx.graph.of_kind("PrometheusRule"), queries))
+
+    return ctx.memo("promql.check", compute)
+
+
+def _unattributed(run: CheckRun) -> Iterable[Violation]:
+    for text in run.unattributed:
+        yield Violation(doc=None, resource="<manifest set>", message=f"promtool reported: {text}")
+
+
+@rule(
+    "prometheusrule-passes-promtool-check",
+    title="every PrometheusRule passes promtool check rules",
+    area="alerts",
+    rationale="""The Prometheus Operator renders each PrometheusRule's `spec` as a rule file and rejects the whole
+    object when Prometheus' rule parser (rulefmt) fails on it (prometheus-operator pkg/operator/rules.go
+    ValidateRule); its admission webhook fails open, so a broken rule is applied and silently never evaluated — the
+    alerts it holds never fire. `promtool check rules` is the same parser: PromQL syntax and types, durations,
+    templates, repeated group names, and (lint) two rules with the same name and labels.""",
+    fix="Correct the expression, duration or template at the reported line; run `promtool check rules` on the "
+        "group to confirm.",
+    sources=(PROMTOOL_SOURCE, "prometheus/prometheus model/rulefmt/rulefmt.go",
+             "prometheus-operator/prometheus-operator pkg/operator/rules.go"),
+)
+def prometheusrule_passes_promtool(ctx: CheckContext) -> Iterable[Violation]:
+    if not ctx.graph.of_kind("PrometheusRule"):
+        return
+    run = promtool_check(ctx)
+    for problem in run.for_prometheus_rules():
+        label = f"rule {problem.rule_name!r}: " if problem.rule_name else ""
+        yield Violation(doc=problem.doc, path=problem.path, line=problem.line,
+                        message=f"promtool check rules: {label}{problem.message}")
+    yield from _unattributed(run)
+
+
+@rule(
+    "keda-query-parses",
+    title="every KEDA prometheus trigger query is valid PromQL",
+    area="keda",
+    rationale="""KEDA sends `metadata.query` to Prometheus' HTTP API on every poll; a query Prometheus cannot
+    parse makes the scaler fail on every poll, and the workload scales only by `fallback` (if configured) or not at
+    all (kedacore/keda pkg/scalers/prometheus_scaler.go). Parsed here with promtool, Prometheus' own parser.""",
+    fix="Correct the query at the reported line (test it in the Prometheus UI or with `promtool query instant`).",
+    sources=("kedacore/keda pkg/scalers/prometheus_scaler.go", PROMTOOL_SOURCE),
+)
+def keda_query_parses(ctx: CheckContext) -> Iterable[Violation]:
+    if not ctx.graph.of_kind("ScaledObject", "ScaledJob"):
+        return
+    run = promtool_check(ctx)
+    for problem in run.for_kind("keda"):
+        assert problem.query is not None
+        yield Violation(doc=problem.doc, path=problem.path, line=problem.line,
+                        message=f"{problem.query.where}: query {problem.query.original.strip()!r} does not parse: "
+                                f"{problem.message}")
+
+
+@rule(
+    "dashboard-query-parses",
+    title="every Grafana dashboard query is valid PromQL",
+    area="dashboards",
+    rationale="""A dashboard panel whose query does not parse shows an error instead of the GPU data the on-call
+    person opens the dashboard for. Dashboards are read from ConfigMaps labelled `grafana_dashboard` (the Grafana
+    sidecar's default label); Grafana template variables are replaced by typed placeholders before parsing
+    (Grafana docs, "Variable syntax": `$var`, `${var}`, `[[var]]`, `$__rate_interval`, ...).""",
+    fix="Correct the panel's `expr` at the reported line.",
+    sources=("grafana docs: dashboards/variables/variable-syntax", PROMTOOL_SOURCE),
+)
+def dashboard_query_parses(ctx: CheckContext) -> Iterable[Violation]:
+    dashboards = [d for d in ctx.graph.of_kind("ConfigMap") if "grafana_dashboard" in d.labels]
+    if not dashboards:
+        return
+    for doc, key, error in dashboard_queries(ctx.graph)[1]:
+        yield Violation(doc=doc, path=("data", key), message=f"dashboard {key} is not valid JSON: {error}")
+    run = promtool_check(ctx)
+    for problem in run.for_kind("dashboard"):
+        assert problem.query is not None
+        shown = problem.query.original.strip()
+        substituted = "" if shown == problem.query.expr.strip() else f" (parsed as {problem.query.expr.strip()!r})"
+        yield Violation(doc=problem.doc, path=problem.path, line=problem.line,
+                        message=f"{problem.query.where}: query {shown!r}{substituted} does not parse: "
+                                f"{problem.message}")

@@ -1,0 +1,44 @@
+"""Read the feature files as data: which scenarios exist and which rule titles their steps name."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpu_policy.resources import features_dir
+
+_STEP = re.compile(r"^\s*(Given|When|Then|And|But)\s+(.*?)\s*$")
+_SCENARIO = re.compile(r"^\s*Scenario(?: Outline)?:\s*(.*?)\s*$")
+
+
+@dataclass
+class Scenario:
+    feature: Path
+    name: str
+    steps: list[str]
+
+
+def scenarios() -> list[Scenario]:
+    found: list[Scenario] = []
+    for feature in sorted(features_dir().glob("*.feature")):
+        background: list[str] = []
+        current: Scenario | None = None
+        in_background = False
+        for line in feature.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("Background:"):
+                in_background = True
+                continue
+            match = _SCENARIO.match(line)
+            if match:
+                in_background = False
+                current = Scenario(feature, match.group(1), list(background))
+                found.append(current)
+                continue
+            step = _STEP.match(line)
+            if step:
+                if in_background:
+                    background.append(step.group(2))
+                elif current is not None:
+                    current.steps.append(step.group(2))
+    return found
