@@ -1,0 +1,77 @@
+"""The command line as a user meets it: exit codes 0 / 1 / 2 and readable file:line findings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from gpu_policy.resources import fixtures_dir, reference_manifests_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def gpu_policy(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gpu_policy", *args], cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_reference_manifests_pass() -> None:
+    done = gpu_policy("check")
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert "passed" in done.stdout
+
+
+def test_a_broken_set_exits_1_with_file_line_findings() -> None:
+    fixture = fixtures_dir() / "exemption-without-reason" / "manifests"
+    done = gpu_policy("check", str(fixture), "-k", "exemption")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "namespace.yaml:7: error: [exemptions-are-valid] Namespace/inference" in done.stdout
+    assert "fix:" in done.stdout
+
+
+def test_stdin_is_read() -> None:
+    text = (fixtures_dir() / "exemption-without-reason" / "manifests" / "namespace.yaml").read_text()
+    done = gpu_policy("check", "-", "-k", "exemption", stdin=text)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "<stdin>:7: error: [exemptions-are-valid]" in done.stdout
+
+
+def test_missing_path_is_an_environment_error() -> None:
+    done = gpu_policy("check", "does/not/exist")
+    assert done.returncode == 2
+    assert "does/not/exist: no such file or folder" in done.stderr
+
+
+def test_missing_crd_dir_is_an_environment_error() -> None:
+    done = gpu_policy("check", "--crd-dir", "no-such-crds")
+    assert done.returncode == 2
+    assert "no-such-crds" in done.stderr
+
+
+def test_bad_policy_file_is_an_environment_error(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for source in (ROOT / "policies").glob("*.yaml"):
+        (policies / source.name).write_text(source.read_text())
+    (policies / "spot.yaml").write_text("interruptionNoticeSeconds: soon\n")
+    done = gpu_policy("check", "--policies", str(policies))
+    assert done.returncode == 2
+    assert "spot.yaml" in done.stderr and "interruptionNoticeSeconds" in done.stderr
+
+
+def test_version_and_rules() -> None:
+    assert gpu_policy("version").stdout.startswith("gpu-policy ")
+    listing = gpu_policy("rules").stdout
+    assert "object-is-unique" in listing and "schema-valid" in listing
+
+
+def test_plugin_runs_the_bundled_features_from_any_folder(tmp_path: Path) -> None:
+    """`pytest --manifests=PATH` in a repository that has no tests of its own runs the bundled suite."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--manifests={reference_manifests_dir()}",
+         "-k", "declared_once"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
