@@ -29,6 +29,12 @@ def default_policies_dir() -> Path:
     return _data_dir("policies")
 
 
+def traces_dir() -> Path:
+    """Metric traces the scaling scenarios name ("surge", "drop", ...): shipped, since features use them."""
+    bundled = _BUNDLED / "traces"
+    return bundled if bundled.is_dir() else _SOURCE_ROOT / "fixtures" / "traces"
+
+
 def fixtures_dir() -> Path:
     """Fixtures are only in the source tree: they prove the suite, they are not shipped."""
     return _SOURCE_ROOT / "fixtures"

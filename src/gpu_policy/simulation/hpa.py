@@ -6,18 +6,24 @@ Read from kubernetes/kubernetes (master, autoscaling/v2):
   `getUsageRatioReplicaCount`, `GetExternalMetricReplicas`, `GetExternalPerPodMetricReplicas`, `groupPods`.
 - pkg/controller/podautoscaler/metrics/utilization.go: `GetResourceUtilizationRatio` (integer percent),
   `GetMetricUsageRatio` (integer average of milli-values).
-- pkg/controller/podautoscaler/horizontal.go: `reconcileAutoscaler` (disabled at 0 replicas, clamping to min/max
-  before metrics, `recordInitialRecommendation`), `computeReplicasForMetrics` (max proposal wins; no scaling when all
-  metrics fail; no scale-down when some fail), `normalizeDesiredReplicas` (legacy path: max recommendation over the
-  downscale stabilization window, scale-up capped at max(2 x current, 4)), `normalizeDesiredReplicasWithBehaviors`,
+- pkg/controller/podautoscaler/horizontal.go: `reconcileAutoscaler` (disabled at 0 replicas, clamping to
+min/max
+  before metrics, `recordInitialRecommendation`), `computeReplicasForMetrics` (max proposal wins; no scaling
+  when all
+  metrics fail; no scale-down when some fail), `normalizeDesiredReplicas` (legacy path: max recommendation
+  over the
+  downscale stabilization window, scale-up capped at max(2 x current, 4)),
+  `normalizeDesiredReplicasWithBehaviors`,
   `stabilizeRecommendationWithBehaviors`, `convertDesiredReplicasWithBehaviorRate`,
   `calculateScaleUpLimitWithScalingRules` / `calculateScaleDownLimitWithBehaviors` (period start = current -
   added + deleted within the period), `storeScaleEvent` / `markScaleEventsOutdated`.
-- pkg/apis/autoscaling/v2/defaults.go: behavior defaults (scale-up: window 0, Pods 4 and Percent 100 per 15 s, Max;
+- pkg/apis/autoscaling/v2/defaults.go: behavior defaults (scale-up: window 0, Pods 4 and Percent 100 per 15
+s, Max;
   scale-down: window = controller flag 300 s, Percent 100 per 15 s, Max).
 
 Quantities are milli-values (ints) as in the controller, so integer divisions round the way Kubernetes rounds.
-Not modeled: the CPU initialization period (callers pass `cpu_unready` per pod), container-level resource metrics,
+Not modeled: the CPU initialization period (callers pass `cpu_unready` per pod), container-level resource
+metrics,
 pod-level requests, the controller's work-queue jitter (every sync is exactly `SYNC_PERIOD_SECONDS` apart).
 """
 
@@ -79,9 +85,11 @@ def default_rules(given: ScalingRules | None, default: ScalingRules) -> ScalingR
         return default
     return replace(
         given,
-        stabilization_window_seconds=(given.stabilization_window_seconds
-                                      if given.stabilization_window_seconds is not None
-                                      else default.stabilization_window_seconds),
+        stabilization_window_seconds=(
+            given.stabilization_window_seconds
+            if given.stabilization_window_seconds is not None
+            else default.stabilization_window_seconds
+        ),
         policies=given.policies or default.policies,
     )
 
@@ -94,22 +102,39 @@ def behavior_from_spec(spec: dict | None) -> Behavior | None:
     def rules(raw: dict | None) -> ScalingRules | None:
         if raw is None:
             return None
-        policies = tuple(ScalingPolicy(str(p["type"]), int(p["value"]), int(p["periodSeconds"]))  # type: ignore[arg-type]
-                         for p in raw.get("policies") or [])
+        policies = tuple(
+            ScalingPolicy(str(p["type"]), int(p["value"]), int(p["periodSeconds"]))  # type: ignore[arg-type]
+            for p in raw.get("policies") or []
+        )
         window = raw.get("stabilizationWindowSeconds")
         tolerance = raw.get("tolerance")
-        return ScalingRules(None if window is None else int(window), str(raw.get("selectPolicy") or "Max"),  # type: ignore[arg-type]
-                            policies, None if tolerance is None else parse_quantity(tolerance))
+        return ScalingRules(
+            None if window is None else int(window),
+            str(raw.get("selectPolicy") or "Max"),  # type: ignore[arg-type]
+            policies,
+            None if tolerance is None else parse_quantity(tolerance),
+        )
 
-    return Behavior(default_rules(rules(spec.get("scaleUp")), DEFAULT_SCALE_UP),
-                    default_rules(rules(spec.get("scaleDown")), DEFAULT_SCALE_DOWN))
+    return Behavior(
+        default_rules(rules(spec.get("scaleUp")), DEFAULT_SCALE_UP),
+        default_rules(rules(spec.get("scaleDown")), DEFAULT_SCALE_DOWN),
+    )
 
 
 def parse_quantity(value: object) -> float:
     """A Kubernetes quantity (numbers, m/k/M/G/Ki/Mi/Gi suffixes) as a float."""
     text = str(value).strip()
-    suffixes = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024.0, "Mi": 1024.0**2,
-                "Gi": 1024.0**3, "Ti": 1024.0**4}
+    suffixes = {
+        "m": 1e-3,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+        "T": 1e12,
+        "Ki": 1024.0,
+        "Mi": 1024.0**2,
+        "Gi": 1024.0**3,
+        "Ti": 1024.0**4,
+    }
     for suffix in sorted(suffixes, key=len, reverse=True):
         if text.endswith(suffix) and text[: -len(suffix)]:
             return float(text[: -len(suffix)]) * suffixes[suffix]
@@ -131,7 +156,9 @@ class Tolerances:
         return (1.0 - self.scale_down) <= usage_ratio <= (1.0 + self.scale_up)
 
 
-def tolerances_for(behavior: Behavior | None, configurable: bool, default: float = DEFAULT_TOLERANCE) -> Tolerances:
+def tolerances_for(
+    behavior: Behavior | None, configurable: bool, default: float = DEFAULT_TOLERANCE
+) -> Tolerances:
     """Per-direction tolerance from behavior only when the HPAConfigurableTolerance gate is on (beta in 1.34)."""
     if behavior is None or not configurable:
         return Tolerances(default, default)
@@ -140,7 +167,8 @@ def tolerances_for(behavior: Behavior | None, configurable: bool, default: float
     return Tolerances(default if down is None else down, default if up is None else up)
 
 
-# -- replica calculation (replica_calculator.go) ---------------------------------------------------------------
+# -- replica calculation (replica_calculator.go)
+# ---------------------------------------------------------------
 @dataclass(frozen=True)
 class PodSample:
     """One pod as the replica calculator sees it. `value` None = no metric for the pod (missing)."""
@@ -182,7 +210,9 @@ def _group_pods(pods: Sequence[PodSample], metrics: dict[str, int], cpu: bool) -
     return groups
 
 
-def _resource_utilization_ratio(metrics: dict[str, int], requests: dict[str, int], target: int) -> tuple[float, int]:
+def _resource_utilization_ratio(
+    metrics: dict[str, int], requests: dict[str, int], target: int
+) -> tuple[float, int]:
     metrics_total = 0
     requests_total = 0
     for name, value in metrics.items():
@@ -201,15 +231,21 @@ def _metric_usage_ratio(metrics: dict[str, int], target: int) -> tuple[float, in
     return usage / target, usage
 
 
-def resource_utilization_replicas(current: int, target_utilization: int, pods: Sequence[PodSample],
-                                  tolerances: Tolerances, resource: str = "cpu") -> int:
+def resource_utilization_replicas(
+    current: int,
+    target_utilization: int,
+    pods: Sequence[PodSample],
+    tolerances: Tolerances,
+    resource: str = "cpu",
+) -> int:
     """GetResourceReplicas: target type Utilization of a Resource metric."""
     if not pods:
         raise MetricError("no pods returned by selector while calculating replica count")
     metrics = {p.name: p.value for p in pods if p.value is not None}
     if not metrics:
-        raise MetricError(f"unable to get metrics for resource {resource}: no metrics returned from resource "
-                          "metrics API")
+        raise MetricError(
+            f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API"
+        )
     groups = _group_pods(pods, metrics, resource == "cpu")
     for name in groups.ignored | groups.unready:
         metrics.pop(name, None)
@@ -238,7 +274,7 @@ def resource_utilization_replicas(current: int, target_utilization: int, pods: S
         for name in groups.unready:
             metrics[name] = 0
     new_ratio, _ = _resource_utilization_ratio(metrics, requests, target_utilization)
-    if (tolerances.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio)):
+    if tolerances.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio):
         return current
     new_replicas = math.ceil(new_ratio * len(metrics))
     if (new_ratio < 1.0 and new_replicas > current) or (new_ratio > 1.0 and new_replicas < current):
@@ -246,8 +282,9 @@ def resource_utilization_replicas(current: int, target_utilization: int, pods: S
     return new_replicas
 
 
-def plain_metric_replicas(current: int, target_usage: int, pods: Sequence[PodSample], tolerances: Tolerances,
-                          resource: str = "") -> int:
+def plain_metric_replicas(
+    current: int, target_usage: int, pods: Sequence[PodSample], tolerances: Tolerances, resource: str = ""
+) -> int:
     """calcPlainMetricReplicas: Pods metrics (AverageValue) and Resource metrics with an AverageValue target."""
     if not pods:
         raise MetricError("no pods returned by selector while calculating replica count")
@@ -293,11 +330,15 @@ def usage_ratio_replicas(current: int, usage_ratio: float, ready_pods: int, tole
     return math.ceil(usage_ratio)
 
 
-def object_value_replicas(current: int, usage: int, target: int, ready_pods: int, tolerances: Tolerances) -> int:
+def object_value_replicas(
+    current: int, usage: int, target: int, ready_pods: int, tolerances: Tolerances
+) -> int:
     return usage_ratio_replicas(current, usage / target, ready_pods, tolerances)
 
 
-def per_pod_total_replicas(status_replicas: int, usage: int, target_per_pod: int, tolerances: Tolerances) -> int:
+def per_pod_total_replicas(
+    status_replicas: int, usage: int, target_per_pod: int, tolerances: Tolerances
+) -> int:
     """GetObjectPerPodMetricReplicas / GetExternalPerPodMetricReplicas (AverageValue target).
 
     `desired = ceil(total / target)`: the current replica count only enters the tolerance test.
@@ -309,21 +350,24 @@ def per_pod_total_replicas(status_replicas: int, usage: int, target_per_pod: int
     return replicas
 
 
-def external_value_replicas(current: int, values: Sequence[int], target: int, ready_pods: int,
-                            tolerances: Tolerances) -> int:
+def external_value_replicas(
+    current: int, values: Sequence[int], target: int, ready_pods: int, tolerances: Tolerances
+) -> int:
     if not values:
         raise MetricError("no metrics returned from external metrics API")
     return usage_ratio_replicas(current, sum(values) / target, ready_pods, tolerances)
 
 
-def external_per_pod_replicas(status_replicas: int, values: Sequence[int], target_per_pod: int,
-                              tolerances: Tolerances) -> int:
+def external_per_pod_replicas(
+    status_replicas: int, values: Sequence[int], target_per_pod: int, tolerances: Tolerances
+) -> int:
     if not values:
         raise MetricError("no metrics returned from external metrics API")
     return per_pod_total_replicas(status_replicas, sum(values), target_per_pod, tolerances)
 
 
-# -- the controller (horizontal.go) ----------------------------------------------------------------------------
+# -- the controller (horizontal.go)
+# ----------------------------------------------------------------------------
 @dataclass
 class _Event:
     change: int
@@ -351,14 +395,18 @@ def _changes_in_period(period: int, events: list[_Event], now: float) -> int:
     return sum(e.change for e in events if e.at > cutoff)
 
 
-def scale_up_limit(current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules,
-                   now: float) -> int:
+def scale_up_limit(
+    current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules, now: float
+) -> int:
     if rules.select_policy == "Disabled":
         return current
     result: int | None = None
     for policy in rules.policies:
-        start = (current - _changes_in_period(policy.period_seconds, up_events, now)
-                 + _changes_in_period(policy.period_seconds, down_events, now))
+        start = (
+            current
+            - _changes_in_period(policy.period_seconds, up_events, now)
+            + _changes_in_period(policy.period_seconds, down_events, now)
+        )
         if policy.type == "Pods":
             proposed = start + policy.value
         else:  # rounded up, or a small workload would never grow
@@ -370,14 +418,18 @@ def scale_up_limit(current: int, up_events: list[_Event], down_events: list[_Eve
     return current if result is None else result
 
 
-def scale_down_limit(current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules,
-                     now: float) -> int:
+def scale_down_limit(
+    current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules, now: float
+) -> int:
     if rules.select_policy == "Disabled":
         return current
     result: int | None = None
     for policy in rules.policies:
-        start = (current - _changes_in_period(policy.period_seconds, up_events, now)
-                 + _changes_in_period(policy.period_seconds, down_events, now))
+        start = (
+            current
+            - _changes_in_period(policy.period_seconds, up_events, now)
+            + _changes_in_period(policy.period_seconds, down_events, now)
+        )
         if policy.type == "Pods":
             proposed = start - policy.value
         else:  # int32(float64(start) * (1 - value/100)) truncates
@@ -401,15 +453,24 @@ class MetricProposal:
 class HorizontalController:
     """The per-HPA state of the controller (recommendations, scale events) and one reconcile per sync."""
 
-    def __init__(self, min_replicas: int | None, max_replicas: int, behavior: Behavior | None,
-                 downscale_stabilization_seconds: int = DOWNSCALE_STABILIZATION_SECONDS) -> None:
+    def __init__(
+        self,
+        min_replicas: int | None,
+        max_replicas: int,
+        behavior: Behavior | None,
+        downscale_stabilization_seconds: int = DOWNSCALE_STABILIZATION_SECONDS,
+    ) -> None:
         self.min_replicas = 1 if min_replicas is None else min_replicas
         self.max_replicas = max_replicas
         self.downscale_window = downscale_stabilization_seconds
         if behavior is not None and behavior.scale_down.stabilization_window_seconds is None:
             # maybeInitScaleDownStabilizationWindow: the controller flag fills the unset window
-            behavior = replace(behavior, scale_down=replace(behavior.scale_down,
-                                                            stabilization_window_seconds=downscale_stabilization_seconds))
+            behavior = replace(
+                behavior,
+                scale_down=replace(
+                    behavior.scale_down, stabilization_window_seconds=downscale_stabilization_seconds
+                ),
+            )
         self.behavior = behavior
         self.recommendations: list[_Recommendation] | None = None
         self.up_events: list[_Event] = []
@@ -426,7 +487,9 @@ class HorizontalController:
             elif replicas == 0 or p.replicas > replicas:
                 replicas = p.replicas
         if invalid and (len(invalid) >= len(proposals) or replicas < spec_replicas):
-            what = "all metrics failed" if len(invalid) >= len(proposals) else "a metric failed, no scale-down"
+            what = (
+                "all metrics failed" if len(invalid) >= len(proposals) else "a metric failed, no scale-down"
+            )
             return None, f"{what}: {invalid[0].name}: {invalid[0].error}"
         return replicas, ""
 
@@ -519,8 +582,10 @@ class HorizontalController:
         """convertDesiredReplicasWithBehaviorRate."""
         assert self.behavior is not None
         if desired > current:
-            limit = max(scale_up_limit(current, self.up_events, self.down_events, self.behavior.scale_up, now),
-                        current)
+            limit = max(
+                scale_up_limit(current, self.up_events, self.down_events, self.behavior.scale_up, now),
+                current,
+            )
             if self.max_replicas > limit:
                 maximum, reason = limit, "ScaleUpLimit"
             else:
@@ -528,8 +593,10 @@ class HorizontalController:
             if desired > maximum:
                 return maximum, reason
         elif desired < current:
-            limit = min(scale_down_limit(current, self.up_events, self.down_events, self.behavior.scale_down, now),
-                        current)
+            limit = min(
+                scale_down_limit(current, self.up_events, self.down_events, self.behavior.scale_down, now),
+                current,
+            )
             if self.min_replicas < limit:
                 minimum, reason = limit, "ScaleDownLimit"
             else:

@@ -1,7 +1,8 @@
 """KEDA ScaledObject -> the HPA KEDA creates, the prometheus scaler's answer, and `fallback`.
 
 Read from kedacore/keda (v2.20):
-- pkg/scaling/resolver + controllers/keda/hpa.go: KEDA owns HPA `keda-hpa-<name>`; minReplicas = minReplicaCount
+- pkg/scaling/resolver + controllers/keda/hpa.go: KEDA owns HPA `keda-hpa-<name>`; minReplicas =
+minReplicaCount
   (1 when it is 0: KEDA itself handles 0 <-> 1 with activation), maxReplicas = maxReplicaCount (default 100),
   `advanced.horizontalPodAutoscalerConfig.behavior` is copied verbatim.
 - pkg/scalers/scaler.go GetMetricTargetType: trigger `metricType` defaults to AverageValue.
@@ -10,11 +11,13 @@ Read from kedacore/keda (v2.20):
   the error "prometheus metrics 'prometheus' target may be lost, the result is empty"; more than one series is
   "prometheus query ... returned multiple elements".
 - pkg/fallback/fallback.go GetMetricsWithFallback: every failed metrics request increments the trigger's
-  NumberOfFailures; once it is strictly greater than failureThreshold (and the target is AverageValue) KEDA returns
+  NumberOfFailures; once it is strictly greater than failureThreshold (and the target is AverageValue) KEDA
+  returns
   `target * fallbackReplicas` (behavior static; currentReplicas/IfHigher/IfLower use the workload's replicas);
   a success resets the count to 0. The HPA then turns that value into `fallbackReplicas` through its own
   tolerance, stabilization windows and rate policies.
-- activationThreshold only governs 0 <-> 1 (ignored when minReplicaCount >= 1); pollingInterval is the operator's
+- activationThreshold only governs 0 <-> 1 (ignored when minReplicaCount >= 1); pollingInterval is the
+operator's
   activity loop and does not pace the HPA between 1 and N replicas, which asks the metrics adapter every 15 s.
 
 Not modeled: scalingModifiers (composite metrics), useCachedMetrics, scale to/from zero (idle and activation),
@@ -73,7 +76,7 @@ def query_shape(query: str) -> QueryShape:
     match = _AGGREGATION.match(text)
     if match:
         close = _matching_paren(text, match.end() - 1)
-        rest = text[close + 1:] if close >= 0 else "?"
+        rest = text[close + 1 :] if close >= 0 else "?"
         if close >= 0 and (not rest.strip() or _GROUPING_AFTER.match(rest)):
             return match.group(1).lower()  # type: ignore[return-value]
         return "unknown"
@@ -98,8 +101,9 @@ def evaluate_query(shape: QueryShape, per_pod: Sequence[float]) -> list[float]:
         return [float(len(per_pod))]
     if shape == "series":
         return [float(v) for v in per_pod]
-    raise MetricError("query shape not modeled by the simulator (only an outer sum/avg/max/min/count or a bare "
-                      "selector is)")
+    raise MetricError(
+        "query shape not modeled by the simulator (only an outer sum/avg/max/min/count or a bare selector is)"
+    )
 
 
 @dataclass(frozen=True)
@@ -180,29 +184,40 @@ class ScaledObjectModel:
             meta = raw.get("metadata") or {}
             threshold = meta.get("threshold") if meta.get("threshold") is not None else meta.get("value")
             activation = meta.get("activationThreshold")
-            triggers.append(Trigger(
-                index=i,
-                type=str(raw.get("type", "")),
-                metric_type=str(raw.get("metricType") or "AverageValue"),  # type: ignore[arg-type]
-                threshold=parse_quantity(threshold) if threshold is not None else 0.0,
-                query=str(meta.get("query", "")),
-                ignore_null_values=_as_bool(meta.get("ignoreNullValues"), True),
-                activation_threshold=parse_quantity(activation) if activation is not None else None,
-                name=str(raw.get("name", "")),
-            ))
+            triggers.append(
+                Trigger(
+                    index=i,
+                    type=str(raw.get("type", "")),
+                    metric_type=str(raw.get("metricType") or "AverageValue"),  # type: ignore[arg-type]
+                    threshold=parse_quantity(threshold) if threshold is not None else 0.0,
+                    query=str(meta.get("query", "")),
+                    ignore_null_values=_as_bool(meta.get("ignoreNullValues"), True),
+                    activation_threshold=parse_quantity(activation) if activation is not None else None,
+                    name=str(raw.get("name", "")),
+                )
+            )
         fallback_raw = spec.get("fallback")
         fallback = None
         if fallback_raw:
-            fallback = Fallback(int(fallback_raw.get("failureThreshold", 0)), int(fallback_raw.get("replicas", 0)),
-                                str(fallback_raw.get("behavior") or "static"))
-        hpa_config = ((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {})
+            fallback = Fallback(
+                int(fallback_raw.get("failureThreshold", 0)),
+                int(fallback_raw.get("replicas", 0)),
+                str(fallback_raw.get("behavior") or "static"),
+            )
+        hpa_config = (spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}
         return cls(
-            name=doc.name, namespace=doc.namespace,
-            target_kind=str(target.get("kind") or "Deployment"), target_name=str(target.get("name", "")),
-            min_replicas=int(spec.get("minReplicaCount", 0)), max_replicas=int(spec.get("maxReplicaCount", 100)),
-            polling_interval=int(spec.get("pollingInterval", 30)), cooldown_period=int(spec.get("cooldownPeriod", 300)),
+            name=doc.name,
+            namespace=doc.namespace,
+            target_kind=str(target.get("kind") or "Deployment"),
+            target_name=str(target.get("name", "")),
+            min_replicas=int(spec.get("minReplicaCount", 0)),
+            max_replicas=int(spec.get("maxReplicaCount", 100)),
+            polling_interval=int(spec.get("pollingInterval", 30)),
+            cooldown_period=int(spec.get("cooldownPeriod", 300)),
             behavior=behavior_from_spec(hpa_config.get("behavior")),
-            triggers=tuple(triggers), fallback=fallback, doc=doc,
+            triggers=tuple(triggers),
+            fallback=fallback,
+            doc=doc,
         )
 
 
@@ -212,8 +227,9 @@ class FallbackState:
 
     failures: dict[str, int] = field(default_factory=dict)
 
-    def observe(self, so: ScaledObjectModel, trigger: Trigger, value: float | None, error: str,
-                current_replicas: int) -> tuple[float | None, str, bool]:
+    def observe(
+        self, so: ScaledObjectModel, trigger: Trigger, value: float | None, error: str, current_replicas: int
+    ) -> tuple[float | None, str, bool]:
         """GetMetricsWithFallback: (metric value for the HPA, error, fallback active)."""
         if not error:
             self.failures[trigger.metric_name] = 0

@@ -2,11 +2,14 @@
 
 Two kinds:
 - `demand`: total GPU work in GPU-percent (100 = one GPU fully busy). The ready pods share it evenly and each
-  reports min(100, demand / ready pods), so adding pods lowers per-pod utilization and a surge can be absorbed.
-- `per_pod`: the utilization every running pod reports, whatever the replica count (a load that does not respond).
+  reports min(100, demand / ready pods), so adding pods lowers per-pod utilization and a surge can be
+  absorbed.
+- `per_pod`: the utilization every running pod reports, whatever the replica count (a load that does not
+respond).
 
 A trace file (YAML, `fixtures/traces/<name>.yaml`) has `points` (piecewise linear between `{at, value}`) or a
-`square_wave`, optional `outages` (`{from, to}`: no series at all in [from, to)), and `marks` naming instants the
+`square_wave`, optional `outages` (`{from, to}`: no series at all in [from, to)), and `marks` naming
+instants the
 scenario steps measure from (`rise`, `fall`, `outage`).
 """
 
@@ -19,13 +22,13 @@ from typing import Literal
 
 import yaml
 
-from gpu_policy.resources import fixtures_dir
+from gpu_policy.resources import traces_dir as bundled_traces_dir
 
 TraceKind = Literal["demand", "per_pod"]
 
 
 def traces_dir() -> Path:
-    return fixtures_dir() / "traces"
+    return bundled_traces_dir()
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,9 @@ def parse_trace(name: str, data: dict) -> Trace:
         values = [float(p["value"]) for p in points]
     outages = tuple((float(o["from"]), float(o["to"])) for o in data.get("outages") or [])
     marks = {str(k): float(v) for k, v in (data.get("marks") or {}).items()}
-    return Trace(name, kind, duration, tuple(times), tuple(values), outages, marks, str(data.get("description", "")))
+    return Trace(
+        name, kind, duration, tuple(times), tuple(values), outages, marks, str(data.get("description", ""))
+    )
 
 
 def load_trace(name: str, directory: Path | None = None) -> Trace:

@@ -1,0 +1,128 @@
+"""Trajectories as CSV and as a small hand-written SVG chart (replicas and desired; metric on a second axis)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from html import escape
+from pathlib import Path
+
+from gpu_policy.simulation.engine import Trajectory
+
+WIDTH, HEIGHT, MARGIN = 900, 360, 56
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower() or "scenario"
+
+
+def write_csv(traj: Trajectory, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "time_s",
+                "metric",
+                "desired",
+                "replicas",
+                "ready",
+                "limiting_reason",
+                "writer",
+                "fallback",
+                "error",
+            ]
+        )
+        for s in traj.samples:
+            writer.writerow(
+                [
+                    int(s.time),
+                    "" if s.metric is None else f"{s.metric:.3f}",
+                    "" if s.desired is None else s.desired,
+                    s.replicas,
+                    s.ready,
+                    s.reason,
+                    s.writer,
+                    int(s.fallback),
+                    s.error,
+                ]
+            )
+    return path
+
+
+def _polyline(points: list[tuple[float, float]], color: str, dash: str = "") -> str:
+    if not points:
+        return ""
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    extra = f' stroke-dasharray="{dash}"' if dash else ""
+    return f'<polyline fill="none" stroke="{color}" stroke-width="2"{extra} points="{coords}"/>'
+
+
+def render_svg(traj: Trajectory, title: str) -> str:
+    samples = traj.samples
+    t_max = max((s.time for s in samples), default=1.0) or 1.0
+    r_max = max([traj.max_replicas] + [s.replicas for s in samples] + [s.desired or 0 for s in samples]) or 1
+    metrics = [s.metric for s in samples if s.metric is not None]
+    m_max = max(metrics, default=1.0) or 1.0
+    plot_w, plot_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
+
+    def x(t: float) -> float:
+        return MARGIN + plot_w * t / t_max
+
+    def y_r(v: float) -> float:
+        return HEIGHT - MARGIN - plot_h * min(v, r_max * 1.2) / (r_max * 1.2)
+
+    def y_m(v: float) -> float:
+        return HEIGHT - MARGIN - plot_h * v / (m_max * 1.1)
+
+    step_points: list[tuple[float, float]] = []
+    last: int | None = None
+    for s in samples:
+        if last is not None:
+            step_points.append((x(s.time), y_r(last)))
+        step_points.append((x(s.time), y_r(s.replicas)))
+        last = s.replicas
+    desired = [(x(s.time), y_r(s.desired)) for s in samples if s.desired is not None]
+    metric = [(x(s.time), y_m(s.metric)) for s in samples if s.metric is not None]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" '
+        'font-size="11">',
+        f'<text x="{MARGIN}" y="20" font-size="14">{escape(title)}</text>',
+        f'<rect x="{MARGIN}" y="{MARGIN}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>',
+    ]
+    for start, end in traj.trace.outages:
+        parts.append(
+            f'<rect x="{x(start):.1f}" y="{MARGIN}" width="{max(0.0, x(min(end, t_max)) - x(start)):.1f}" '
+            f'height="{plot_h}" fill="#f4cccc" opacity="0.6"><title>metric outage</title></rect>'
+        )
+    for name, at in traj.trace.marks.items():
+        parts.append(
+            f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{MARGIN}" y2="{HEIGHT - MARGIN}" stroke="#bbb" '
+            f'stroke-dasharray="3,3"/><text x="{x(at) + 3:.1f}" y="{MARGIN + 12}">{escape(name)}</text>'
+        )
+    for v in range(0, int(r_max * 1.2) + 1, max(1, int(r_max * 1.2) // 6)):
+        parts.append(f'<text x="{MARGIN - 8}" y="{y_r(v) + 4:.1f}" text-anchor="end">{v}</text>')
+    for i in range(6):
+        level = m_max * 1.1 * i / 5
+        parts.append(f'<text x="{WIDTH - MARGIN + 8}" y="{y_m(level) + 4:.1f}" fill="#6a8">{level:.0f}</text>')
+    for i in range(6):
+        t = t_max * i / 5
+        parts.append(f'<text x="{x(t):.1f}" y="{HEIGHT - MARGIN + 16}" text-anchor="middle">{t:.0f}s</text>')
+    parts += [
+        _polyline(metric, "#6a8", "2,2"),
+        _polyline(desired, "#e69138", "6,3"),
+        _polyline(step_points, "#3d85c6"),
+        f'<text x="{MARGIN}" y="{HEIGHT - 12}"><tspan fill="#3d85c6">replicas</tspan>  '
+        f'<tspan fill="#e69138">desired (metric proposal)</tspan>  <tspan fill="#6a8">metric (right axis)</tspan>'
+        f"  min {traj.min_replicas} / max {traj.max_replicas}</text>",
+        "</svg>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def write_report(traj: Trajectory, directory: Path, name: str) -> tuple[Path, Path]:
+    base = directory / "simulation" / slug(name)
+    csv_path = write_csv(traj, base.with_suffix(".csv"))
+    svg_path = base.with_suffix(".svg")
+    svg_path.write_text(render_svg(traj, f"{name}: {traj.workload} under trace {traj.trace.name}"))
+    return csv_path, svg_path

@@ -1,0 +1,68 @@
+"""What the Gherkin steps call: set up workloads from the manifests, run traces, assert, write the report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.policy.loader import PolicySet
+from gpu_policy.simulation import checks
+from gpu_policy.simulation.engine import Trajectory, Workload, simulate, workload_for_scaled_object
+from gpu_policy.simulation.report import write_report
+from gpu_policy.simulation.traces import load_trace
+
+
+@dataclass
+class ScalingSetup:
+    graph: ResourceGraph
+    policy: PolicySet
+    report_dir: Path | None
+    initial: dict[str, int] = field(default_factory=dict)  # ScaledObject name -> starting replicas
+    pod_ready_seconds: float = 0.0
+    workloads: dict[str, Workload] = field(default_factory=dict)
+    results: dict[str, Trajectory] = field(default_factory=dict)
+    runtimes: dict[str, float] = field(default_factory=dict)
+
+    def add(self, scaled_object: str, replicas: int) -> None:
+        version = str(self.policy.cluster.get("kubernetesVersion", "1.33"))
+        self.workloads[scaled_object] = workload_for_scaled_object(self.graph, scaled_object, version)
+        self.initial[scaled_object] = replicas
+
+    def only(self) -> str:
+        if len(self.workloads) != 1:
+            raise AssertionError(
+                f"the scenario set up {len(self.workloads)} ScaledObjects; name the one meant"
+            )
+        return next(iter(self.workloads))
+
+    def run(self, scaled_object: str, trace_name: str, scenario: str) -> Trajectory:
+        workload = self.workloads[scaled_object]
+        trace = load_trace(trace_name)
+        started = time.perf_counter()
+        # a fresh controller state per run: reuse the set-up objects by rebuilding them
+        self.add(scaled_object, self.initial[scaled_object])
+        workload = self.workloads[scaled_object]
+        traj = simulate(
+            workload, trace, self.initial[scaled_object], pod_ready_seconds=self.pod_ready_seconds
+        )
+        self.runtimes[scaled_object] = time.perf_counter() - started
+        self.results[scaled_object] = traj
+        if self.report_dir is not None:
+            write_report(traj, self.report_dir, f"{scenario}-{scaled_object}")
+        return traj
+
+    def fail_message(self, scaled_object: str, problem: str) -> str:
+        why = checks.explain(self.workloads[scaled_object], self.results[scaled_object])
+        return problem + ("\nwhy:\n  " + why.replace("\n", "\n  ") if why else "")
+
+    def sla_minimum(self, scaled_object: str) -> int:
+        workload = self.workloads[scaled_object]
+        value = self.policy.sla_min_replicas(workload.namespace, workload.name)
+        if value is None:
+            raise AssertionError(f"policies/sla.yaml has no minReplicas for {workload.ref}")
+        return value
+
+    def max_replicas(self, scaled_object: str) -> int:
+        return self.workloads[scaled_object].autoscalers[0].controller.max_replicas

@@ -1,0 +1,183 @@
+"""Steps that simulate scaling behaviour (gpu_policy.simulation holds the logic; these only wire it).
+
+Given the ScaledObject "model-a-gpu-scaler" at 2 replicas
+When GPU demand follows the trace "surge"
+Then it reaches 10 replicas within 60 seconds
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from gpu_policy.engine import RunResult
+from gpu_policy.simulation import checks
+from gpu_policy.simulation.disruption import (
+    BusinessHours,
+    budgets_of,
+    business_hour_violations,
+    reference_week,
+)
+from gpu_policy.simulation.engine import SimulationError
+from gpu_policy.simulation.scenario import ScalingSetup
+
+
+def _check(setup: ScalingSetup, name: str, problem: str | None) -> None:
+    if problem:
+        pytest.fail(setup.fail_message(name, problem), pytrace=False)
+
+
+def _new_setup(run: RunResult, options: dict[str, Any]) -> ScalingSetup:
+    return ScalingSetup(run.graph, run.policy, options.get("report_dir"))
+
+
+@given(parsers.parse('the ScaledObject "{name}" at {replicas:d} replicas'), target_fixture="scaling")
+def scaled_object_at(
+    gpu_policy_run: RunResult, gpu_policy_options: dict[str, Any], name: str, replicas: int
+) -> ScalingSetup:
+    setup = _new_setup(gpu_policy_run, gpu_policy_options)
+    try:
+        setup.add(name, replicas)
+    except SimulationError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return setup
+
+
+@given(parsers.parse('the ScaledObject "{name}" also at {replicas:d} replicas'), target_fixture="scaling")
+def another_scaled_object_at(scaling: ScalingSetup, name: str, replicas: int) -> ScalingSetup:
+    try:
+        scaling.add(name, replicas)
+    except SimulationError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return scaling
+
+
+@given(
+    parsers.parse("new pods become ready {seconds:d} seconds after they are created"),
+    target_fixture="scaling",
+)
+def pods_ready_after(scaling: ScalingSetup, seconds: int) -> ScalingSetup:
+    scaling.pod_ready_seconds = float(seconds)
+    return scaling
+
+
+@when(parsers.parse('GPU demand follows the trace "{trace}"'), target_fixture="scaling")
+def demand_follows(scaling: ScalingSetup, trace: str, request: pytest.FixtureRequest) -> ScalingSetup:
+    scaling.run(scaling.only(), trace, request.node.name)
+    return scaling
+
+
+@when(parsers.parse('GPU demand of "{name}" follows the trace "{trace}"'), target_fixture="scaling")
+def demand_of_follows(
+    scaling: ScalingSetup, name: str, trace: str, request: pytest.FixtureRequest
+) -> ScalingSetup:
+    scaling.run(name, trace, request.node.name)
+    return scaling
+
+
+@then(parsers.parse("it reaches {replicas:d} replicas within {seconds:d} seconds"))
+def reaches(scaling: ScalingSetup, replicas: int, seconds: int) -> None:
+    name = scaling.only()
+    traj = scaling.results[name]
+    _check(scaling, name, checks.reaches(traj, replicas, seconds, traj.trace.marks.get("rise", 0.0)))
+
+
+@then(parsers.parse('"{name}" reaches its maximum replicas within {seconds:d} seconds'))
+def named_reaches_max(scaling: ScalingSetup, name: str, seconds: int) -> None:
+    traj = scaling.results[name]
+    _check(
+        scaling,
+        name,
+        checks.reaches(traj, scaling.max_replicas(name), seconds, traj.trace.marks.get("rise", 0.0)),
+    )
+
+
+@then(parsers.parse("replicas never drop within {seconds:d} seconds after the load falls"))
+def never_drops(scaling: ScalingSetup, seconds: int) -> None:
+    name = scaling.only()
+    traj = scaling.results[name]
+    _check(scaling, name, checks.never_drops_within(traj, seconds, traj.trace.mark("fall")))
+
+
+@then(parsers.parse("each scale-down step removes at most {percent:d}% per {seconds:d} seconds"))
+def scale_down_rate(scaling: ScalingSetup, percent: int, seconds: int) -> None:
+    name = scaling.only()
+    _check(scaling, name, checks.scale_down_rate(scaling.results[name], percent, seconds))
+
+
+@then(parsers.parse("it settles at its minimum replicas within {seconds:d} seconds after the load falls"))
+def settles_at_min(scaling: ScalingSetup, seconds: int) -> None:
+    name = scaling.only()
+    traj = scaling.results[name]
+    _check(scaling, name, checks.settles_at(traj, traj.min_replicas, seconds, traj.trace.mark("fall")))
+
+
+@then(parsers.parse("the replica count reverses direction at most {times:d} times"))
+def flapping(scaling: ScalingSetup, times: int) -> None:
+    name = scaling.only()
+    traj = scaling.results[name]
+    changes = checks.direction_changes(traj)
+    if changes > times:
+        _check(
+            scaling,
+            name,
+            f"{traj.workload} reversed direction {changes} times (at most {times}): "
+            + ", ".join(f"t={int(s.time)}s:{s.replicas}" for s in traj.samples),
+        )
+
+
+@then(parsers.parse("during the metric outage replicas fall back to {replicas:d} within {seconds:d} seconds"))
+def falls_back(scaling: ScalingSetup, replicas: int, seconds: int) -> None:
+    name = scaling.only()
+    _check(scaling, name, checks.falls_back_to(scaling.results[name], replicas, seconds))
+
+
+@then("during the metric outage replicas never scale down")
+def no_scale_down_in_outage(scaling: ScalingSetup) -> None:
+    name = scaling.only()
+    _check(scaling, name, checks.never_scales_down_in_outage(scaling.results[name]))
+
+
+@then(parsers.parse('"{name}" settles at its SLA minimum within {seconds:d} seconds after the load falls'))
+def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
+    traj = scaling.results[name]
+    _check(
+        scaling, name, checks.settles_at(traj, scaling.sla_minimum(name), seconds, traj.trace.mark("fall"))
+    )
+
+
+@then(parsers.parse('"{name}" never goes below its SLA minimum'))
+def never_below_sla(scaling: ScalingSetup, name: str) -> None:
+    _check(scaling, name, checks.never_below(scaling.results[name], scaling.sla_minimum(name)))
+
+
+# -- Karpenter disruption budgets ---------------------------------------------------------------------------
+@given(parsers.parse('the NodePool "{name}" with {nodes:d} nodes'), target_fixture="nodepool")
+def nodepool_with(gpu_policy_run: RunResult, name: str, nodes: int) -> dict[str, Any]:
+    doc = gpu_policy_run.graph.get("NodePool", name)
+    if doc is None:
+        pytest.fail(f"no NodePool named {name!r} in the manifests under test", pytrace=False)
+    return {
+        "name": name,
+        "nodes": nodes,
+        "budgets": budgets_of(doc.spec or {}),
+        "hours": BusinessHours.from_policy(gpu_policy_run.policy.cluster),
+    }
+
+
+@then("no voluntary disruption happens during business hours")
+def no_disruption_in_business_hours(nodepool: dict[str, Any]) -> None:
+    hours = nodepool["hours"]
+    found = business_hour_violations(nodepool["budgets"], nodepool["nodes"], hours, reference_week())
+    if found:
+        first = [f"{m.astimezone(hours.zone):%a %H:%M %Z} ({m:%a %H:%M} UTC): {a}" for m, a in found[:3]]
+        pytest.fail(
+            f"NodePool {nodepool['name']} ({nodepool['nodes']} nodes) may disrupt nodes during business hours "
+            f"({hours.start:%H:%M}-{hours.end:%H:%M} {hours.zone.key}) at {len(found)} of the checked "
+            f"5-minute instants of a week, e.g. "
+            + "; ".join(first)
+            + ". Budget schedules are cron in UTC: shift the schedule by the zone's offset.",
+            pytrace=False,
+        )
