@@ -64,14 +64,15 @@ class CheckRun:
 
 
 def _split_by_file(output: str, names: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """promtool's interleaved output -> the error messages of each file (multi-line lint errors kept whole)."""
+    """promtool's interleaved output -> the error messages of each file (multi-line lint errors kept
+    whole)."""
     errors: dict[str, list[str]] = {name: [] for name in names}
     stray: list[str] = []
     current: str | None = None
     for raw in output.splitlines():
         line = raw.rstrip("\n")
         if line.startswith("Checking "):
-            current = line[len("Checking "):].strip()
+            current = line[len("Checking ") :].strip()
             continue
         stripped = line.strip()
         if not stripped or stripped == "FAILED:" or stripped.startswith("SUCCESS:"):
@@ -80,7 +81,7 @@ def _split_by_file(output: str, names: list[str]) -> tuple[dict[str, list[str]],
             stray.append(line)
             continue
         if line.startswith(f"{current}: ") or line.startswith("lint error"):
-            text = line[len(current) + 2:] if line.startswith(f"{current}: ") else line
+            text = line[len(current) + 2 :] if line.startswith(f"{current}: ") else line
             errors[current].append(text)
         elif errors[current]:
             errors[current][-1] += "\n" + line
@@ -173,15 +174,26 @@ def _attribute_duplicates(rule_file: RuleFile, body: str) -> list[RuleProblem]:
             key = (name, tuple(sorted(rule_labels.items())))
             if metric and name == metric.group(1).strip() and rule_labels == labels and key in seen:
                 path: FieldPath = ("spec", "groups", gi, "rules", ri)
-                problems.append(RuleProblem(
-                    doc=doc, path=path, line=doc.line_of(path), rule_name=name,
-                    message=f"duplicate rule {name!r} (same name and labels as an earlier rule in this "
-                            f"PrometheusRule); promtool: {' '.join(body.split())}",
-                ))
+                problems.append(
+                    RuleProblem(
+                        doc=doc,
+                        path=path,
+                        line=doc.line_of(path),
+                        rule_name=name,
+                        message=f"duplicate rule {name!r} (same name and labels as an earlier rule in this "
+                        f"PrometheusRule); promtool: {' '.join(body.split())}",
+                    )
+                )
             seen.add(key)
     if not problems:
-        problems.append(RuleProblem(doc=doc, path=("spec", "groups"), line=doc.line_of(("spec", "groups")),
-                                    message=" ".join(body.split())))
+        problems.append(
+            RuleProblem(
+                doc=doc,
+                path=("spec", "groups"),
+                line=doc.line_of(("spec", "groups")),
+                message=" ".join(body.split()),
+            )
+        )
     return problems
 
 
@@ -203,29 +215,68 @@ def _attribute_query(rule_file: RuleFile, message: str) -> list[RuleProblem]:
     return [RuleProblem(doc=query.doc, path=query.path, line=line, message=detail, query=query)]
 
 
-def check_rule_files(files: list[RuleFile]) -> CheckRun:
-    """Run `promtool check rules --lint-fatal` once over all files and attribute every error."""
-    run = CheckRun(files=files, result=None)
-    if not files:
-        return run
+def _run_once(files: list[RuleFile]) -> tuple[PromtoolResult, list[RuleProblem], list[str]]:
     with tempfile.TemporaryDirectory(prefix="gpu-policy-rules-") as folder:
         for rule_file in files:
             rule_file.write(Path(folder))
         result = run_promtool(["check", "rules", "--lint-fatal", *[f.name for f in files]], cwd=folder)
-    run.result = result
     by_name = {f.name: f for f in files}
     errors, stray = _split_by_file(result.output, list(by_name))
+    problems: list[RuleProblem] = []
+    unattributed: list[str] = []
     for name, messages in errors.items():
         for message in messages:
             attributed = _attribute(by_name[name], message)
             if attributed:
-                run.problems.extend(attributed)
+                problems.extend(attributed)
             else:
-                run.unattributed.append(f"{name}: {message}")
-    run.unattributed.extend(stray)
-    if result.returncode not in (0, 1, 3) or (result.returncode != 0 and not run.problems
-                                               and not run.unattributed):
-        run.unattributed.append(f"promtool exited {result.returncode}: {result.output.strip()}")
+                unattributed.append(f"{name}: {message}")
+    unattributed.extend(stray)
+    if result.returncode not in (0, 1, 3) or (result.returncode != 0 and not problems and not unattributed):
+        unattributed.append(f"promtool exited {result.returncode}: {result.output.strip()}")
+    return result, problems, unattributed
+
+
+MAX_DURATION_ROUNDS = 8
+
+
+def check_rule_files(files: list[RuleFile]) -> CheckRun:
+    """Run `promtool check rules --lint-fatal` over all files at once and attribute every error.
+
+    An invalid duration stops promtool reading that file; such files are checked again without the rejected
+    value (a few files, one more promtool run) so that every other error of the manifest is reported too.
+    """
+    run = CheckRun(files=files, result=None)
+    if not files:
+        return run
+    pending = files
+    for _ in range(MAX_DURATION_ROUNDS):
+        result, problems, unattributed = _run_once(pending)
+        run.result = run.result or result
+        seen = {(id(p.doc), p.path, p.message) for p in run.problems}
+        run.problems.extend(p for p in problems if (id(p.doc), p.path, p.message) not in seen)
+        run.unattributed.extend(unattributed)
+        retry: list[RuleFile] = []
+        for rule_file in pending:
+            if rule_file.doc is None:
+                continue
+            rejected = {
+                _unquote(m.group(1))
+                for p in problems
+                if p.doc is rule_file.doc
+                for m in [_DURATION.search(p.message)]
+                if m
+            }
+            new = rejected - rule_file.rejected_durations
+            if new:
+                retry.append(
+                    prometheus_rule_file(
+                        rule_file.doc, rule_file.name, rule_file.rejected_durations | frozenset(new)
+                    )
+                )
+        if not retry:
+            break
+        pending = retry
     return run
 
 

@@ -1,9 +1,11 @@
 """PromQL living inside other objects: KEDA prometheus triggers and Grafana dashboards in ConfigMaps.
 
 Grafana template variables are not PromQL; before parsing they are replaced by placeholders of the type their
-position needs (Grafana docs, "Variable syntax": `$var`, `${var}`, `${var:format}`, `[[var]]`; global variables
+position needs (Grafana docs, "Variable syntax": `$var`, `${var}`, `${var:format}`, `[[var]]`; global
+variables
 `$__interval`, `$__rate_interval`, `$__range`, `$__interval_ms`, `$__range_s`, `$__range_ms`):
-- `$__interval`, `$__rate_interval`, `$__range`, `$__auto` -> `5m`; `$__interval_ms`, `$__range_ms` -> `300000`;
+- `$__interval`, `$__rate_interval`, `$__range`, `$__auto` -> `5m`; `$__interval_ms`, `$__range_ms` ->
+`300000`;
   `$__range_s` -> `300`;
 - any variable inside a string literal (`pod=~"$pod"`) -> `gpu_policy_placeholder`;
 - any variable inside `[...]` (a range or subquery) -> `5m`;
@@ -25,8 +27,15 @@ DASHBOARD_LABEL = "grafana_dashboard"
 """The label the Grafana sidecar (kube-prometheus-stack default `sidecar.dashboards.label`) watches."""
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)(?::[^\]]*)?\]\]|\$(\w+)")
-_DURATION_VARS = {"__interval": "5m", "__rate_interval": "5m", "__range": "5m", "__auto": "5m",
-                  "__interval_ms": "300000", "__range_ms": "300000", "__range_s": "300"}
+_DURATION_VARS = {
+    "__interval": "5m",
+    "__rate_interval": "5m",
+    "__range": "5m",
+    "__auto": "5m",
+    "__interval_ms": "300000",
+    "__range_ms": "300000",
+    "__range_s": "300",
+}
 STRING_PLACEHOLDER = "gpu_policy_placeholder"
 
 
@@ -68,7 +77,7 @@ def substitute_variables(expr: str) -> str:
             replacement = "5m"
         else:
             replacement = "1"
-        out.append(expr[last:match.start()])
+        out.append(expr[last : match.start()])
         out.append(replacement)
         last = match.end()
     out.append(expr[last:])
@@ -90,8 +99,16 @@ def keda_queries(graph: ResourceGraph) -> list[EmbeddedQuery]:
                 continue
             name = trigger.get("name")
             where = f"trigger {i}" + (f" ({name})" if isinstance(name, str) else "")
-            found.append(EmbeddedQuery(doc=doc, path=("spec", "triggers", i, "metadata", "query"),
-                                       expr=query, original=query, kind="keda", where=where))
+            found.append(
+                EmbeddedQuery(
+                    doc=doc,
+                    path=("spec", "triggers", i, "metadata", "query"),
+                    expr=query,
+                    original=query,
+                    kind="keda",
+                    where=where,
+                )
+            )
     return found
 
 
@@ -129,7 +146,8 @@ def _locate(text: str, expr: str, start: int) -> int | None:
 
 
 def dashboard_queries(graph: ResourceGraph) -> tuple[list[EmbeddedQuery], list[tuple[Document, str, str]]]:
-    """Queries of every Grafana dashboard ConfigMap, and (doc, key, error) for dashboards that are not JSON."""
+    """Queries of every Grafana dashboard ConfigMap, and (doc, key, error) for dashboards that are not
+    JSON."""
     found: list[EmbeddedQuery] = []
     broken: list[tuple[Document, str, str]] = []
     for doc in graph.of_kind("ConfigMap"):
@@ -156,7 +174,8 @@ def dashboard_queries(graph: ResourceGraph) -> tuple[list[EmbeddedQuery], list[t
                     continue
                 for target in targets:
                     if not isinstance(target, dict) or not _is_prometheus(
-                            target.get("datasource", panel.get("datasource"))):
+                        target.get("datasource", panel.get("datasource"))
+                    ):
                         continue
                     expr = target.get("expr")
                     if not isinstance(expr, str) or not expr.strip():
@@ -168,6 +187,15 @@ def dashboard_queries(graph: ResourceGraph) -> tuple[list[EmbeddedQuery], list[t
                         line = expression_line(doc, ("data", key), text.count("\n", 0, offset) + 1)
                     ref = target.get("refId", "")
                     where = f'dashboard {key}, panel "{title}"' + (f", target {ref}" if ref else "")
-                    found.append(EmbeddedQuery(doc=doc, path=("data", key), expr=substitute_variables(expr),
-                                               original=expr, kind="dashboard", where=where, line=line))
+                    found.append(
+                        EmbeddedQuery(
+                            doc=doc,
+                            path=("data", key),
+                            expr=substitute_variables(expr),
+                            original=expr,
+                            kind="dashboard",
+                            where=where,
+                            line=line,
+                        )
+                    )
     return found, broken

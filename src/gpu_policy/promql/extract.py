@@ -1,11 +1,14 @@
 """PrometheusRule -> plain rule file, written so that every line maps back to the manifest's field.
 
-Mirrors what the Prometheus Operator renders into the rule ConfigMap (prometheus-operator pkg/operator/rules.go,
-`generateRulesConfiguration` / `sanitizePrometheusRulesSpec` / `ValidateRule`): the file is `spec` itself, with
+Mirrors what the Prometheus Operator renders into the rule ConfigMap (prometheus-operator
+pkg/operator/rules.go,
+`generateRulesConfiguration` / `sanitizePrometheusRulesSpec` / `ValidateRule`): the file is `spec` itself,
+with
 `partial_response_strategy` dropped (Thanos only), `query_offset` (Prometheus >= 2.53) and group `labels`
 (Prometheus >= 3.0) dropped because the promtool here is 2.42, and empty `interval` / `for` omitted.
 
-Embedded queries (KEDA triggers, Grafana panels) become recording rules of one synthetic group, so the same single
+Embedded queries (KEDA triggers, Grafana panels) become recording rules of one synthetic group, so the same
+single
 `promtool check rules` run parses them with Prometheus' own parser.
 """
 
@@ -61,6 +64,7 @@ class RuleFile:
     queries: list[EmbeddedQuery] = field(default_factory=list)
     """For the embedded-query file: rule i (0-based) is queries[i]."""
     group_names: list[str] = field(default_factory=list)
+    rejected_durations: frozenset[str] = frozenset()
     group_indexes: list[int] = field(default_factory=list)
     """Manifest index of each written group (non-mapping groups are written too, so they align)."""
 
@@ -90,14 +94,18 @@ def _emit_mapping(out: RuleFile, indent: str, key: str, value: Any, path: FieldP
         return
     out.emit(f"{indent}{key}:", path)
     for k, v in value.items():
-        out.emit(f"{indent}  {_scalar(str(k))}: {_scalar(v)}",
-                 (*path, k))
+        out.emit(f"{indent}  {_scalar(str(k))}: {_scalar(v)}", (*path, k))
     if not value:
         out.lines[-1] += " {}"
 
 
-def prometheus_rule_file(doc: Document, name: str) -> RuleFile:
-    out = RuleFile(name=name, doc=doc)
+def prometheus_rule_file(
+    doc: Document, name: str, rejected_durations: frozenset[str] = frozenset()
+) -> RuleFile:
+    """`rejected_durations`: values promtool already reported as invalid durations. promtool stops reading
+    a file at the first invalid duration (a YAML decoding error), so they are left out to let it report the
+    rest."""
+    out = RuleFile(name=name, doc=doc, rejected_durations=rejected_durations)
     groups = doc.spec.get("groups")
     base: FieldPath = ("spec", "groups")
     if not isinstance(groups, list):
@@ -116,7 +124,9 @@ def prometheus_rule_file(doc: Document, name: str) -> RuleFile:
         out.group_names.append(str(group.get("name", "")))
         first = True
         for key in GROUP_FIELDS:
-            if key not in group or (key == "interval" and group[key] in ("", None)):
+            if key not in group or (
+                key == "interval" and (group[key] in ("", None) or str(group[key]) in rejected_durations)
+            ):
                 continue
             out.emit(f"{'- ' if first else '  '}{key}: {_scalar(group[key])}", (*gpath, key))
             first = False
@@ -137,6 +147,8 @@ def prometheus_rule_file(doc: Document, name: str) -> RuleFile:
                     continue
                 value = rule[key]
                 if key == "for" and value in ("", None):
+                    continue
+                if key in DURATION_FIELDS and str(value) in rejected_durations:
                     continue
                 if key == "expr" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     value = str(value)  # IntOrString in the CRD
@@ -178,7 +190,11 @@ def expression_line(doc: Document, path: FieldPath, inner_line: int) -> int:
     """Manifest line of line `inner_line` (1-based) of the expression at `path`.
 
     A block scalar (`expr: |`) starts on the line after its key; any other style starts on the key's line.
+    An error "at end of input" after a trailing newline is placed on the expression's last line.
     """
+    value = doc.get(path)
+    if isinstance(value, str) and value.strip():
+        inner_line = min(inner_line, len(value.rstrip().splitlines()))
     key_line = doc.line_of(path)
     lines = _source_lines(doc.source)
     if 0 < key_line <= len(lines):

@@ -1,4 +1,5 @@
-"""Finding and running promtool. A missing promtool is an environment error naming the package, never a skip."""
+"""Finding and running promtool. A missing promtool is an environment error naming the package, never a
+skip."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class PromtoolResult:
     args: tuple[str, ...]
     returncode: int
     output: str
-    """stdout and stderr interleaved as promtool wrote them (it names a file on stdout, its errors on stderr)."""
+    """stdout and stderr interleaved as promtool wrote them (it names a file on stdout, its errors on
+    stderr)."""
 
 
 @cache
@@ -35,7 +37,9 @@ def promtool_path() -> str:
     configured = os.environ.get("GPU_POLICY_PROMTOOL")
     if configured:
         if not (Path(configured).is_file() and os.access(configured, os.X_OK)):
-            raise PromtoolMissing(f"$GPU_POLICY_PROMTOOL={configured} is not an executable file; {INSTALL_HINT}")
+            raise PromtoolMissing(
+                f"$GPU_POLICY_PROMTOOL={configured} is not an executable file; {INSTALL_HINT}"
+            )
         return configured
     found = shutil.which("promtool")
     if found is None:
@@ -46,12 +50,14 @@ def promtool_path() -> str:
 def run_promtool(args: Sequence[str], cwd: Path | str | None = None, timeout: float = 120) -> PromtoolResult:
     command = (promtool_path(), *args)
     try:
-        done = subprocess.run(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, check=False)
+        done = subprocess.run(
+            command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
     except OSError as exc:
         raise PromtoolMissing(f"cannot run {command[0]}: {exc}; {INSTALL_HINT}") from exc
-    return PromtoolResult(args=tuple(args), returncode=done.returncode,
-                          output=done.stdout.decode("utf-8", errors="replace"))
+    return PromtoolResult(
+        args=tuple(args), returncode=done.returncode, output=done.stdout.decode("utf-8", errors="replace")
+    )
 
 
 @cache

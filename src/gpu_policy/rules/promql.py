@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
 from gpu_policy.promql.embedded import dashboard_queries, keda_queries
+from gpu_policy.promql.keda_eval import dcgm_honor_labels, evaluate_queries
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
@@ -33,24 +34,36 @@ def _unattributed(run: CheckRun) -> Iterable[Violation]:
     "prometheusrule-passes-promtool-check",
     title="every PrometheusRule passes promtool check rules",
     area="alerts",
-    rationale="""The Prometheus Operator renders each PrometheusRule's `spec` as a rule file and rejects the whole
+    rationale="""The Prometheus Operator renders each PrometheusRule's `spec` as a rule file and rejects
+    the whole
     object when Prometheus' rule parser (rulefmt) fails on it (prometheus-operator pkg/operator/rules.go
-    ValidateRule); its admission webhook fails open, so a broken rule is applied and silently never evaluated — the
+    ValidateRule); its admission webhook fails open, so a broken rule is applied and silently never
+    evaluated — the
     alerts it holds never fire. `promtool check rules` is the same parser: PromQL syntax and types, durations,
     templates, repeated group names, and (lint) two rules with the same name and labels.""",
-    fix="Correct the expression, duration or template at the reported line; run `promtool check rules` on the "
-        "group to confirm.",
-    sources=(PROMTOOL_SOURCE, "prometheus/prometheus model/rulefmt/rulefmt.go",
-             "prometheus-operator/prometheus-operator pkg/operator/rules.go"),
+    fix="Correct the expression, duration or template at the reported line; run `promtool check rules` "
+    "on the "
+    "group to confirm.",
+    sources=(
+        PROMTOOL_SOURCE,
+        "prometheus/prometheus model/rulefmt/rulefmt.go",
+        "prometheus-operator/prometheus-operator pkg/operator/rules.go",
+    ),
 )
 def prometheusrule_passes_promtool(ctx: CheckContext) -> Iterable[Violation]:
     if not ctx.graph.of_kind("PrometheusRule"):
         return
     run = promtool_check(ctx)
     for problem in run.for_prometheus_rules():
-        label = f"rule {problem.rule_name!r}: " if problem.rule_name else ""
-        yield Violation(doc=problem.doc, path=problem.path, line=problem.line,
-                        message=f"promtool check rules: {label}{problem.message}")
+        label = (
+            f"rule {problem.rule_name!r}: " if problem.rule_name and 'group "' not in problem.message else ""
+        )
+        yield Violation(
+            doc=problem.doc,
+            path=problem.path,
+            line=problem.line,
+            message=f"promtool check rules: {label}{problem.message}",
+        )
     yield from _unattributed(run)
 
 
@@ -59,9 +72,12 @@ def prometheusrule_passes_promtool(ctx: CheckContext) -> Iterable[Violation]:
     title="every KEDA prometheus trigger query is valid PromQL",
     area="keda",
     rationale="""KEDA sends `metadata.query` to Prometheus' HTTP API on every poll; a query Prometheus cannot
-    parse makes the scaler fail on every poll, and the workload scales only by `fallback` (if configured) or not at
-    all (kedacore/keda pkg/scalers/prometheus_scaler.go). Parsed here with promtool, Prometheus' own parser.""",
-    fix="Correct the query at the reported line (test it in the Prometheus UI or with `promtool query instant`).",
+    parse makes the scaler fail on every poll, and the workload scales only by `fallback` (if configured)
+    or not at
+    all (kedacore/keda pkg/scalers/prometheus_scaler.go). Parsed here with promtool, Prometheus' own
+    parser.""",
+    fix="Correct the query at the reported line (test it in the Prometheus UI or with "
+    "`promtool query instant`).",
     sources=("kedacore/keda pkg/scalers/prometheus_scaler.go", PROMTOOL_SOURCE),
 )
 def keda_query_parses(ctx: CheckContext) -> Iterable[Violation]:
@@ -70,17 +86,23 @@ def keda_query_parses(ctx: CheckContext) -> Iterable[Violation]:
     run = promtool_check(ctx)
     for problem in run.for_kind("keda"):
         assert problem.query is not None
-        yield Violation(doc=problem.doc, path=problem.path, line=problem.line,
-                        message=f"{problem.query.where}: query {problem.query.original.strip()!r} does not parse: "
-                                f"{problem.message}")
+        yield Violation(
+            doc=problem.doc,
+            path=problem.path,
+            line=problem.line,
+            message=f"{problem.query.where}: query {problem.query.original.strip()!r} does not parse: "
+            f"{problem.message}",
+        )
 
 
 @rule(
     "dashboard-query-parses",
     title="every Grafana dashboard query is valid PromQL",
     area="dashboards",
-    rationale="""A dashboard panel whose query does not parse shows an error instead of the GPU data the on-call
-    person opens the dashboard for. Dashboards are read from ConfigMaps labelled `grafana_dashboard` (the Grafana
+    rationale="""A dashboard panel whose query does not parse shows an error instead of the GPU data the
+    on-call
+    person opens the dashboard for. Dashboards are read from ConfigMaps labelled `grafana_dashboard` (the
+    Grafana
     sidecar's default label); Grafana template variables are replaced by typed placeholders before parsing
     (Grafana docs, "Variable syntax": `$var`, `${var}`, `[[var]]`, `$__rate_interval`, ...).""",
     fix="Correct the panel's `expr` at the reported line.",
@@ -96,7 +118,60 @@ def dashboard_query_parses(ctx: CheckContext) -> Iterable[Violation]:
     for problem in run.for_kind("dashboard"):
         assert problem.query is not None
         shown = problem.query.original.strip()
-        substituted = "" if shown == problem.query.expr.strip() else f" (parsed as {problem.query.expr.strip()!r})"
-        yield Violation(doc=problem.doc, path=problem.path, line=problem.line,
-                        message=f"{problem.query.where}: query {shown!r}{substituted} does not parse: "
-                                f"{problem.message}")
+        substituted = (
+            "" if shown == problem.query.expr.strip() else f" (parsed as {problem.query.expr.strip()!r})"
+        )
+        yield Violation(
+            doc=problem.doc,
+            path=problem.path,
+            line=problem.line,
+            message=f"{problem.query.where}: query {shown!r}{substituted} does not parse: {problem.message}",
+        )
+
+
+@rule(
+    "keda-query-reads-only-its-target",
+    title="every KEDA GPU query returns one series that moves with its target's pods only",
+    area="keda",
+    rationale="""Evaluated by promtool over synthetic DCGM series labelled as the manifests' scrape labels
+    them
+    (honorLabels of the ServiceMonitor scraping the exporter). KEDA needs exactly one series: several are
+    an error
+    ("returned multiple elements"), none reads 0 with the default ignoreNullValues=true, so the workload
+    silently
+    drops to its minimum. The value must change when the target's GPUs change and must not change when other
+    workloads' GPUs change — otherwise it scales one model on another's load (kedacore/keda
+    pkg/scalers/prometheus_scaler.go; NVIDIA/dcgm-exporter PR #76 for the exported_pod renaming).""",
+    fix='Select the target\'s pods (`pod=~"<deployment>-.*"`, `namespace="<ns>"`) and aggregate to one '
+    "series "
+    "(`sum(...)` with AverageValue); make the DCGM ServiceMonitor set `honorLabels: true`.",
+    sources=(
+        "kedacore/keda pkg/scalers/prometheus_scaler.go",
+        "prometheus/prometheus scrape/scrape.go",
+        "NVIDIA/dcgm-exporter pull/76",
+    ),
+)
+def keda_query_reads_only_its_target(ctx: CheckContext) -> Iterable[Violation]:
+    queries = keda_queries(ctx.graph)
+    if not queries:
+        return
+    parse_failures = {id(p.query) for p in promtool_check(ctx).for_kind("keda")}
+    queries = [q for q in queries if id(q) not in parse_failures]  # keda-query-parses reports those
+    honor, why = dcgm_honor_labels(ctx.graph)
+    for evaluation in evaluate_queries(ctx.graph, queries, honor is not False):
+        problems = evaluation.problems()
+        if not problems:
+            continue
+        mode = (
+            "series labelled with the workload's pod (honorLabels on)"
+            if evaluation.honor_labels
+            else f"series labelled as scraped here: {why}"
+        )
+        yield Violation(
+            doc=evaluation.query.doc,
+            path=evaluation.query.path,
+            message=f"{evaluation.query.where}: query {evaluation.query.original.strip()!r} "
+            + "; ".join(problems)
+            + f" (evaluated over {mode})",
+            details=tuple(evaluation.output.splitlines()),
+        )

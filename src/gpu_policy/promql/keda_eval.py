@@ -1,0 +1,300 @@
+"""KEDA prometheus queries evaluated by promtool over synthetic DCGM series.
+
+Series are labelled as the DCGM exporter labels them with `DCGM_EXPORTER_KUBERNETES=true` (`gpu`, `UUID`,
+`modelName`, `Hostname`, and the GPU's workload `pod`, `namespace`, `container`), plus the target labels the
+Prometheus Operator adds (`instance`, `job`, `namespace`, `pod`, `container`, `service`, `endpoint`). With
+`honorLabels: true` the exporter's labels win; without it the collision renames them `exported_pod`,
+`exported_namespace`, `exported_container` and `pod`/`namespace` name the exporter's own pod (Prometheus
+scrape/scrape.go `mutateSampleLabels`; NVIDIA/dcgm-exporter PR #76, issue #85).
+
+Per query, three independent promtool tests (one file each, one promtool run):
+- baseline: the target's pods and other workloads' pods;
+- others changed: only the other workloads' values differ -> the result must not change;
+- target changed: only the target's values differ -> the result must change;
+and the baseline must return exactly one series (KEDA: "returned multiple elements" is an error; none reads
+0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.selectors import matches_map
+from gpu_policy.loading.document import Document
+from gpu_policy.promql.extract import EmbeddedQuery
+from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+from gpu_policy.promql.testrun import Sample, parse_test_output
+
+DCGM_METRIC = re.compile(r"\bDCGM_FI_[A-Z0-9_]+\b")
+EVAL_TIME = "20m"
+POINTS = 40  # 40 one-minute points: range selectors up to 20m see only data
+TARGET_VALUES = (40.0, 70.0)
+TARGET_CHANGED = (10.0, 95.0)
+OTHER_VALUES = (90.0, 5.0)
+OTHER_CHANGED = (30.0, 60.0)
+EXPORTER_POD = "dcgm-exporter-7xk2p"
+EXPORTER_NAMESPACE = "gpu-monitoring"
+UNRELATED_WORKLOAD = "unrelated-gpu-job"
+
+
+@dataclass(frozen=True)
+class Workload:
+    namespace: str
+    name: str
+    container: str
+
+    def pods(self) -> list[str]:
+        # Deployment pod names: <deployment>-<pod-template-hash>-<5 random chars>.
+        return [f"{self.name}-6d8f9c7b5-x{i}k2m" for i in range(2)]
+
+
+@dataclass
+class QueryEvaluation:
+    query: EmbeddedQuery
+    target: Workload | None
+    honor_labels: bool
+    baseline: list[Sample] = field(default_factory=list)
+    others_changed: list[Sample] = field(default_factory=list)
+    target_changed: list[Sample] = field(default_factory=list)
+    skipped: str = ""
+    """Why the query was not evaluated (no DCGM metric, no target in the manifests)."""
+    output: str = ""
+    """promtool's report (its `got:` lines are the evidence)."""
+
+    def problems(self) -> list[str]:
+        if self.skipped:
+            return []
+        found: list[str] = []
+        if len(self.baseline) != 1:
+            what = "no series" if not self.baseline else f"{len(self.baseline)} series"
+            found.append(
+                f"returns {what} instead of exactly one"
+                + (
+                    " (KEDA reads an empty result as 0 when ignoreNullValues is true, and fails "
+                    "with 'returned multiple elements' on several)"
+                )
+            )
+            return found
+        base = self.baseline[0].value
+        if len(self.others_changed) != 1 or not _same(self.others_changed[0].value, base):
+            found.append(
+                "its value changes when only OTHER workloads' GPUs change: it does not select only "
+                f"the pods of {self.target_label()}"
+            )
+        if len(self.target_changed) == 1 and _same(self.target_changed[0].value, base):
+            found.append(
+                f"its value does not change when the GPUs of {self.target_label()} change: it does not "
+                "read the target's pods"
+            )
+        return found
+
+    def target_label(self) -> str:
+        return f"{self.target.namespace}/{self.target.name}" if self.target else "the target"
+
+
+def _same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _container_name(doc: Document) -> str:
+    containers = doc.get(("spec", "template", "spec", "containers")) or []
+    first = containers[0] if containers and isinstance(containers[0], dict) else {}
+    name = first.get("name")
+    return name if isinstance(name, str) else "main"
+
+
+def target_of(graph: ResourceGraph, doc: Document) -> Workload | None:
+    ref = doc.spec.get("scaleTargetRef")
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        return None
+    kind = ref.get("kind") or "Deployment"
+    target = graph.get(kind, ref["name"], doc.namespace)
+    return Workload(doc.namespace, ref["name"], _container_name(target) if target else "main")
+
+
+def other_workloads(graph: ResourceGraph, target: Workload) -> list[Workload]:
+    """Every other scalable workload of the manifests, plus one unrelated workload in the target's
+    namespace."""
+    found = [
+        Workload(t.owner.namespace, t.owner.name, _container_name(t.owner))
+        for t in graph.pod_templates()
+        if t.owner.kind in ("Deployment", "StatefulSet")
+        and (t.owner.namespace, t.owner.name) != (target.namespace, target.name)
+    ]
+    found.append(Workload(target.namespace, UNRELATED_WORKLOAD, "worker"))
+    return found
+
+
+def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: bool) -> str:
+    labels = {
+        "gpu": str(gpu),
+        "UUID": f"GPU-{zlib.crc32(f'{pod}/{gpu}'.encode()):08x}-0000-0000-0000-000000000000",
+        "modelName": "NVIDIA A10G",
+        "Hostname": f"ip-10-0-{gpu}-{len(pod)}.ec2.internal",
+        "instance": "10.0.1.23:9400",
+        "job": "dcgm-exporter",
+        "service": "dcgm-exporter",
+        "endpoint": "metrics",
+    }
+    workload_labels = {"pod": pod, "namespace": workload.namespace, "container": workload.container}
+    if honor_labels:
+        labels.update(workload_labels)
+    else:
+        labels.update({f"exported_{k}": v for k, v in workload_labels.items()})
+        labels.update({"pod": EXPORTER_POD, "namespace": EXPORTER_NAMESPACE, "container": "dcgm-exporter"})
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return f"{metric}{{{inner}}}"
+
+
+def _input_series(
+    metrics: list[str],
+    target: Workload,
+    others: list[Workload],
+    target_values: tuple[float, ...],
+    other_values: tuple[float, ...],
+    honor_labels: bool,
+) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for m, metric in enumerate(metrics):
+        offset = 7.0 * m  # distinct per metric, so ratios of two metrics still move with the values
+        for workload, values in [(target, target_values)] + [(o, other_values) for o in others]:
+            for p, pod in enumerate(workload.pods()):
+                value = values[p % len(values)] + offset
+                out.append(
+                    {
+                        "series": _series(metric, workload, pod, p, honor_labels),
+                        "values": f"{value:g}x{POINTS}",
+                    }
+                )
+    return out
+
+
+def _test_file(name: str, expr: str, series: list[dict[str, str]]) -> dict[str, object]:
+    return {
+        "tests": [
+            {
+                "name": name,
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [{"expr": expr, "eval_time": EVAL_TIME, "exp_samples": []}],
+            }
+        ]
+    }
+
+
+def evaluate_queries(
+    graph: ResourceGraph, queries: list[EmbeddedQuery], honor_labels: bool
+) -> list[QueryEvaluation]:
+    """Evaluate every KEDA query in one promtool run."""
+    evaluations: list[QueryEvaluation] = []
+    files: dict[str, tuple[QueryEvaluation, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="gpu-policy-keda-") as folder:
+        for i, query in enumerate(queries):
+            target = target_of(graph, query.doc)
+            evaluation = QueryEvaluation(query=query, target=target, honor_labels=honor_labels)
+            evaluations.append(evaluation)
+            metrics = sorted(set(DCGM_METRIC.findall(query.expr)))
+            if not metrics:
+                evaluation.skipped = "the query reads no DCGM_FI_* metric"
+                continue
+            if target is None:
+                evaluation.skipped = "the ScaledObject has no scaleTargetRef.name"
+                continue
+            others = other_workloads(graph, target)
+            variants = {
+                "baseline": (TARGET_VALUES, OTHER_VALUES),
+                "others_changed": (TARGET_VALUES, OTHER_CHANGED),
+                "target_changed": (TARGET_CHANGED, OTHER_VALUES),
+            }
+            for variant, (tv, ov) in variants.items():
+                name = f"q{i:04d}-{variant}.yaml"
+                series = _input_series(metrics, target, others, tv, ov, honor_labels)
+                (Path(folder) / name).write_text(json.dumps(_test_file(variant, query.expr, series)))
+                files[name] = (evaluation, variant)
+        if files:
+            result = run_promtool(["test", "rules", *files], cwd=folder)
+            _distribute(result, files)
+    return evaluations
+
+
+def _distribute(result: PromtoolResult, files: dict[str, tuple[QueryEvaluation, str]]) -> None:
+    """Split promtool's report per test file (`Unit Testing:  <file>`) and read each query's result."""
+    chunks: dict[str, list[str]] = {}
+    current = ""
+    for line in result.output.splitlines():
+        if line.startswith("Unit Testing:"):
+            current = line.split(":", 1)[1].strip()
+            chunks[current] = []
+        elif current:
+            chunks[current].append(line)
+    for name, (evaluation, variant) in files.items():
+        text = "\n".join(chunks.get(name, []))
+        _, samples = parse_test_output(text)
+        got = next(iter(samples.values()), [])
+        setattr(evaluation, variant, got)
+        if variant == "baseline":
+            evaluation.output = text.strip()
+        if "FAILED" in text and not samples:
+            evaluation.skipped = f"promtool could not evaluate the query: {text.strip()}"
+
+
+def dcgm_honor_labels(graph: ResourceGraph) -> tuple[bool | None, str]:
+    """Does the scrape of the DCGM exporter keep its `pod`/`namespace` labels? (value, explanation).
+
+    None when no ServiceMonitor in the manifests scrapes a `dcgm-exporter` container's pods.
+    """
+    exporters = [
+        t
+        for t in graph.pod_templates()
+        if any("dcgm-exporter" in str(c.get("image", "")) for _, c in t.containers())
+    ]
+    if not exporters:
+        return None, "no DCGM exporter workload in the manifests"
+    services = [
+        s
+        for s in graph.of_kind("Service")
+        if isinstance(s.spec.get("selector"), dict)
+        and s.spec["selector"]
+        and any(
+            t.owner.namespace == s.namespace and matches_map(s.spec["selector"], t.labels) for t in exporters
+        )
+    ]
+    override = [p for p in graph.of_kind("Prometheus") if p.spec.get("overrideHonorLabels") is True]
+    for monitor in graph.of_kind("ServiceMonitor"):
+        ns_selector = monitor.spec.get("namespaceSelector") or {}
+        if ns_selector.get("any") is True:
+            namespaces = None
+        else:
+            namespaces = set(ns_selector.get("matchNames") or [monitor.namespace])
+        selector = monitor.spec.get("selector") or {}
+        scraped = [
+            s
+            for s in services
+            if (namespaces is None or s.namespace in namespaces)
+            and s in graph.select("Service", s.namespace, selector)
+        ]
+        if not scraped:
+            continue
+        endpoints = [e for e in monitor.spec.get("endpoints") or [] if isinstance(e, dict)]
+        honored = bool(endpoints) and all(e.get("honorLabels") is True for e in endpoints)
+        if honored and override:
+            return False, (
+                f"ServiceMonitor {monitor.namespace}/{monitor.name} sets honorLabels: true but "
+                f"Prometheus {override[0].namespace}/{override[0].name} sets overrideHonorLabels: true"
+            )
+        if honored:
+            return True, f"ServiceMonitor {monitor.namespace}/{monitor.name} sets honorLabels: true"
+        return False, (
+            f"ServiceMonitor {monitor.namespace}/{monitor.name} does not set honorLabels: true, so "
+            "the exporter's pod/namespace labels arrive as exported_pod/exported_namespace"
+        )
+    return None, "no ServiceMonitor in the manifests scrapes the DCGM exporter"

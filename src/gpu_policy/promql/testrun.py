@@ -1,0 +1,226 @@
+"""`promtool test rules` driven from Python: synthetic series in, what fired (or what a query returned) out.
+
+promtool asserts exact expected alerts, labels and annotations included. To assert only "fires / does not fire
+for gpu 0", a first run asks with empty expectations and reads promtool's own "got:" answer; the
+expectation is
+then built from that answer and the assertion, and a second run lets promtool judge it — its diff is the
+failure
+message (prometheus/prometheus cmd/promtool/unittest.go prints `exp:` / `got:` for every failed evaluation).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpu_policy.promql.extract import RuleFile
+from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_ALERT_HEADER = re.compile(r"^\s*alertname: (.*), time: (\S+?),\s*$")
+_EXPR_HEADER = re.compile(r'^\s*expr: ("(?:[^"\\]|\\.)*"), time: (\S+?),\s*$')
+_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_SAMPLE = re.compile(r'(\{(?:[^"{}]|"(?:[^"\\]|\\.)*")*\})\s+(\S+?)(?:,\s+|$)')
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration (`5m`, `1h30m`, `90s`) in seconds."""
+    text = duration.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {duration!r}")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def format_duration(total: float) -> str:
+    whole = int(total)
+    if whole != total or whole == 0:
+        return f"{int(total * 1000)}ms" if whole != total else "0s"
+    out = ""
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            out += f"{whole // size}{unit}"
+            whole %= size
+    return out
+
+
+def _go_unquote(text: str) -> str:
+    try:
+        value = ast.literal_eval(f'"{text}"')
+        return value if isinstance(value, str) else text
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`{a="1", b="x\\"y"}` (Prometheus' labels.String) -> dict."""
+    return {k: _go_unquote(v) for k, v in _PAIR.findall(text)}
+
+
+@dataclass(frozen=True)
+class Alert:
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+    def matches(self, wanted: dict[str, str]) -> bool:
+        return all(self.labels.get(k) == v for k, v in wanted.items())
+
+    def as_expected(self) -> dict[str, Any]:
+        labels = {k: v for k, v in self.labels.items() if k != "alertname"}
+        return {"exp_labels": labels, "exp_annotations": dict(self.annotations)}
+
+    def describe(self) -> str:
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        return "{" + labels + "}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass
+class SeriesTable:
+    interval: str
+    series: list[tuple[str, str]] = field(default_factory=list)
+    """(series selector, promtool values notation such as `95x10` or `0+10x5 _ stale`)."""
+
+    def input_series(self) -> list[dict[str, str]]:
+        return [{"series": s, "values": v} for s, v in self.series]
+
+
+@dataclass
+class TestFileRun:
+    result: PromtoolResult
+    alerts: dict[tuple[str, float], list[Alert]]
+    """(alertname, eval time in seconds) -> alerts promtool says fired, for every point that failed."""
+    samples: dict[tuple[str, float], list[Sample]]
+    text: str
+    """The test file that was run (kept for failure messages)."""
+
+
+def _rule_file_names(rule_files: Sequence[RuleFile | Path]) -> list[str]:
+    return [f.name if isinstance(f, RuleFile) else str(Path(f).resolve()) for f in rule_files]
+
+
+def _write_rule_files(folder: Path, rule_files: Sequence[RuleFile | Path]) -> None:
+    for rule_file in rule_files:
+        if isinstance(rule_file, RuleFile):
+            rule_file.write(folder)
+
+
+def parse_test_output(
+    output: str,
+) -> tuple[dict[tuple[str, float], list[Alert]], dict[tuple[str, float], list[Sample]]]:
+    """promtool's failure report -> what it got, per alert check and per expression check."""
+    alerts: dict[tuple[str, float], list[Alert]] = {}
+    samples: dict[tuple[str, float], list[Sample]] = {}
+    current_alert: tuple[str, float] | None = None
+    in_got = False
+    pending_labels: dict[str, str] | None = None
+    lines = output.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        header = _ALERT_HEADER.match(line)
+        expr_header = _EXPR_HEADER.match(line)
+        if header:
+            current_alert = (header.group(1), seconds(header.group(2)))
+            alerts.setdefault(current_alert, [])
+            in_got = False
+        elif expr_header:
+            current_alert = None
+            key = (_go_unquote(expr_header.group(1)[1:-1]), seconds(expr_header.group(2)))
+            got: list[Sample] = []
+            j = i + 1
+            while j < len(lines) and not lines[j].strip().startswith("got:"):
+                j += 1
+            if j < len(lines):
+                body = lines[j].strip()[len("got:") :].strip()
+                for labels_text, value in _SAMPLE.findall(body):
+                    got.append(Sample(parse_labels(labels_text), float(value)))
+            samples[key] = got
+            i = j
+        elif current_alert is not None and stripped.startswith("got:"):
+            in_got = True
+        elif current_alert is not None and in_got and stripped.startswith("Labels:"):
+            pending_labels = parse_labels(stripped[len("Labels:") :])
+        elif current_alert is not None and in_got and stripped.startswith("Annotations:"):
+            alerts[current_alert].append(
+                Alert(pending_labels or {}, parse_labels(stripped[len("Annotations:") :]))
+            )
+            pending_labels = None
+        elif stripped.startswith("name:"):
+            current_alert = None
+            in_got = False
+        i += 1
+    return alerts, samples
+
+
+def run_test(
+    rule_files: Sequence[RuleFile | Path],
+    table: SeriesTable,
+    alert_checks: Sequence[tuple[str, str, list[Alert]]] = (),
+    expr_checks: Sequence[tuple[str, str]] = (),
+    evaluation_interval: str | None = None,
+    name: str = "gpu-policy",
+) -> TestFileRun:
+    """One promtool unit test: `alert_checks` are (alertname, eval_time, expected alerts); `expr_checks` are
+    (expr, eval_time) asked with no expected samples, so promtool reports what each returned."""
+    test: dict[str, Any] = {
+        "rule_files": _rule_file_names(rule_files),
+        "evaluation_interval": evaluation_interval or table.interval,
+        "tests": [
+            {
+                "name": name,
+                "interval": table.interval,
+                "input_series": table.input_series(),
+                "alert_rule_test": [
+                    {"eval_time": t, "alertname": a, "exp_alerts": [e.as_expected() for e in expected]}
+                    for a, t, expected in alert_checks
+                ],
+                "promql_expr_test": [{"expr": e, "eval_time": t, "exp_samples": []} for e, t in expr_checks],
+            }
+        ],
+    }
+    text = json.dumps(test, indent=2, ensure_ascii=False)
+    with tempfile.TemporaryDirectory(prefix="gpu-policy-test-") as folder:
+        _write_rule_files(Path(folder), rule_files)
+        (Path(folder) / "test.yaml").write_text(text, encoding="utf-8")
+        result = run_promtool(["test", "rules", "test.yaml"], cwd=folder)
+    alerts, samples = parse_test_output(result.output)
+    return TestFileRun(result=result, alerts=alerts, samples=samples, text=text)
+
+
+def run_test_files(paths: Sequence[Path], rule_files: Sequence[RuleFile]) -> dict[Path, PromtoolResult]:
+    """Hand-written promtool test files. A file without `rule_files` is run against `rule_files` (the
+    manifests' extracted PrometheusRules); one that names its own keeps them, resolved next to the file."""
+    results: dict[Path, PromtoolResult] = {}
+    import yaml  # local: only this path reads user YAML
+
+    with tempfile.TemporaryDirectory(prefix="gpu-policy-user-tests-") as folder:
+        _write_rule_files(Path(folder), rule_files)
+        for index, path in enumerate(paths):
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}: not a promtool test file (a mapping with `tests`)")
+            if data.get("rule_files"):
+                data["rule_files"] = [
+                    str((path.parent / f).resolve()) if not Path(f).is_absolute() else f
+                    for f in data["rule_files"]
+                ]
+            else:
+                data["rule_files"] = [f.name for f in rule_files]
+            target = Path(folder) / f"user-test-{index}.yaml"
+            target.write_text(json.dumps(data, ensure_ascii=False, default=str), encoding="utf-8")
+            results[path] = run_promtool(["test", "rules", target.name], cwd=folder)
+    return results

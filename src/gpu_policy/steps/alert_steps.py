@@ -1,0 +1,290 @@
+"""Alert behaviour as Gherkin, judged by `promtool test rules` (see gpu_policy.promql).
+
+    Scenario: GPUMemoryPressure fires at 92% framebuffer use and stays silent at 50%
+      Given the alert rules of the manifests under test
+      And DCGM series every 1m:
+        | series                                                 | values   |
+        | DCGM_FI_DEV_FB_USED{gpu="0",pod="model-a-serving-1"}   | 73600x10 |
+        | DCGM_FI_DEV_FB_FREE{gpu="0",pod="model-a-serving-1"}   | 6400x10  |
+      Then "GPUMemoryPressure" is firing at 5m for gpu "0"
+
+Vocabulary: `"<alert>" is firing at <t>`, `... is not firing at <t>`, either with `for <label> "<value>"`
+(repeatable: `for gpu "0" and pod "p"`), `"<alert>" resolves by <t>`, and the label/annotation checks below.
+Values use promtool's expanding notation (`95x10`, `0+10x5`, `_`, `stale`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, then
+
+from gpu_policy.engine import RunResult
+from gpu_policy.promql.alerts import AlertBehaviour, AlertTestError, Verdict, alert_names
+from gpu_policy.promql.check import check_rule_files, extract_all
+from gpu_policy.promql.coverage import exercised_by_features, exercised_by_test_files, unexercised
+from gpu_policy.promql.embedded import keda_queries
+from gpu_policy.promql.extract import RuleFile
+from gpu_policy.promql.keda_eval import QueryEvaluation, evaluate_queries
+from gpu_policy.promql.testrun import SeriesTable, format_duration, run_test_files, seconds
+from gpu_policy.resources import features_dir, fixtures_dir
+
+_SCOPE = re.compile(r'(\w+) "((?:[^"\\]|\\.)*)"')
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("gpu-policy").addoption(
+        "--alert-tests",
+        action="append",
+        metavar="DIR",
+        default=None,
+        help="folder of promtool test files (promtool's format) run against the manifests' PrometheusRules "
+        "(repeatable); default: fixtures/alerts of the source tree",
+    )
+
+
+@dataclass
+class AlertRules:
+    run: RunResult
+    files: list[RuleFile]
+    names: dict[str, Any]
+    behaviour: AlertBehaviour | None = None
+
+    def need_behaviour(self) -> AlertBehaviour:
+        if self.behaviour is None:
+            pytest.fail(
+                "no series given: add a step like `And DCGM series every 1m:` with a table", pytrace=False
+            )
+        return self.behaviour
+
+
+def _scope(text: str | None) -> dict[str, str]:
+    return {k: v.replace('\\"', '"') for k, v in _SCOPE.findall(text or "")}
+
+
+def _judge(verdict: Verdict) -> None:
+    if not verdict.ok:
+        pytest.fail(verdict.message, pytrace=False)
+
+
+@given("the alert rules of the manifests under test", target_fixture="alert_rules")
+def alert_rules_under_test(gpu_policy_run: RunResult) -> AlertRules:
+    files = extract_all(gpu_policy_run.graph.of_kind("PrometheusRule"), [])
+    if not files:
+        pytest.fail("the manifests under test hold no PrometheusRule", pytrace=False)
+    checked = check_rule_files(files)
+    if checked.problems or checked.unattributed:
+        lines = [f"{p.doc.source}:{p.line}: {p.doc.ref}: {p.message}" for p in checked.problems]
+        pytest.fail(
+            "the PrometheusRules do not load, so no alert can fire:\n"
+            + "\n".join(lines + checked.unattributed),
+            pytrace=False,
+        )
+    return AlertRules(run=gpu_policy_run, files=files, names=alert_names(files))
+
+
+@given(parsers.re(r"(?:DCGM )?series every (?P<interval>\w+):"))
+def series_table(alert_rules: AlertRules, interval: str, datatable: list[list[str]]) -> None:
+    header, *rows = datatable
+    columns = [h.strip().lower() for h in header]
+    if columns[:2] != ["series", "values"]:
+        pytest.fail(f"the series table needs the columns | series | values |, got {header}", pytrace=False)
+    table = SeriesTable(interval=interval, series=[(r[0].strip(), r[1].strip()) for r in rows])
+    alert_rules.behaviour = AlertBehaviour(alert_rules.files, set(alert_rules.names), table)
+
+
+def _expect(alert_rules: AlertRules, alert: str, time: str, firing: bool, scope: str | None) -> None:
+    try:
+        _judge(alert_rules.need_behaviour().expect(alert, time, firing, _scope(scope)))
+    except AlertTestError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@then(parsers.re(r'"(?P<alert>[^"]+)" is firing at (?P<time>\w+)(?: for (?P<scope>.+))?$'))
+def alert_is_firing(alert_rules: AlertRules, alert: str, time: str, scope: str | None) -> None:
+    _expect(alert_rules, alert, time, True, scope)
+
+
+@then(parsers.re(r'"(?P<alert>[^"]+)" is not firing at (?P<time>\w+)(?: for (?P<scope>.+))?$'))
+def alert_is_not_firing(alert_rules: AlertRules, alert: str, time: str, scope: str | None) -> None:
+    _expect(alert_rules, alert, time, False, scope)
+
+
+@then(parsers.re(r'"(?P<alert>[^"]+)" resolves by (?P<time>\w+)(?: for (?P<scope>.+))?$'))
+def alert_resolves(alert_rules: AlertRules, alert: str, time: str, scope: str | None) -> None:
+    try:
+        _judge(alert_rules.need_behaviour().resolves_by(alert, time, _scope(scope)))
+    except AlertTestError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _series_end(table: SeriesTable) -> str:
+    """Last sample time of the longest series (promtool notation: `axn` is n+1 samples, `_xn` n gaps)."""
+    longest = 0
+    for _, values in table.series:
+        count = 0
+        for token in values.split():
+            match = re.search(r"x(\d+)$", token)
+            count += (int(match.group(1)) + (0 if token.startswith("_") else 1)) if match else 1
+        longest = max(longest, count)
+    return format_duration(max(longest - 1, 0) * seconds(table.interval))
+
+
+def _firing(alert_rules: AlertRules, alerts: str) -> list[tuple[str, Any]]:
+    """Each distinct firing alert (by labels) with the first time it fired."""
+    wanted = [a.strip() for a in alerts.split(",") if a.strip()]
+    behaviour = alert_rules.need_behaviour()
+    for alert in wanted:
+        if alert not in alert_rules.names:
+            pytest.fail(f"no alert named {alert!r} in the PrometheusRules under test", pytrace=False)
+    end = _series_end(behaviour.table)
+    fired = [(t, a) for t, a in behaviour.all_firing(end) if a.labels.get("alertname") in wanted]
+    silent = sorted(set(wanted) - {a.labels.get("alertname") for _, a in fired})
+    if silent:
+        pytest.fail(
+            f"{', '.join(silent)} never fired between 0s and {end} with these series, so its labels "
+            "and annotations cannot be checked: give series that make it fire",
+            pytrace=False,
+        )
+    first: dict[str, tuple[str, Any]] = {}
+    for at, fired_alert in fired:
+        first.setdefault(fired_alert.describe(), (at, fired_alert))
+    return list(first.values())
+
+
+@then(
+    parsers.parse(
+        'every firing alert among "{alerts}" carries the labels and annotations the alert policy requires'
+    )
+)
+def alerts_carry_required(alert_rules: AlertRules, alerts: str) -> None:
+    policy = alert_rules.run.policy.alerts
+    required_labels = list(policy.get("requiredLabels", []))
+    required_annotations = list(policy.get("requiredAnnotations", []))
+    problems = []
+    for time, alert in _firing(alert_rules, alerts):
+        missing = [f"label {k}" for k in required_labels if not alert.labels.get(k, "").strip()]
+        missing += [
+            f"annotation {k}" for k in required_annotations if not alert.annotations.get(k, "").strip()
+        ]
+        expected = (policy.get("alerts", {}).get(alert.labels["alertname"], {}) or {}).get("severity")
+        if expected and alert.labels.get("severity") != expected:
+            missing.append(
+                f'severity "{expected}" (policies/alerts.yaml), has "{alert.labels.get("severity")}"'
+            )
+        if missing:
+            problems.append(f"at {time}: {alert.describe()} lacks {', '.join(missing)}")
+    if problems:
+        pytest.fail(
+            "firing alerts without what the on-call person needs:\n" + "\n".join(sorted(set(problems))),
+            pytrace=False,
+        )
+
+
+@then(parsers.parse('every firing alert among "{alerts}" has a summary naming its gpu and pod'))
+def alerts_summary_names_gpu_and_pod(alert_rules: AlertRules, alerts: str) -> None:
+    problems = []
+    for time, alert in _firing(alert_rules, alerts):
+        summary = alert.annotations.get("summary", "")
+        absent = []
+        for label in ("gpu", "pod"):
+            value = alert.labels.get(label)
+            if not value:
+                absent.append(f"the alert has no {label} label (the expression aggregates it away)")
+            elif not re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", summary):
+                absent.append(f'the summary does not name {label} "{value}"')
+        if absent:
+            problems.append(f"at {time}: {alert.describe()} summary {summary!r}: " + "; ".join(absent))
+    if problems:
+        pytest.fail(
+            "an on-call person cannot tell which GPU and pod from the summary:\n"
+            + "\n".join(sorted(set(problems))),
+            pytrace=False,
+        )
+
+
+# -- hand-written promtool tests and coverage ----------------------------------------------------------------
+def _alert_test_dirs(config: pytest.Config) -> list[Path]:
+    given_dirs = config.getoption("alert_tests", None)
+    if given_dirs:
+        return [Path(d) for d in given_dirs]
+    default = fixtures_dir() / "alerts"
+    return [default] if default.is_dir() else []
+
+
+def _alert_test_files(config: pytest.Config) -> list[Path]:
+    return sorted(p for d in _alert_test_dirs(config) for p in d.glob("*.y*ml") if p.is_file())
+
+
+@then("the hand-written promtool tests pass against these alert rules")
+def hand_written_tests_pass(alert_rules: AlertRules, request: pytest.FixtureRequest) -> None:
+    files = _alert_test_files(request.config)
+    if not files:
+        pytest.fail(
+            f"no promtool test files in {', '.join(map(str, _alert_test_dirs(request.config)))}",
+            pytrace=False,
+        )
+    failed = [
+        f"{path}:\n{result.output.strip()}"
+        for path, result in run_test_files(files, alert_rules.files).items()
+        if result.returncode != 0
+    ]
+    if failed:
+        pytest.fail("promtool test rules failed:\n" + "\n\n".join(failed), pytrace=False)
+
+
+def _feature_files(config: pytest.Config) -> list[Path]:
+    folders = {features_dir().resolve(), (config.rootpath / "features").resolve()}
+    return sorted({p for d in folders if d.is_dir() for p in d.rglob("*.feature")})
+
+
+@then("every alert is exercised by a scenario or a promtool test file")
+def every_alert_exercised(alert_rules: AlertRules, request: pytest.FixtureRequest) -> None:
+    missing = unexercised(
+        alert_rules.names,
+        exercised_by_features(_feature_files(request.config)),
+        exercised_by_test_files(_alert_test_files(request.config)),
+    )
+    if missing:
+        pytest.fail(
+            "alerts no scenario or promtool test exercises (they could be broken unnoticed):\n"
+            + "\n".join(f"  {name}" for name in missing),
+            pytrace=False,
+        )
+
+
+# -- KEDA queries over synthetic DCGM series --------------------------------------------------------------
+def _keda(gpu_policy_run: RunResult, honor_labels: bool) -> list[QueryEvaluation]:
+    queries = keda_queries(gpu_policy_run.graph)
+    if not queries:
+        pytest.skip("the manifests under test hold no KEDA prometheus trigger")
+    return [e for e in evaluate_queries(gpu_policy_run.graph, queries, honor_labels) if not e.skipped]
+
+
+@then("every KEDA GPU query returns exactly one series that moves with its target's pods only")
+def keda_queries_read_their_targets(gpu_policy_run: RunResult) -> None:
+    problems = [
+        f"{e.query.doc.ref} ({e.query.doc.source}:{e.query.manifest_line}) {e.query.where}: "
+        + "; ".join(e.problems())
+        + f"\n{e.output}"
+        for e in _keda(gpu_policy_run, True)
+        if e.problems()
+    ]
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@then("with honorLabels off every KEDA GPU query returns no series, which KEDA reads as 0")
+def keda_queries_empty_without_honor_labels(gpu_policy_run: RunResult) -> None:
+    problems = [
+        f"{e.query.doc.ref} {e.query.where}: returns {len(e.baseline)} series with the exporter's labels "
+        f"renamed exported_pod/exported_namespace:\n{e.output}"
+        for e in _keda(gpu_policy_run, False)
+        if e.baseline
+    ]
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)

@@ -1,0 +1,178 @@
+"""promtool check rules on PrometheusRules and embedded queries: every error lands on the manifest's line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.promql import promtool
+from gpu_policy.promql.check import check_rule_files, extract_all
+from gpu_policy.promql.embedded import dashboard_queries, keda_queries, substitute_variables
+
+RULES = """
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: broken, namespace: monitoring}
+spec:
+  groups:
+    - name: g
+      partial_response_strategy: warn
+      rules:
+        - alert: A
+          expr: |
+            sum by (gpu) (
+              DCGM_FI_DEV_GPU_UTIL >
+          for: 5x
+        - alert: B
+          expr: rate(DCGM_FI_DEV_GPU_UTIL)
+        - alert: C
+          expr: up == 0
+          annotations:
+            summary: "{{ $labels.pod "
+        - alert: D
+          expr: up
+          for: 1y2
+"""
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.strip("\n").splitlines(), 1) if needle in line)
+
+
+def test_every_error_points_at_its_manifest_line(graph_of: Callable[[str], ResourceGraph]) -> None:
+    graph = graph_of(RULES)
+    run = check_rule_files(extract_all(graph.of_kind("PrometheusRule"), []))
+    got = sorted((p.line, p.path[-1]) for p in run.problems)
+    text = RULES.lstrip()
+    assert got == sorted(
+        [
+            (
+                _line_of(text, "DCGM_FI_DEV_GPU_UTIL >"),
+                "expr",
+            ),  # unclosed parenthesis, last line of the block
+            (_line_of(text, "for: 5x"), "for"),  # found in a first round
+            (_line_of(text, "rate(DCGM"), "expr"),  # type error: rate of an instant vector
+            (_line_of(text, "summary:"), "summary"),  # template error in an annotation
+            (_line_of(text, "for: 1y2"), "for"),  # found in a second round, after 5x was set aside
+        ]
+    ), run.problems
+    assert not run.unattributed
+    messages = " | ".join(p.message for p in run.problems)
+    assert "unclosed left parenthesis" in messages and "expected type range vector" in messages
+
+
+def test_duplicate_rules_point_at_the_repeat(graph_of: Callable[[str], ResourceGraph]) -> None:
+    text = """
+    apiVersion: monitoring.coreos.com/v1
+    kind: PrometheusRule
+    metadata: {name: dup, namespace: monitoring}
+    spec:
+      groups:
+        - name: a
+          rules:
+            - alert: GPUHot
+              expr: DCGM_FI_DEV_GPU_TEMP > 85
+              labels: {severity: warning}
+            - alert: GPUHot
+              expr: DCGM_FI_DEV_GPU_TEMP > 95
+              labels: {severity: critical}
+        - name: b
+          rules:
+            - alert: GPUHot
+              expr: DCGM_FI_DEV_GPU_TEMP > 90
+              labels: {severity: warning}
+    """
+    graph = graph_of(text)
+    run = check_rule_files(extract_all(graph.of_kind("PrometheusRule"), []))
+    # Same name with different labels is a legitimate pattern; the same name AND labels is promtool's lint
+    # error.
+    assert [(p.path, p.line) for p in run.problems] == [(("spec", "groups", 1, "rules", 0), 16)]
+    assert "duplicate rule 'GPUHot'" in run.problems[0].message
+
+
+def test_valid_rules_pass(graph_of: Callable[[str], ResourceGraph]) -> None:
+    graph = graph_of(
+        RULES.replace("5x", "5m")
+        .replace("1y2", "1y")
+        .replace(">\n", "> 90)\n")
+        .replace("rate(DCGM_FI_DEV_GPU_UTIL)", "rate(DCGM_FI_DEV_GPU_UTIL[5m])")
+        .replace("{{ $labels.pod ", "{{ $labels.pod }}")
+    )
+    run = check_rule_files(extract_all(graph.of_kind("PrometheusRule"), []))
+    assert run.problems == [] and run.unattributed == []
+
+
+EMBEDDED = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: model-a-gpu-scaler, namespace: inference}
+spec:
+  scaleTargetRef: {name: model-a-serving}
+  triggers:
+    - type: cpu
+      metadata: {value: "50"}
+    - type: prometheus
+      metadata:
+        query: sum(DCGM_FI_DEV_GPU_UTIL{pod=~"model-a-.*"}
+        threshold: "70"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: gpu-dashboard
+  namespace: monitoring
+  labels: {grafana_dashboard: "1"}
+data:
+  gpu.json: |
+    {"panels": [
+      {"title": "utilisation", "targets": [
+        {"refId": "A", "expr": "avg(rate(x{pod=~\\"$pod\\"}[$__rate_interval])) > $threshold"}]},
+      {"type": "row", "title": "memory", "panels": [
+        {"title": "fb", "targets": [{"refId": "B", "expr": "sum(DCGM_FI_DEV_FB_USED) by"}]}]},
+      {"title": "logs", "datasource": {"type": "loki"}, "targets": [{"expr": "{app=\\"x\\"} |= \\"error\\""}]}
+    ]}
+"""
+
+
+def test_keda_and_dashboard_queries_are_parsed(graph_of: Callable[[str], ResourceGraph]) -> None:
+    graph = graph_of(EMBEDDED)
+    keda = keda_queries(graph)
+    dashboards, broken = dashboard_queries(graph)
+    assert [q.where for q in keda] == ["trigger 1"]
+    assert [q.where for q in dashboards] == [
+        'dashboard gpu.json, panel "utilisation", target A',
+        'dashboard gpu.json, panel "fb", target B',
+    ]  # loki target skipped
+    assert broken == []
+    run = check_rule_files(extract_all([], keda + dashboards))
+    text = EMBEDDED.lstrip()
+    assert sorted((p.query.kind, p.line) for p in run.problems if p.query) == [
+        ("dashboard", _line_of(text, '"refId": "B"')),
+        ("keda", _line_of(text, "query: sum(")),
+    ]
+
+
+def test_grafana_variables_become_typed_placeholders() -> None:
+    assert (
+        substitute_variables('rate(x{pod=~"$pod"}[$__rate_interval]) > ${threshold}')
+        == 'rate(x{pod=~"gpu_policy_placeholder"}[5m]) > 1'
+    )
+    assert substitute_variables("x[[[range]]] offset $__range") == "x[5m] offset 5m"
+
+
+def test_missing_promtool_is_an_error_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GPU_POLICY_PROMTOOL", str(tmp_path / "no-promtool"))
+    promtool.promtool_path.cache_clear()
+    try:
+        with pytest.raises(
+            promtool.PromtoolMissing, match=r"apt-get install -y --no-install-recommends prometheus"
+        ):
+            promtool.run_promtool(["--version"])
+    finally:
+        monkeypatch.delenv("GPU_POLICY_PROMTOOL")
+        promtool.promtool_path.cache_clear()
