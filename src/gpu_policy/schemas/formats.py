@@ -1,8 +1,8 @@
 """String formats and value parsers shared by the core and CRD validators (and by the CEL library).
 
 Each check mirrors what the API server does with the value:
-- core kinds: Go's JSON decoding of the typed field (int32 overflow, invalid base64, RFC 3339 times and resource
-  quantities fail to decode: k8s.io/apimachinery pkg/api/resource/quantity.go `ParseQuantity`,
+- core kinds: Go's JSON decoding of the typed field (int32 overflow, invalid base64, RFC 3339 times and
+  resource quantities fail to decode: k8s.io/apimachinery pkg/api/resource/quantity.go `ParseQuantity`,
   pkg/apis/meta/v1/time.go `UnmarshalJSON`);
 - custom resources: kube-openapi's strfmt registry (k8s.io/kube-openapi pkg/validation/strfmt), which the CRD
   validator applies to STRING values only (`formatValidator.Applies` checks `kind == reflect.String`), so
@@ -22,19 +22,28 @@ from typing import Any
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 
-QUANTITY_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+QUANTITY_RE = re.compile(
+    r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$"
+)
 """A resource.Quantity: number, then a binary SI, decimal SI or decimal exponent suffix."""
 QUANTITY_HELP = "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 """The regular expression Kubernetes quotes in its own error message."""
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1), "k": Decimal(10**3),
-            "M": Decimal(10**6), "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15),
-            "E": Decimal(10**18)}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+}
 
-DATE_TIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:?\d{2})?$"
-)
+DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:?\d{2})?$")
 """strfmt.DateTime accepts RFC 3339 with or without fraction/zone; metav1.Time needs RFC 3339 with a zone."""
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -116,3 +125,20 @@ CRD_STRING_FORMATS: dict[str, Callable[[str], bool]] = {
     "uri": _is_uri,
     "mac": _is_mac,
 }
+
+
+_INLINE_FLAGS = re.compile(r"\(\?([imsU]+)\)")
+
+
+def go_regex(pattern: str) -> re.Pattern[str]:
+    """Compile an RE2 (Go) pattern with Python's `re`: the syntax the CRDs use is shared, except RE2's
+    end-of-text `\\z` (Python: `\\Z`) and flag groups like `^(?i)` that RE2 accepts anywhere but Python only
+    at the start (moved to the front: for the CRD patterns, which put them right after `^`, the meaning is the
+    same)."""
+    translated = pattern.replace(r"\z", r"\Z")
+    try:
+        return re.compile(translated)
+    except re.error:
+        flags = "".join(sorted(set("".join(_INLINE_FLAGS.findall(translated))) - {"U"}))
+        stripped = _INLINE_FLAGS.sub("", translated)
+        return re.compile(f"(?{flags}){stripped}" if flags else stripped)
