@@ -1,0 +1,26 @@
+@static @gpu-workloads
+Feature: GPU workloads
+  Pods that request nvidia.com/gpu ask for it the way the API server accepts, request the CPU and memory they use,
+  can be placed by Karpenter on some NodePool's instance type, carry a priority for when GPUs are short, do not pin
+  their nodes with a PodDisruptionBudget, and run on the instance family their model size calls for.
+
+  Background:
+    Given the manifests under test
+
+  Scenario: GPU requests equal limits
+    Then GPU requests equal limits
+
+  Scenario: GPU containers request cpu and memory
+    Then GPU containers request cpu and memory
+
+  Scenario: every GPU workload can land on a NodePool
+    Then every GPU workload can land on a NodePool
+
+  Scenario: GPU workloads have a priority
+    Then GPU workloads set an existing priority class
+
+  Scenario: PodDisruptionBudgets do not block consolidation
+    Then PodDisruptionBudgets let Karpenter drain GPU nodes
+
+  Scenario: the model size picks the instance family
+    Then the model size runs on its instance family

@@ -1,0 +1,1373 @@
+"""KEDA ScaledObjects and HPAs: what KEDA's admission webhook would refuse, and what the organisation's
+scaling policy (policies/scaling.yaml, workload-classes.yaml, sla.yaml) requires of the GPU model servers'
+autoscalers.
+
+KEDA's webhook fails open (`failurePolicy=ignore`, kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go),
+and it only sees objects already in the cluster, so the manifest gate re-implements its checks against the
+manifest set.
+Messages repeat KEDA's wording so an operator can search for them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from gpu_policy.findings import Severity
+from gpu_policy.graph.quantities import parse_quantity
+from gpu_policy.graph.selectors import matches_map
+from gpu_policy.graph.workloads import pod_template_of
+from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.registry import Violation, rule
+
+GPU_RESOURCE = "nvidia.com/gpu"
+SO_KIND = "ScaledObject"
+HPA_KIND = "HorizontalPodAutoscaler"
+BEHAVIOR_PATH: FieldPath = ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior")
+HPA_BEHAVIOR_PATH: FieldPath = ("spec", "behavior")
+# kube-controller-manager --horizontal-pod-autoscaler-downscale-stabilization default (5m); EKS does not
+# expose control-plane flags, so this is the window an HPA without
+# behavior.scaleDown.stabilizationWindowSeconds gets (kubernetes pkg/apis/autoscaling/v2/defaults.go leaves it
+# nil "because it can be set from the command line").
+CONTROLLER_DOWNSCALE_WINDOW = 300
+KEDA_DEFAULT_MAX = 100  # scaledobject_types.go defaultHPAMaxReplicas
+GPU_UTIL_METRIC = "DCGM_FI_DEV_GPU_UTIL"
+
+
+# ----------------------------------------------------------------------------------------------------
+# The autoscaler index: every ScaledObject and HPA, its target and its effective bounds, built once per run.
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Autoscaler:
+    doc: Document
+    api_version: str
+    """The target's apiVersion ("" when an HPA leaves it out)."""
+    kind: str
+    name: str
+    target: Document | None
+
+    @property
+    def is_scaled_object(self) -> bool:
+        return self.doc.kind == SO_KIND
+
+    @property
+    def target_ref(self) -> str:
+        return f"{self.kind}/{self.doc.namespace}/{self.name}"
+
+    @property
+    def gvk(self) -> str:
+        """KEDA's GroupVersionKindResource.GVKString(): `apps/v1.Deployment`."""
+        group, _, version = self.api_version.rpartition("/")
+        return f"{group}/{version}.{self.kind}"
+
+    @property
+    def min_raw(self) -> int:
+        """minReplicaCount as written (KEDA default 0) / HPA minReplicas (default 1)."""
+        key = "minReplicaCount" if self.is_scaled_object else "minReplicas"
+        return _int(self.doc.spec.get(key), 0 if self.is_scaled_object else 1)
+
+    @property
+    def hpa_min(self) -> int:
+        """The HPA's minReplicas: KEDA's GetHPAMinReplicas turns 0 or unset into 1."""
+        value = self.min_raw
+        return value if value > 0 else 1
+
+    @property
+    def max_replicas(self) -> int:
+        key = "maxReplicaCount" if self.is_scaled_object else "maxReplicas"
+        return _int(self.doc.spec.get(key), KEDA_DEFAULT_MAX if self.is_scaled_object else 0)
+
+    @property
+    def behavior_path(self) -> FieldPath:
+        return BEHAVIOR_PATH if self.is_scaled_object else HPA_BEHAVIOR_PATH
+
+    @property
+    def behavior(self) -> dict[str, Any] | None:
+        value = self.doc.get(self.behavior_path)
+        return value if isinstance(value, dict) else None
+
+
+def _int(value: Any, default: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return value
+
+
+def _target_of(doc: Document) -> tuple[str, str, str]:
+    ref = doc.spec.get("scaleTargetRef")
+    ref = ref if isinstance(ref, dict) else {}
+    if doc.kind == SO_KIND:
+        # scaledobject_types.go ScaleTarget: apiVersion and kind optional, default apps/v1 Deployment.
+        return (
+            str(ref.get("apiVersion") or "apps/v1"),
+            str(ref.get("kind") or "Deployment"),
+            str(ref.get("name") or ""),
+        )
+    return (str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""), str(ref.get("name") or ""))
+
+
+def _build_autoscalers(ctx: CheckContext) -> list[Autoscaler]:
+    out = []
+    for doc in ctx.graph.of_kind(SO_KIND, HPA_KIND):
+        if doc.kind == SO_KIND and not doc.api_version.startswith("keda.sh/"):
+            continue
+        if doc.kind == HPA_KIND and not doc.api_version.startswith("autoscaling/"):
+            continue
+        api_version, kind, name = _target_of(doc)
+        target = ctx.graph.get(kind, name, doc.namespace) if kind and name else None
+        if target is not None and api_version and target.api_version != api_version:
+            target = None
+        out.append(Autoscaler(doc, api_version, kind, name, target))
+    return out
+
+
+def autoscalers(ctx: CheckContext) -> list[Autoscaler]:
+    return ctx.memo("keda.autoscalers", lambda: _build_autoscalers(ctx))
+
+
+def requests_gpu(doc: Document) -> bool:
+    template = pod_template_of(doc)
+    if template is None:
+        return False
+    for _, container in template.containers(include_init=True):
+        resources = container.get("resources")
+        if not isinstance(resources, dict):
+            continue
+        for section in ("limits", "requests"):
+            values = resources.get(section)
+            if isinstance(values, dict):
+                amount = parse_quantity(values.get(GPU_RESOURCE))
+                if amount is not None and amount > 0:
+                    return True
+    return False
+
+
+def gpu_autoscalers(ctx: CheckContext) -> list[Autoscaler]:
+    """Autoscalers whose target is in the set and runs GPU pods: the ones the scaling policy governs."""
+    return ctx.memo(
+        "keda.gpu_autoscalers",
+        lambda: [a for a in autoscalers(ctx) if a.target is not None and requests_gpu(a.target)],
+    )
+
+
+def _triggers(doc: Document) -> list[tuple[int, dict[str, Any]]]:
+    triggers = doc.spec.get("triggers")
+    return (
+        [(i, t) for i, t in enumerate(triggers or []) if isinstance(t, dict)]
+        if isinstance(triggers, list)
+        else []
+    )
+
+
+def _metadata(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    value = trigger.get("metadata")
+    return value if isinstance(value, dict) else {}
+
+
+def _metric_type(trigger: Mapping[str, Any]) -> str:
+    """pkg/scalers/scaler.go GetMetricTargetType: empty means AverageValue."""
+    return str(trigger.get("metricType") or "AverageValue")
+
+
+def _scaled_objects(ctx: CheckContext) -> list[Autoscaler]:
+    return [a for a in autoscalers(ctx) if a.is_scaled_object]
+
+
+def _is_gpu_query(query: str) -> bool:
+    return "DCGM_" in query
+
+
+# ----------------------------------------------------------------------------------------------------
+# Target and ownership
+# ----------------------------------------------------------------------------------------------------
+@rule(
+    "autoscaler-target-exists",
+    title="the autoscaler's target exists",
+    area="keda",
+    rationale="""A ScaledObject or HPA whose scaleTargetRef names no object in its namespace scales nothing:
+    KEDA reports `ScaleTargetNotFound` and the workload runs at whatever replica count it was applied with.
+    KEDA defaults scaleTargetRef to apiVersion apps/v1, kind Deployment, and the target must live in the
+    ScaledObject's namespace (keda-docs content/docs/2.20/reference/scaledobject-spec.md, kedacore/keda
+    apis/keda/v1alpha1/scaledobject_types.go ScaleTarget).""",
+    fix="Point scaleTargetRef at the workload's exact apiVersion, kind and name, in the same namespace.",
+    sources=(
+        "kedacore/keda apis/keda/v1alpha1/scaledobject_types.go",
+        "kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",
+    ),
+)
+def autoscaler_target_exists(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in autoscalers(ctx):
+        if scaler.target is not None:
+            continue
+        if not scaler.name or not scaler.kind:
+            yield Violation(scaler.doc, "scaleTargetRef has no kind or name", path=("spec", "scaleTargetRef"))
+            continue
+        other = ctx.graph.get(scaler.kind, scaler.name, scaler.doc.namespace)
+        if other is not None:
+            message = (
+                f"scaleTargetRef asks for {scaler.kind} {scaler.name!r} in {scaler.api_version}, but the "
+                f"manifest set declares it as {other.api_version}"
+            )
+        else:
+            message = (
+                f"scaleTargetRef {scaler.api_version or '<any>'} {scaler.target_ref} is not in the manifest "
+                f"set (the target must be in the autoscaler's namespace {scaler.doc.namespace!r})"
+            )
+        yield Violation(scaler.doc, message, path=("spec", "scaleTargetRef", "name"))
+
+
+def _owned_by(hpa: Document, so: Document) -> bool:
+    for owner in hpa.metadata.get("ownerReferences") or []:
+        if isinstance(owner, dict) and owner.get("kind") == SO_KIND and owner.get("name") == so.name:
+            return True
+    return False
+
+
+def _hpa_name(so: Document) -> str:
+    """scaledobject_webhook.go getHpaName."""
+    name = so.get(("spec", "advanced", "horizontalPodAutoscalerConfig", "name"))
+    return str(name) if name else f"keda-hpa-{so.name}"
+
+
+def _target_key(scaler: Autoscaler) -> tuple[str, str, str, str]:
+    # KEDA compares GVK strings; an HPA without apiVersion cannot be resolved by ParseGVKR, treat it as the
+    # kind's usual group so that a missing apiVersion does not hide a second autoscaler.
+    api = scaler.api_version or (
+        "apps/v1" if scaler.kind in {"Deployment", "StatefulSet", "ReplicaSet"} else ""
+    )
+    return (scaler.doc.namespace, api, scaler.kind, scaler.name)
+
+
+@rule(
+    "one-autoscaler-per-workload",
+    title="one autoscaler per workload",
+    area="keda",
+    rationale="""Two autoscalers on one workload overwrite each other's replica count every sync. KEDA's
+    admission webhook refuses a ScaledObject whose target is already managed by another HPA (`the workload
+    '%s' of type '%s' is already managed by the hpa '%s'`) or another ScaledObject, and one whose generated
+    HPA name is taken (kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go verifyHpas,
+    verifyScaledObjects); the exceptions are an HPA owned by the ScaledObject, an HPA annotated
+    `validations.keda.sh/hpa-ownership: "false"`, and an ownership transfer
+    (`scaledobject.keda.sh/transfer-hpa-ownership: "true"` with the HPA named in
+    advanced.horizontalPodAutoscalerConfig.name). The webhook fails open, so the gate must catch it. Two plain
+    HPAs on one workload make the HPA controller stop with condition AmbiguousSelector (kubernetes
+    pkg/controller/podautoscaler/horizontal.go).""",
+    fix="""Keep one autoscaler per workload: delete the extra HPA (KEDA creates and owns `keda-hpa-<name>`),
+    or transfer it to the ScaledObject with the transfer-hpa-ownership annotation and advanced
+    .horizontalPodAutoscalerConfig.name.""",
+    sources=(
+        "kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go",
+        "kubernetes/kubernetes pkg/controller/podautoscaler/horizontal.go",
+    ),
+)
+def one_autoscaler_per_workload(ctx: CheckContext) -> Iterator[Violation]:
+    by_target: dict[tuple[str, str, str, str], list[Autoscaler]] = defaultdict(list)
+    for scaler in autoscalers(ctx):
+        if scaler.name:
+            by_target[_target_key(scaler)].append(scaler)
+    hpa_names: dict[tuple[str, str], Document] = {}
+    for scaler in _scaled_objects(ctx):
+        so = scaler.doc
+        siblings = by_target.get(_target_key(scaler), [])
+        # verifyHpas
+        for other in siblings:
+            hpa = other.doc
+            if other.is_scaled_object or hpa.annotations.get("validations.keda.sh/hpa-ownership") == "false":
+                continue
+            if _owned_by(hpa, so):
+                continue
+            if str(so.annotations.get("scaledobject.keda.sh/transfer-hpa-ownership")) == "true":
+                if _hpa_name(so) == hpa.name and so.get(
+                    ("spec", "advanced", "horizontalPodAutoscalerConfig", "name")
+                ):
+                    continue
+                yield Violation(
+                    so,
+                    f"the existing hpa '{hpa.name}' for workload '{scaler.name}' of type "
+                    f"'{scaler.gvk}' must be specified by name in advanced settings to enable "
+                    f"ownership transfer",
+                    path=("spec", "scaleTargetRef"),
+                    exemptible_by=(hpa,),
+                )
+                continue
+            yield Violation(
+                so,
+                f"the workload '{scaler.name}' of type '{scaler.gvk}' is already managed by the hpa "
+                f"'{hpa.name}' ({hpa.source}:{hpa.line})",
+                path=("spec", "scaleTargetRef"),
+                exemptible_by=(hpa,),
+            )
+        # verifyScaledObjects: the one declared later is the one the webhook refuses.
+        for other in siblings:
+            if other.doc is so:
+                break
+            if other.is_scaled_object:
+                yield Violation(
+                    so,
+                    f"the workload '{scaler.name}' of type '{scaler.gvk}' is already managed by "
+                    f"the ScaledObject '{other.doc.name}'",
+                    path=("spec", "scaleTargetRef"),
+                )
+        key = (so.namespace, _hpa_name(so))
+        first = hpa_names.setdefault(key, so)
+        if first is not so:
+            yield Violation(
+                so,
+                f"the HPA '{key[1]}' is already managed by the ScaledObject '{first.name}'",
+                path=("spec", "advanced", "horizontalPodAutoscalerConfig", "name"),
+            )
+    # Plain HPAs among themselves (not owned by any ScaledObject).
+    for siblings in by_target.values():
+        plain = [
+            s
+            for s in siblings
+            if not s.is_scaled_object
+            and not any(
+                isinstance(o, dict) and o.get("kind") == SO_KIND
+                for o in s.doc.metadata.get("ownerReferences") or []
+            )
+        ]
+        if len(plain) > 1:
+            names = " ".join(s.doc.name for s in plain)
+            for extra in plain[1:]:
+                yield Violation(
+                    extra.doc,
+                    f"pods of {extra.target_ref} are controlled by multiple HPAs: [{names}] "
+                    f"(the HPA controller sets AmbiguousSelector and stops scaling)",
+                    path=("spec", "scaleTargetRef"),
+                )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Webhook checks on the ScaledObject itself
+# ----------------------------------------------------------------------------------------------------
+@rule(
+    "autoscaler-replica-bounds",
+    title="autoscaler replica bounds are valid",
+    area="keda",
+    rationale="""KEDA refuses `MinReplicaCount=%d must be less than MaxReplicaCount=%d` and
+    `IdleReplicaCount=%d must be less than MinReplicaCount=%d` (kedacore/keda
+    apis/keda/v1alpha1/scaledobject_types.go CheckReplicaCountBoundsAreValid, called by the webhook's
+    verifyReplicaCount; the minimum it compares is GetHPAMinReplicas, i.e. 1 when minReplicaCount is 0, and 0
+    when it is unset). The API server refuses an HPA whose maxReplicas is below minReplicas or whose
+    minReplicas is below 1 (kubernetes pkg/apis/autoscaling/validation/validation.go
+    validateHorizontalPodAutoscalerSpec).""",
+    fix="Make minReplicaCount <= maxReplicaCount and idleReplicaCount < minReplicaCount (idle 0 is the only "
+    "value "
+    "KEDA supports).",
+    sources=(
+        "kedacore/keda apis/keda/v1alpha1/scaledobject_types.go",
+        "kubernetes/kubernetes pkg/apis/autoscaling/validation/validation.go",
+    ),
+)
+def autoscaler_replica_bounds(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in autoscalers(ctx):
+        spec = scaler.doc.spec
+        if scaler.is_scaled_object:
+            minimum = scaler.hpa_min if "minReplicaCount" in spec else 0
+            maximum = scaler.max_replicas
+            # The CRD's CEL rule already refuses a written minReplicaCount above maxReplicaCount (schema rules
+            # report it); KEDA additionally compares GetHPAMinReplicas, which turns 0 into 1.
+            if minimum > maximum and scaler.min_raw <= maximum:
+                yield Violation(
+                    scaler.doc,
+                    f"MinReplicaCount={minimum} must be less than MaxReplicaCount={maximum}",
+                    path=("spec", "minReplicaCount"),
+                )
+                continue
+            idle = spec.get("idleReplicaCount")
+            if isinstance(idle, int) and not isinstance(idle, bool) and idle >= minimum:
+                yield Violation(
+                    scaler.doc,
+                    f"IdleReplicaCount={idle} must be less than MinReplicaCount={minimum}",
+                    path=("spec", "idleReplicaCount"),
+                )
+        else:
+            minimum, maximum = scaler.min_raw, scaler.max_replicas
+            if minimum < 1:
+                yield Violation(
+                    scaler.doc,
+                    f"spec.minReplicas: Invalid value: {minimum}: must be greater than or equal to 1",
+                    path=("spec", "minReplicas"),
+                )
+            if maximum < minimum:
+                yield Violation(
+                    scaler.doc,
+                    f"spec.maxReplicas: Invalid value: {maximum}: must be greater than or "
+                    f"equal to `minReplicas` ({minimum})",
+                    path=("spec", "maxReplicas"),
+                )
+
+
+def _container_requests(container: Mapping[str, Any], resource: str) -> bool:
+    """scaledobject_webhook.go isWorkloadResourceSet: a positive request or limit."""
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        return False
+    for section in ("requests", "limits"):
+        values = resources.get(section)
+        if isinstance(values, dict):
+            amount = parse_quantity(values.get(resource))
+            if amount is not None and amount > 0:
+                return True
+    return False
+
+
+def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
+    """namespace -> resources a LimitRange gives containers by default
+    (scaledobject_webhook.go isContainerResourceSetInLimitRangeObject)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for doc in ctx.graph.of_kind("LimitRange"):
+        for item in doc.spec.get("limits") or []:
+            if not isinstance(item, dict) or item.get("type") != "Container":
+                continue
+            for section in ("default", "defaultRequest"):
+                values = item.get(section)
+                if isinstance(values, dict):
+                    for name, amount in values.items():
+                        quantity = parse_quantity(amount)
+                        if quantity is not None and quantity > 0:
+                            out[doc.namespace].add(str(name))
+    return out
+
+
+@rule(
+    "keda-cpu-memory-triggers-have-requests",
+    title="cpu and memory triggers have container requests",
+    area="keda",
+    rationale="""A cpu or memory trigger becomes an HPA Utilization target, which is a percentage of the
+    containers' request; KEDA's webhook refuses `the scaledobject has a %v trigger but the container %s
+    doesn't have the %v request defined` (unless a LimitRange in the namespace gives a default), and
+    `scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)`
+    (kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go verifyCPUMemoryScalers; only Deployment and
+    StatefulSet targets are checked).""",
+    fix="Give every container (or the trigger's `containerName`) a cpu/memory request, and a minReplicaCount "
+    ">= 1 "
+    "when only cpu/memory triggers are used.",
+    sources=("kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go",),
+)
+def cpu_memory_triggers_have_requests(ctx: CheckContext) -> Iterator[Violation]:
+    defaults = ctx.memo("keda.limit_range_defaults", lambda: _limit_range_defaults(ctx))
+    for scaler in _scaled_objects(ctx):
+        triggers = _triggers(scaler.doc)
+        resource_triggers = [(i, t) for i, t in triggers if t.get("type") in ("cpu", "memory")]
+        if (
+            not resource_triggers
+            or scaler.target is None
+            or scaler.gvk not in ("apps/v1.Deployment", "apps/v1.StatefulSet")
+        ):
+            continue
+        template = pod_template_of(scaler.target)
+        containers = template.containers() if template is not None else []
+        reported = False
+        for index, trigger in resource_triggers:
+            resource = str(trigger["type"])
+            wanted = str(_metadata(trigger).get("containerName") or "")
+            for _, container in containers:
+                if wanted and container.get("name") != wanted:
+                    continue
+                if not _container_requests(container, resource) and resource not in defaults.get(
+                    scaler.doc.namespace, set()
+                ):
+                    yield Violation(
+                        scaler.doc,
+                        f"the scaledobject has a {resource} trigger but the container "
+                        f"{container.get('name')} doesn't have the {resource} request "
+                        f"defined",
+                        path=("spec", "triggers", index, "type"),
+                        exemptible_by=(scaler.target,),
+                    )
+                    reported = True
+                    break
+            if reported:
+                break
+        if reported:
+            continue
+        if len(resource_triggers) == len(triggers) and scaler.min_raw == 0:
+            yield Violation(
+                scaler.doc,
+                "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero "
+                "doesn't work in this case)",
+                path=("spec", "minReplicaCount"),
+            )
+
+
+@rule(
+    "keda-triggers-are-valid",
+    title="ScaledObject triggers pass KEDA's checks",
+    area="keda",
+    rationale="""KEDA's webhook refuses `triggerName %q is defined multiple times in the ScaledObject, but it
+    must be unique` and `property "useCachedMetrics" is not supported for %q scaler` (cpu, memory, cron)
+    (kedacore/keda apis/keda/v1alpha1/scaletriggers_types.go ValidateTriggers); a metricType of Utilization on
+    an external scaler fails when the scaler is built (`'Utilization' metric type is unsupported for external
+    metrics, allowed values are 'Value' or 'AverageValue'`, kedacore/keda pkg/scalers/scaler.go
+    GetMetricTargetType).""",
+    fix="Give each trigger a unique name, drop useCachedMetrics from cpu/memory/cron triggers, and use "
+    "metricType "
+    "AverageValue or Value for external scalers.",
+    sources=(
+        "kedacore/keda apis/keda/v1alpha1/scaletriggers_types.go",
+        "kedacore/keda pkg/scalers/scaler.go",
+    ),
+)
+def triggers_are_valid(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in _scaled_objects(ctx):
+        seen: set[str] = set()
+        for index, trigger in _triggers(scaler.doc):
+            kind = str(trigger.get("type") or "")
+            if trigger.get("useCachedMetrics") is True and kind in ("cpu", "memory", "cron"):
+                yield Violation(
+                    scaler.doc,
+                    f'property "useCachedMetrics" is not supported for "{kind}" scaler',
+                    path=("spec", "triggers", index, "useCachedMetrics"),
+                )
+            name = trigger.get("name")
+            if name:
+                if name in seen:
+                    yield Violation(
+                        scaler.doc,
+                        f'triggerName "{name}" is defined multiple times in the '
+                        f"ScaledObject, but it must be unique",
+                        path=("spec", "triggers", index, "name"),
+                    )
+                seen.add(str(name))
+            if kind not in ("cpu", "memory") and trigger.get("metricType") == "Utilization":
+                yield Violation(
+                    scaler.doc,
+                    f"trigger {index} ({kind}): 'Utilization' metric type is unsupported for "
+                    f"external metrics, allowed values are 'Value' or 'AverageValue'",
+                    path=("spec", "triggers", index, "metricType"),
+                )
+
+
+@rule(
+    "keda-fallback-is-valid",
+    title="fallback is accepted by KEDA and lies within the replica bounds",
+    area="keda",
+    rationale="""KEDA refuses a fallback with negative values (`FailureThreshold=%d & Replicas=%d must both be
+    greater than or equal to 0`) and a fallback on a ScaledObject whose triggers are all cpu/memory: fallback
+    replaces a failing external metric, and in 2.20 works for Value and AverageValue triggers but never for
+    the cpu/memory resource metrics (kedacore/keda apis/keda/v1alpha1/scaledobject_types.go
+    CheckFallbackValid; keda-docs content/docs/2.20/reference/scaledobject-spec.md#fallback). `behavior:
+    scalingModifiers` needs advanced.scalingModifiers.formula. The HPA clamps its result to [minReplicas,
+    maxReplicas], so a fallback.replicas outside the bounds is silently not what happens when the metric is
+    lost.""",
+    fix="Set fallback.failureThreshold and fallback.replicas >= 0, with replicas between minReplicaCount and "
+    "maxReplicaCount, on a ScaledObject with at least one external (non cpu/memory) trigger.",
+    sources=(
+        "kedacore/keda apis/keda/v1alpha1/scaledobject_types.go",
+        "kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",
+    ),
+)
+def fallback_is_valid(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in _scaled_objects(ctx):
+        fallback = scaler.doc.spec.get("fallback")
+        if not isinstance(fallback, dict):
+            continue
+        threshold = _int(fallback.get("failureThreshold"), 0)
+        replicas = _int(fallback.get("replicas"), 0)
+        if threshold < 0 or replicas < 0:
+            yield Violation(
+                scaler.doc,
+                f"FailureThreshold={threshold} & Replicas={replicas} must both be greater than or equal to 0",
+                path=("spec", "fallback"),
+            )
+            continue
+        triggers = _triggers(scaler.doc)
+        if not any(t.get("type") not in ("cpu", "memory") for _, t in triggers):
+            yield Violation(
+                scaler.doc,
+                "fallback is configured but every trigger is cpu or memory: fallback is not "
+                "supported by the CPU & memory scalers",
+                path=("spec", "fallback"),
+            )
+            continue
+        if fallback.get("behavior") == "scalingModifiers" and not scaler.doc.get(
+            ("spec", "advanced", "scalingModifiers", "formula")
+        ):
+            yield Violation(
+                scaler.doc,
+                "fallback behavior scalingModifiers needs advanced.scalingModifiers.formula",
+                path=("spec", "fallback", "behavior"),
+            )
+            continue
+        minimum, maximum = scaler.hpa_min, scaler.max_replicas
+        if fallback.get("behavior", "static") == "static" and not minimum <= replicas <= maximum:
+            yield Violation(
+                scaler.doc,
+                f"fallback.replicas is {replicas}, outside [{minimum}, {maximum}]: the HPA "
+                f"clamps it, so a lost metric gives {min(max(replicas, minimum), maximum)} "
+                f"replicas, not {replicas}",
+                path=("spec", "fallback", "replicas"),
+            )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Scaling behaviour (policies/scaling.yaml)
+# ----------------------------------------------------------------------------------------------------
+def _rules_of(behavior: dict[str, Any] | None, direction: str) -> dict[str, Any] | None:
+    if behavior is None:
+        return None
+    value = behavior.get(direction)
+    return value if isinstance(value, dict) else None
+
+
+def scale_down_window(scaler: Autoscaler) -> tuple[int, str]:
+    """Effective scale-down stabilization window and where it comes from."""
+    rules = _rules_of(scaler.behavior, "scaleDown")
+    if rules is not None and isinstance(rules.get("stabilizationWindowSeconds"), int):
+        return int(rules["stabilizationWindowSeconds"]), "behavior.scaleDown.stabilizationWindowSeconds"
+    return (
+        CONTROLLER_DOWNSCALE_WINDOW,
+        "the controller default (behavior.scaleDown.stabilizationWindowSeconds unset)",
+    )
+
+
+@rule(
+    "scale-down-stabilization-window",
+    title="scale-down stabilizes 300s",
+    area="keda",
+    rationale="""GPU model servers take minutes to load weights; scaling them down on a short dip and back up
+    costs a cold start. Within the scale-down stabilization window the HPA uses the HIGHEST recommendation
+    (kubernetes pkg/controller/podautoscaler/horizontal.go stabilizeRecommendationWithBehaviors). KEDA copies
+    advanced.horizontalPodAutoscalerConfig.behavior into the HPA it owns and sets none when it is absent
+    (kedacore/keda controllers/keda/hpa.go); an HPA without behavior.scaleDown.stabilizationWindowSeconds uses
+    the controller flag --horizontal-pod-autoscaler-downscale-stabilization, 5m by default and not changeable
+    on EKS (kubernetes pkg/apis/autoscaling/v2/defaults.go). The minimum window is policies/scaling.yaml
+    scaleDown.minStabilizationWindowSeconds (300 s by default).""",
+    fix="Set advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds to at "
+    "least "
+    "the "
+    "policy minimum (300).",
+    sources=(
+        "kubernetes/kubernetes pkg/apis/autoscaling/v2/defaults.go",
+        "kubernetes/kubernetes pkg/controller/podautoscaler/horizontal.go",
+        "kedacore/keda controllers/keda/hpa.go",
+    ),
+)
+def scale_down_stabilization_window(ctx: CheckContext) -> Iterator[Violation]:
+    minimum = int(ctx.policy.scaling["scaleDown"]["minStabilizationWindowSeconds"])
+    for scaler in gpu_autoscalers(ctx):
+        window, source = scale_down_window(scaler)
+        if window < minimum:
+            yield Violation(
+                scaler.doc,
+                f"scale-down stabilization window is {window}s (from {source}); policy wants "
+                f"at least {minimum}s",
+                path=(*scaler.behavior_path, "scaleDown", "stabilizationWindowSeconds"),
+            )
+
+
+def _policies(rules: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    value = rules.get("policies")
+    return [(i, p) for i, p in enumerate(value) if isinstance(p, dict)] if isinstance(value, list) else []
+
+
+def _down_fraction(policy: Mapping[str, Any], window: int, max_replicas: int) -> float:
+    """Largest fraction of the pods one policy lets the HPA remove within `window` seconds.
+
+    A policy caps the change within its own trailing period; a shorter period than the window can be used
+    ceil(window / period) times (Percent compounds: floor(start * (1 - p))). Pods policies are measured
+    against
+    the maximum replica count, as the organisation's policy states."""
+    period = max(_int(policy.get("periodSeconds"), 1), 1)
+    value = _int(policy.get("value"), 0)
+    uses = max(1, math.ceil(window / period))
+    if policy.get("type") == "Percent":
+        return 1 - (1 - min(value, 100) / 100) ** uses
+    return min(1.0, value * uses / max_replicas) if max_replicas > 0 else 1.0
+
+
+@rule(
+    "scale-down-rate-limited",
+    title="scale-down removes at most 25% of the pods per 60s",
+    area="keda",
+    rationale="""Removing many GPU replicas at once drops capacity faster than traffic falls and forfeits warm
+    model caches. The HPA limits scale-down with behavior.scaleDown.policies: with selectPolicy Max (the
+    default) the policy allowing the LARGEST change wins, with Min the smallest, Disabled forbids scale-down
+    (kubernetes pkg/controller/podautoscaler/horizontal.go calculateScaleDownLimitWithBehaviors). A behavior
+    block without scaleDown policies gets Percent 100 per 15 s, and an HPA without any behavior has no
+    scale-down rate limit at all (kubernetes pkg/apis/autoscaling/v2/defaults.go). Limits are
+    policies/scaling.yaml scaleDown maxPercentPerPeriod per periodSeconds (25% per 60 s by default); Pods
+    policies count against maxReplicaCount.""",
+    fix="""Set behavior.scaleDown.policies to `[{type: Percent, value: 25, periodSeconds: 60}]` (or stricter),
+    with selectPolicy Max only when every policy is within the limit.""",
+    sources=(
+        "kubernetes/kubernetes pkg/apis/autoscaling/v2/defaults.go",
+        "kubernetes/kubernetes pkg/controller/podautoscaler/horizontal.go",
+    ),
+)
+def scale_down_rate_limited(ctx: CheckContext) -> Iterator[Violation]:
+    policy = ctx.policy.scaling["scaleDown"]
+    limit = float(policy["maxPercentPerPeriod"]) / 100
+    window = int(policy["periodSeconds"])
+    for scaler in gpu_autoscalers(ctx):
+        behavior = scaler.behavior
+        path = (*scaler.behavior_path, "scaleDown")
+        if behavior is None:
+            yield Violation(
+                scaler.doc,
+                "no behavior block: the HPA's legacy scale-down has no rate limit and may "
+                "remove every pod above the minimum at once",
+                path=scaler.behavior_path if scaler.doc.get(scaler.behavior_path[:-1]) else ("spec",),
+            )
+            continue
+        rules = _rules_of(behavior, "scaleDown") or {}
+        select = str(rules.get("selectPolicy") or "Max")
+        if select == "Disabled":
+            continue
+        policies = _policies(rules)
+        if not policies:
+            yield Violation(
+                scaler.doc,
+                f"behavior.scaleDown has no policies: the default Percent 100 per 15s lets "
+                f"the HPA remove every pod above the minimum; policy allows "
+                f"{policy['maxPercentPerPeriod']}% per {window}s",
+                path=path,
+            )
+            continue
+        fractions = [(_down_fraction(p, window, scaler.max_replicas), i, p) for i, p in policies]
+        chosen = max(fractions, key=lambda f: f[0]) if select == "Max" else min(fractions, key=lambda f: f[0])
+        if chosen[0] > limit + 1e-9:
+            p = chosen[2]
+            yield Violation(
+                scaler.doc,
+                f"scale-down policy {p.get('type')} {p.get('value')} per "
+                f"{p.get('periodSeconds')}s (selectPolicy {select}) can remove "
+                f"{chosen[0]:.0%} of the pods in {window}s; policy allows "
+                f"{policy['maxPercentPerPeriod']}%",
+                path=(*path, "policies", chosen[1]),
+            )
+
+
+def _up_allowance(policies: list[dict[str, Any]], select: str, current: int, period: int) -> int:
+    allowed: list[int] = []
+    for p in policies:
+        value = _int(p.get("value"), 0)
+        if _int(p.get("periodSeconds"), 0) > period:
+            # A longer period grants the step once but a slower sustained rate: it never meets "per period".
+            allowed.append(0)
+            continue
+        if p.get("type") == "Percent":
+            allowed.append(math.ceil(current * (1 + value / 100)) - current)
+        else:
+            allowed.append(value)
+    if not allowed:
+        return 0
+    return max(allowed) if select == "Max" else min(allowed)
+
+
+@rule(
+    "scale-up-rate",
+    title="scale-up allows 100% or 4 pods per 15s",
+    area="keda",
+    rationale="""A traffic surge on a model server must add replicas quickly: GPU nodes take minutes to join,
+    so the HPA must not hold scale-up back too. policies/scaling.yaml sets the floor: stabilization window at
+    most scaleUp.maxStabilizationWindowSeconds, and per periodSeconds at least the larger of percent% and pods
+    pods (selectPolicy Max) — the HPA's own default when a behavior block omits scaleUp (kubernetes
+    pkg/apis/autoscaling/v2/defaults.go). Without any behavior block the legacy limit applies: at most max(2 x
+    current, 4) replicas per sync, slower than 4 pods for 1-3 replicas (kubernetes
+    pkg/controller/podautoscaler/horizontal.go calculateScaleUpLimit). Percent rounds up: ceil(start * (1 +
+    p)).""",
+    fix="""Leave behavior.scaleUp out of an explicit behavior block (the default is 100%/4 pods per 15 s,
+    Max), or set policies `[{type: Percent, value: 100, periodSeconds: 15}, {type: Pods, value: 4,
+    periodSeconds: 15}]` with selectPolicy Max and stabilizationWindowSeconds 0.""",
+    sources=(
+        "kubernetes/kubernetes pkg/apis/autoscaling/v2/defaults.go",
+        "kubernetes/kubernetes pkg/controller/podautoscaler/horizontal.go",
+    ),
+)
+def scale_up_rate(ctx: CheckContext) -> Iterator[Violation]:
+    policy = ctx.policy.scaling["scaleUp"]
+    percent, pods, period = int(policy["percent"]), int(policy["pods"]), int(policy["periodSeconds"])
+    max_window = int(policy["maxStabilizationWindowSeconds"])
+    for scaler in gpu_autoscalers(ctx):
+        maximum = scaler.max_replicas
+        behavior = scaler.behavior
+        path = (*scaler.behavior_path, "scaleUp")
+
+        def wanted(current: int, maximum: int = maximum) -> int:
+            step = max(math.ceil(current * (1 + percent / 100)) - current, pods)
+            return min(step, maximum - current)
+
+        if behavior is None:
+            slow = [c for c in range(1, maximum) if max(2 * c, 4) - c < wanted(c)]
+            if slow:
+                yield Violation(
+                    scaler.doc,
+                    f"no behavior block: the legacy limit max(2 x current, 4) replicas per "
+                    f"sync adds fewer than {pods} pods at {slow[0]}..{slow[-1]} replicas",
+                    path=("spec",),
+                )
+            continue
+        rules = _rules_of(behavior, "scaleUp")
+        if rules is None:
+            continue  # defaults: Pods 4 / Percent 100 per 15 s, Max, window 0
+        window = rules.get("stabilizationWindowSeconds")
+        if isinstance(window, int) and window > max_window:
+            yield Violation(
+                scaler.doc,
+                f"scale-up stabilization window is {window}s; policy allows at most {max_window}s",
+                path=(*path, "stabilizationWindowSeconds"),
+            )
+            continue
+        select = str(rules.get("selectPolicy") or "Max")
+        if select == "Disabled":
+            yield Violation(scaler.doc, "scale-up is Disabled", path=(*path, "selectPolicy"))
+            continue
+        policies = [p for _, p in _policies(rules)] or [
+            {"type": "Pods", "value": 4, "periodSeconds": 15},
+            {"type": "Percent", "value": 100, "periodSeconds": 15},
+        ]
+        for current in range(1, maximum):
+            have = _up_allowance(policies, select, current, period)
+            need = wanted(current)
+            if have < need:
+                yield Violation(
+                    scaler.doc,
+                    f"at {current} replicas scale-up may add {have} pod(s) per {period}s "
+                    f"(selectPolicy {select}); policy wants {need} ({percent}% or {pods} "
+                    f"pods, whichever is more)",
+                    path=(*path, "policies"),
+                )
+                break
+
+
+# ----------------------------------------------------------------------------------------------------
+# Workload classes (policies/workload-classes.yaml)
+# ----------------------------------------------------------------------------------------------------
+def workload_label(doc: Document, label: str) -> tuple[str | None, FieldPath]:
+    """A label on the workload's metadata, or else on its pod template (both are accepted)."""
+    if label in doc.labels:
+        return str(doc.labels[label]), ("metadata", "labels", label)
+    template = pod_template_of(doc)
+    if template is not None and label in template.labels:
+        return str(template.labels[label]), (*template.path, "metadata", "labels", label)
+    return None, ("metadata", "labels")
+
+
+def _threshold(trigger: Mapping[str, Any]) -> Decimal | None:
+    value = _metadata(trigger).get("threshold")
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except ArithmeticError:
+        return None
+
+
+@rule(
+    "scaling-matches-workload-class",
+    title="GPU autoscaling matches the workload class",
+    area="keda",
+    rationale="""The seed's threshold table (policies/workload-classes.yaml) fixes, per workload class, the
+    GPU utilization a pod is scaled at (scaleUpUtilization = the GPU-utilization trigger's threshold: the HPA
+    has one target per metric) and the cooldown (cooldownSeconds = the scale-down stabilization window for
+    1..N replicas; KEDA's cooldownPeriod only governs scaling to zero, keda-docs content/docs/2.20/reference/
+    scaledobject-spec.md#cooldownperiod). A KEDA-scaled GPU workload must declare its class with the label
+    `gpu-policy.io/workload-class` (on the Deployment or its pod template) so the table can be applied.""",
+    fix="""Label the workload with its class, set the DCGM_FI_DEV_GPU_UTIL trigger's threshold to the class's
+    scaleUpUtilization, and a scale-down stabilizationWindowSeconds >= the class's cooldownSeconds.""",
+    sources=("kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",),
+)
+def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
+    classes = ctx.policy.workload_classes
+    label = str(classes["classLabel"])
+    for scaler in gpu_autoscalers(ctx):
+        if not scaler.is_scaled_object:
+            continue
+        assert scaler.target is not None
+        value, label_path = workload_label(scaler.target, label)
+        if value is None:
+            yield Violation(
+                scaler.target,
+                f"{scaler.target.ref} is scaled by ScaledObject {scaler.doc.name!r} on GPU "
+                f"metrics but has no {label} label (classes: "
+                f"{', '.join(classes['classes'])})",
+                path=label_path,
+                exemptible_by=(scaler.doc,),
+            )
+            continue
+        spec = classes["classes"].get(value)
+        if spec is None:
+            yield Violation(
+                scaler.target,
+                f"{label} is {value!r}, not a class of policies/workload-classes.yaml "
+                f"({', '.join(classes['classes'])})",
+                path=label_path,
+                exemptible_by=(scaler.doc,),
+            )
+            continue
+        want = Decimal(str(spec["scaleUpUtilization"]))
+        for index, trigger in _triggers(scaler.doc):
+            query = str(_metadata(trigger).get("query") or "")
+            if trigger.get("type") != "prometheus" or GPU_UTIL_METRIC not in query:
+                continue
+            have = _threshold(trigger)
+            if have is None or have != want:
+                yield Violation(
+                    scaler.doc,
+                    f"GPU-utilization trigger threshold is {_metadata(trigger).get('threshold')}"
+                    f"; class {value!r} scales up at {want}%",
+                    path=("spec", "triggers", index, "metadata", "threshold"),
+                )
+        window, source = scale_down_window(scaler)
+        cooldown = int(spec["cooldownSeconds"])
+        if window < cooldown:
+            yield Violation(
+                scaler.doc,
+                f"scale-down stabilization window is {window}s (from {source}); class "
+                f"{value!r} cools down for {cooldown}s",
+                path=(*scaler.behavior_path, "scaleDown", "stabilizationWindowSeconds"),
+            )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Prometheus triggers: query semantics, target pods, server address
+# ----------------------------------------------------------------------------------------------------
+AGGREGATIONS = frozenset(
+    {
+        "sum",
+        "avg",
+        "max",
+        "min",
+        "count",
+        "quantile",
+        "stddev",
+        "stdvar",
+        "group",
+        "topk",
+        "bottomk",
+        "count_values",
+        "limitk",
+        "limit_ratio",
+    }
+)
+AVERAGING = frozenset({"avg", "max", "min", "quantile", "stddev", "stdvar", "group"})
+SUMMING = frozenset({"sum", "count"})
+_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def _strip_strings(query: str) -> str:
+    """Blank out string literals so parentheses and keywords inside them do not count."""
+    return re.sub(
+        r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`',
+        lambda m: '"' + " " * (len(m.group()) - 2) + '"',
+        query,
+    )
+
+
+def outer_aggregation(query: str) -> str | None:
+    """The aggregation operator applied at the outermost level of the expression, if any.
+
+    Light parsing: the first aggregation keyword at parenthesis depth 0 (`sum(...)`, `avg by (x) (...)`,
+    `100 * avg(...)`). Returns "" when depth 0 holds no aggregation (a bare selector or function call)."""
+    text = _strip_strings(query)
+    depth = 0
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and (char.isalpha() or char == "_"):
+            match = _IDENT.match(text, pos)
+            assert match is not None
+            word = match.group()
+            if word.lower() in AGGREGATIONS:
+                rest = text[match.end() :].lstrip()
+                if rest.startswith("(") or rest.startswith("by") or rest.startswith("without"):
+                    return word.lower()
+            pos = match.end()
+            continue
+        pos += 1
+    return ""
+
+
+def _prometheus_triggers(scaler: Autoscaler) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+    for index, trigger in _triggers(scaler.doc):
+        if trigger.get("type") == "prometheus":
+            yield index, trigger, _metadata(trigger)
+
+
+@rule(
+    "query-aggregation-matches-metric-type",
+    title="the query's aggregation suits the metricType",
+    area="keda",
+    rationale="""The prometheus trigger's threshold becomes the HPA target. With metricType AverageValue
+    (KEDA's default, kedacore/keda pkg/scalers/scaler.go) the HPA computes desired = ceil(value / threshold)
+    whatever the replica count (kubernetes pkg/controller/podautoscaler/replica_calculator.go
+    GetExternalPerPodMetricReplicas): the query must return a TOTAL (sum over pods); an avg/max/min returns
+    one pod's worth, so 80% average with threshold 70 asks for 2 replicas even when 10 run and the model never
+    scales out. With metricType Value, desired = ceil(readyPods x value / threshold): the query must return a
+    per-pod figure (avg); a sum already grows with the replicas, so every scale-up inflates the metric again
+    and the workload runs away to maxReplicaCount (kedacore/keda#5781, #4148). Light parsing: the first
+    aggregation operator at the outermost parenthesis level is taken as the query's aggregation.""",
+    fix="Use `sum(...)` with metricType AverageValue (threshold = per-pod target), or `avg(...)` with "
+    "metricType "
+    "Value.",
+    sources=(
+        "kedacore/keda pkg/scalers/scaler.go",
+        "kedacore/keda pkg/scalers/prometheus_scaler.go",
+        "kubernetes/kubernetes pkg/controller/podautoscaler/replica_calculator.go",
+    ),
+)
+def query_aggregation_matches_metric_type(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in _scaled_objects(ctx):
+        for index, trigger, meta in _prometheus_triggers(scaler):
+            query = str(meta.get("query") or "")
+            if not query.strip():
+                continue
+            aggregation = outer_aggregation(query)
+            metric_type = _metric_type(trigger)
+            path = ("spec", "triggers", index, "metadata", "query")
+            # A query without an outer aggregation (one series per GPU) is keda-query-reads-only-its-target's
+            # finding: it evaluates the query over synthetic series with promtool.
+            if metric_type == "AverageValue" and aggregation in AVERAGING:
+                yield Violation(
+                    scaler.doc,
+                    f"trigger {index}: {aggregation}(...) with metricType AverageValue gives "
+                    f"desired = ceil({aggregation} / threshold) whatever the replica count "
+                    f"(e.g. {aggregation} 80 / threshold 70 -> 2 replicas even when 10 run)",
+                    path=path,
+                )
+            elif metric_type == "Value" and aggregation in SUMMING:
+                yield Violation(
+                    scaler.doc,
+                    f"trigger {index}: {aggregation}(...) with metricType Value gives desired "
+                    f"= ceil(readyPods x {aggregation} / threshold): the {aggregation} grows "
+                    f"with the pods, so each scale-up inflates the metric again",
+                    path=path,
+                )
+
+
+_HOST = re.compile(
+    r"^(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.(?P<ns>[a-z0-9]([-a-z0-9]*[a-z0-9])?))?"
+    r"(\.svc(\.cluster\.local)?)?$"
+)
+# The labels the Prometheus Operator gives a Prometheus' pods (prometheus-operator pkg/prometheus/server
+# statefulset.go / operator.go: app.kubernetes.io/name, managed-by, instance,
+# operator.prometheus.io/name|shard, prometheus=<name>), plus spec.podMetadata.labels.
+PROMETHEUS_WEB_PORT = 9090
+
+
+def prometheus_pod_labels(prometheus: Document) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "prometheus",
+        "app.kubernetes.io/managed-by": "prometheus-operator",
+        "app.kubernetes.io/instance": prometheus.name,
+        "operator.prometheus.io/name": prometheus.name,
+        "operator.prometheus.io/shard": "0",
+        "prometheus": prometheus.name,
+    }
+    extra = prometheus.get(("spec", "podMetadata", "labels"))
+    if isinstance(extra, dict):
+        labels.update({str(k): str(v) for k, v in extra.items()})
+    return labels
+
+
+def _service_reaches_prometheus(ctx: CheckContext, service: Document, port: int) -> str | None:
+    """None when `service:port` leads to Prometheus pods; else what is wrong."""
+    ports = [p for p in service.spec.get("ports") or [] if isinstance(p, dict)]
+    entry = next((p for p in ports if p.get("port") == port), None)
+    if entry is None:
+        return (
+            f"Service {service.ref} has no port {port} (ports: "
+            f"{', '.join(str(p.get('port')) for p in ports) or 'none'})"
+        )
+    selector = service.spec.get("selector")
+    if not isinstance(selector, dict) or not selector:
+        return f"Service {service.ref} has no selector, so it selects no Prometheus pods"
+    prometheuses = [p for p in ctx.graph.of_kind("Prometheus") if p.namespace == service.namespace]
+    if any(matches_map(selector, prometheus_pod_labels(p)) for p in prometheuses):
+        target_port = entry.get("targetPort", port)
+        if target_port not in (PROMETHEUS_WEB_PORT, "web"):
+            return (
+                f"Service {service.ref} port {port} forwards to targetPort {target_port!r}; Prometheus "
+                f"listens on "
+                f"{PROMETHEUS_WEB_PORT} (port name 'web')"
+            )
+        return None
+    for template in ctx.graph.pod_templates():
+        if template.owner.namespace != service.namespace or not matches_map(selector, template.labels):
+            continue
+        if any(
+            "prometheus" in str(c.get("image") or "").rsplit("/", 1)[-1] for _, c in template.containers()
+        ):
+            return None
+    return (
+        f"Service {service.ref} selector {selector} matches no Prometheus' pods in namespace "
+        f"{service.namespace!r}"
+    )
+
+
+@rule(
+    "server-address-reaches-prometheus",
+    title="serverAddress reaches a Prometheus",
+    area="keda",
+    rationale="""A prometheus trigger whose serverAddress does not resolve, or resolves to something other
+    than Prometheus, fails every poll; with fallback KEDA then pins the fallback replica count, without it the
+    HPA keeps the current count and never scales. The address is resolved by the KEDA operator, which runs in
+    its own namespace (keda), so a bare service name does not resolve to the ScaledObject's namespace: use
+    `<service>.<namespace>[.svc[.cluster.local]]`. The Service must expose the port and select the Prometheus
+    pods: the Prometheus Operator labels them app.kubernetes.io/name=prometheus, prometheus=<name>,
+    operator.prometheus.io/name=<name> (prometheus-operator pkg/prometheus/server/statefulset.go) and creates
+    the governing Service `prometheus-operated` (port 9090, web) in the Prometheus' namespace. Addresses
+    outside the cluster (another domain) are not checked.""",
+    fix="Set serverAddress to `http://<service>.<namespace>.svc.cluster.local:<port>` of a Service in the "
+    "set "
+    "that "
+    "selects the Prometheus pods (or `prometheus-operated.<namespace>:9090`).",
+    sources=(
+        "kedacore/keda-docs content/docs/2.20/scalers/prometheus.md",
+        "prometheus-operator/prometheus-operator pkg/prometheus/server/statefulset.go",
+    ),
+)
+def server_address_reaches_prometheus(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in _scaled_objects(ctx):
+        for index, _trigger, meta in _prometheus_triggers(scaler):
+            address = str(meta.get("serverAddress") or "")
+            path = ("spec", "triggers", index, "metadata", "serverAddress")
+            if not address:
+                continue  # authenticated via TriggerAuthentication or missing: the schema/KEDA reports it
+            parts = urlsplit(address)
+            host = (parts.hostname or "").lower()
+            match = _HOST.match(host)
+            if parts.scheme not in ("http", "https") or match is None:
+                continue  # an external endpoint (AMP, Thanos elsewhere): not checkable from manifests
+            name, namespace = match.group("name"), match.group("ns")
+            if namespace is None:
+                yield Violation(
+                    scaler.doc,
+                    f"trigger {index}: serverAddress host {host!r} has no namespace; the KEDA "
+                    f"operator resolves it in its own namespace, not {scaler.doc.namespace!r}",
+                    path=path,
+                )
+                continue
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                yield Violation(
+                    scaler.doc, f"trigger {index}: serverAddress {address!r} has an invalid port", path=path
+                )
+                continue
+            service = ctx.graph.get("Service", name, namespace)
+            if service is None:
+                if name == "prometheus-operated" and any(
+                    p.namespace == namespace for p in ctx.graph.of_kind("Prometheus")
+                ):
+                    if port != PROMETHEUS_WEB_PORT:
+                        yield Violation(
+                            scaler.doc,
+                            f"trigger {index}: prometheus-operated listens on "
+                            f"{PROMETHEUS_WEB_PORT}, not {port}",
+                            path=path,
+                        )
+                    continue
+                yield Violation(
+                    scaler.doc,
+                    f"trigger {index}: serverAddress {address!r} names Service "
+                    f"{namespace}/{name}, which is not in the manifest set",
+                    path=path,
+                )
+                continue
+            problem = _service_reaches_prometheus(ctx, service, port)
+            if problem is not None:
+                yield Violation(
+                    scaler.doc, f"trigger {index}: {problem}", path=path, exemptible_by=(service,)
+                )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Removed / no-op fields, null handling, SLA, replicas in Git
+# ----------------------------------------------------------------------------------------------------
+@rule(
+    "keda-no-dead-fields",
+    title="ScaledObjects carry no removed or no-op fields",
+    area="keda",
+    severity=Severity.WARNING,
+    rationale="""Fields that do nothing mislead the reader into thinking they tune scaling. Trigger metadata
+    `metricName` was deprecated in KEDA 2.10 and removed in 2.12 (ignored except by aws-cloudwatch,
+    huawei-cloudeye and azure-monitor; kedacore/keda apis/keda/v1alpha1/scaletriggers_types.go).
+    `activationThreshold` only decides 0 <-> 1 and is ignored when minReplicaCount >= 1; `cooldownPeriod` only
+    applies when scaling to zero (keda-docs content/docs/2.20/reference/scaledobject-spec.md; KEDA's webhook
+    warns `CooldownPeriod is configured but is not relevant` when minReplicaCount > 0 and idleReplicaCount is
+    unset). The seed's cooldown belongs in the scale-down stabilization window.""",
+    fix="Remove metricName; remove activationThreshold and cooldownPeriod when minReplicaCount >= 1 (put the "
+    "cooldown in behavior.scaleDown.stabilizationWindowSeconds).",
+    sources=(
+        "kedacore/keda apis/keda/v1alpha1/scaletriggers_types.go",
+        "kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",
+    ),
+)
+def no_dead_fields(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in _scaled_objects(ctx):
+        spec = scaler.doc.spec
+        scales_from_zero = scaler.min_raw == 0 or "idleReplicaCount" in spec
+        for index, trigger in _triggers(scaler.doc):
+            meta = _metadata(trigger)
+            if "metricName" in meta and trigger.get("type") not in (
+                "aws-cloudwatch",
+                "huawei-cloudeye",
+                "azure-monitor",
+            ):
+                yield Violation(
+                    scaler.doc,
+                    f"trigger {index}: metadata.metricName was removed in KEDA 2.12 and is ignored",
+                    path=("spec", "triggers", index, "metadata", "metricName"),
+                )
+            if "activationThreshold" in meta and not scales_from_zero:
+                yield Violation(
+                    scaler.doc,
+                    f"trigger {index}: activationThreshold only governs 0 <-> 1 and "
+                    f"minReplicaCount is {scaler.min_raw}",
+                    path=("spec", "triggers", index, "metadata", "activationThreshold"),
+                )
+        if "cooldownPeriod" in spec and not scales_from_zero:
+            yield Violation(
+                scaler.doc,
+                f"cooldownPeriod is {spec['cooldownPeriod']} but only applies when scaling to "
+                f"zero, and minReplicaCount is {scaler.min_raw}",
+                path=("spec", "cooldownPeriod"),
+            )
+
+
+def _parse_bool(value: Any, default: bool) -> bool:
+    """Go strconv.ParseBool, as KEDA reads trigger metadata."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value)
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return default
+
+
+@rule(
+    "lost-metric-is-not-zero",
+    title="a lost GPU metric does not silently scale to the minimum",
+    area="keda",
+    rationale="""With ignoreNullValues true (the default) the prometheus scaler reads an empty result, NaN or
+    Inf as 0 (keda-docs content/docs/2.20/scalers/prometheus.md; kedacore/keda
+    pkg/scalers/prometheus_scaler.go): when the DCGM exporter or its scrape is lost the model servers are
+    scaled down to the minimum exactly when nobody can see their load, and `fallback` never fires because
+    nothing failed. With "false" an empty result is an error: the HPA keeps the current replicas, or KEDA
+    applies fallback. Required on every GPU-metric (DCGM_*) trigger and on every prometheus trigger of a
+    ScaledObject that configures fallback.""",
+    fix='Set `ignoreNullValues: "false"` in the trigger metadata (and configure fallback).',
+    sources=(
+        "kedacore/keda-docs content/docs/2.20/scalers/prometheus.md",
+        "kedacore/keda pkg/scalers/prometheus_scaler.go",
+    ),
+)
+def lost_metric_is_not_zero(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in _scaled_objects(ctx):
+        has_fallback = isinstance(scaler.doc.spec.get("fallback"), dict)
+        for index, _trigger, meta in _prometheus_triggers(scaler):
+            gpu = _is_gpu_query(str(meta.get("query") or ""))
+            if not (gpu or has_fallback) or not _parse_bool(meta.get("ignoreNullValues"), True):
+                continue
+            why = "a GPU metric" if gpu else "fallback is configured"
+            where = (
+                ("spec", "triggers", index, "metadata", "ignoreNullValues")
+                if "ignoreNullValues" in meta
+                else ("spec", "triggers", index, "metadata")
+            )
+            yield Violation(
+                scaler.doc,
+                f"trigger {index}: ignoreNullValues is "
+                f"{meta.get('ignoreNullValues', 'unset (true)')} ({why}): a lost series reads "
+                f"as 0 and scales to the minimum instead of failing over",
+                path=where,
+            )
+
+
+@rule(
+    "sla-minimum-replicas",
+    title="minimum replicas keep the SLA minimum",
+    area="keda",
+    rationale="""The seed: "Model B의 최소 SLA를 보장하기 위해 minReplicas를 설정해야 합니다" — the
+    autoscaler's minimum is the
+    floor when traffic falls or capacity is reallocated to another model. policies/sla.yaml lists each model's
+    minimum. For a ScaledObject the floor is minReplicaCount (default 0) and, when set, idleReplicaCount (KEDA
+    scales to it while the triggers are inactive: keda-docs
+    content/docs/2.20/reference/scaledobject-spec.md#idlereplicacount); for an HPA minReplicas (default 1);
+    for a Deployment without autoscaler spec.replicas (default 1).""",
+    fix="Raise minReplicaCount / minReplicas (or the Deployment's replicas) to the SLA minimum, and drop "
+    "idleReplicaCount.",
+    sources=("kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",),
+)
+def sla_minimum_replicas(ctx: CheckContext) -> Iterator[Violation]:
+    scaled: set[tuple[str, str]] = set()
+    for scaler in autoscalers(ctx):
+        if scaler.kind != "Deployment":
+            continue
+        scaled.add((scaler.doc.namespace, scaler.name))
+        want = ctx.policy.sla_min_replicas(scaler.doc.namespace, scaler.name)
+        if want is None:
+            continue
+        field = "minReplicaCount" if scaler.is_scaled_object else "minReplicas"
+        if scaler.min_raw < want:
+            yield Violation(
+                scaler.doc,
+                f"{field} is {scaler.min_raw}; the SLA of {scaler.target_ref} needs at least {want}",
+                path=("spec", field),
+            )
+        idle = scaler.doc.spec.get("idleReplicaCount") if scaler.is_scaled_object else None
+        if isinstance(idle, int) and idle < want:
+            yield Violation(
+                scaler.doc,
+                f"idleReplicaCount is {idle}: inactive triggers scale {scaler.target_ref} "
+                f"below its SLA minimum of {want}",
+                path=("spec", "idleReplicaCount"),
+            )
+    for doc in ctx.graph.of_kind("Deployment"):
+        if (doc.namespace, doc.name) in scaled:
+            continue
+        want = ctx.policy.sla_min_replicas(doc.namespace, doc.name)
+        replicas = _int(doc.spec.get("replicas"), 1)
+        if want is not None and replicas < want:
+            yield Violation(
+                doc,
+                f"replicas is {replicas} and no autoscaler keeps a floor; the SLA needs at least {want}",
+                path=("spec", "replicas"),
+            )
+
+
+@rule(
+    "autoscaled-replicas-unset",
+    title="autoscaled workloads leave spec.replicas unset",
+    area="keda",
+    severity=Severity.WARNING,
+    rationale="""Once an HPA (or KEDA's HPA) owns a workload, a spec.replicas in the manifest resets the
+    replica count on every apply (kubectl apply, Argo CD, Flux), undoing the autoscaler until its next sync:
+    "When an HPA is enabled, it is recommended that the value of spec.replicas of the Deployment and / or
+    StatefulSet be removed from their manifest(s)"
+    (https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
+    #migrating-deployments-and-statefulsets-to-horizontal-autoscaling).""",
+    fix="Remove spec.replicas from the autoscaled workload's manifest.",
+    sources=("https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/",),
+)
+def autoscaled_replicas_unset(ctx: CheckContext) -> Iterator[Violation]:
+    seen: set[int] = set()
+    for scaler in autoscalers(ctx):
+        target = scaler.target
+        if target is None or id(target) in seen or "replicas" not in target.spec:
+            continue
+        seen.add(id(target))
+        yield Violation(
+            target,
+            f"spec.replicas is {target.spec['replicas']} but {scaler.doc.kind} "
+            f"{scaler.doc.name!r} owns the replica count; every apply resets it",
+            path=("spec", "replicas"),
+            exemptible_by=(scaler.doc,),
+        )
