@@ -17,7 +17,7 @@ from gpu_policy.resources import default_policies_dir
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 POLICY_FILES = (
     "cluster", "workload-classes", "scaling", "instance-types", "spot", "sla", "alerts", "budgets", "cost",
-    "exemptions",
+    "exemptions", "dashboard",
 )
 
 
@@ -57,6 +57,7 @@ class PolicySet:
     budgets: dict[str, Any]
     cost: dict[str, Any]
     exemptions: dict[str, Any]
+    dashboard: dict[str, Any]
 
     @classmethod
     def load(cls, directory: Path | str | None = None) -> PolicySet:

@@ -1,0 +1,337 @@
+"""Alerting rules read statically from PrometheusRule objects: complete, specific, and measuring the
+right thing.
+
+promtool behaviour (parse errors, unit tests of the rules) is judged by the promql rules; these rules
+judge what
+an operator paged at 3 a.m. needs: a duration, a severity, a summary naming the GPU and pod, and an
+expression that
+fires at the policy's threshold (policies/alerts.yaml).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_policy.findings import Severity
+from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.metrics.promql_names import dcgm_metric_names, strip_strings
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.registry import Violation, rule
+
+FB_USED = "DCGM_FI_DEV_FB_USED"
+FB_FREE = "DCGM_FI_DEV_FB_FREE"
+FB_TOTAL = "DCGM_FI_DEV_FB_TOTAL"
+_PROM_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_COMPARISON_RIGHT = re.compile(r"(>=|<=|==|!=|>|<)\s*(?:bool\s+)?(" + _NUMBER + r")")
+_COMPARISON_LEFT = re.compile(r"(" + _NUMBER + r")\s*(>=|<=|==|!=|>|<)")
+_TEMPLATE_REF = r"(?:\$labels\.{0}\b|\.Labels\.{0}\b|index\s+\$labels\s+\"{0}\")"
+_FLEET_AVG = re.compile(r"\bavg\s*(\(|by\s*\(\s*\)|without)")
+
+
+def prom_duration(value: Any) -> float | None:
+    """Prometheus duration (`5m`, `1h30m`, `2d`), seconds; None when unparsable."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    pos, total = 0, 0.0
+    for match in _PROM_DURATION.finditer(text):
+        if match.start() != pos:
+            return None
+        total += int(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    return total if pos == len(text) else None
+
+
+@dataclass(frozen=True)
+class Alert:
+    doc: Document
+    path: FieldPath
+    rule: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.rule.get("alert"))
+
+    @property
+    def expr(self) -> str:
+        return str(self.rule.get("expr", ""))
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        value = self.rule.get("labels")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        value = self.rule.get("annotations")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def is_dcgm(self) -> bool:
+        return bool(dcgm_metric_names(self.expr))
+
+
+def alerts(ctx: CheckContext) -> list[Alert]:
+    def compute() -> list[Alert]:
+        found: list[Alert] = []
+        for doc in ctx.graph.of_kind("PrometheusRule"):
+            for gi, group in enumerate(doc.spec.get("groups") or []):
+                if not isinstance(group, dict):
+                    continue
+                for ri, entry in enumerate(group.get("rules") or []):
+                    if isinstance(entry, dict) and entry.get("alert"):
+                        found.append(Alert(doc, ("spec", "groups", gi, "rules", ri), entry))
+        return found
+
+    return ctx.memo("alerting-rules", compute)
+
+
+@rule(
+    "alert-is-complete",
+    title="every alert has a for duration, a severity label and a summary annotation",
+    area="alerts",
+    rationale="""Without `for`, one scrape above the threshold pages (a GPU spike during a batch is normal);
+    routing in Alertmanager keys on the `severity` label; the notification shows the `summary` annotation.
+    The required labels and annotations come from policies/alerts.yaml (requiredLabels,
+    requiredAnnotations).""",
+    fix="Give the alert `for:` (e.g. 5m), `labels.severity` and `annotations.summary`.",
+    sources=("prometheus docs configuration/alerting_rules.md", "prometheus/alertmanager routing on labels"),
+)
+def alert_is_complete(ctx: CheckContext) -> Iterator[Violation]:
+    required_labels = ctx.policy.alerts.get("requiredLabels") or []
+    required_annotations = ctx.policy.alerts.get("requiredAnnotations") or []
+    for alert in alerts(ctx):
+        missing: list[str] = []
+        path: FieldPath = alert.path
+        if prom_duration(alert.rule.get("for")) in (None, 0.0):
+            missing.append("`for` (a non-zero duration)")
+        missing += [
+            f"label {name}" for name in required_labels if not str(alert.labels.get(name, "")).strip()
+        ]
+        missing += [
+            f"annotation {name}"
+            for name in required_annotations
+            if not str(alert.annotations.get(name, "")).strip()
+        ]
+        if missing:
+            yield Violation(
+                doc=alert.doc, path=path, message=f"alert {alert.name} has no {', '.join(missing)}"
+            )
+
+
+def _names(text: str, label: str) -> bool:
+    return re.search(_TEMPLATE_REF.format(re.escape(label)), text) is not None
+
+
+def _absent_only(expr: str) -> bool:
+    """absent()/absent_over_time() alerts have no per-GPU series to name."""
+    return re.match(r"^\s*absent(_over_time)?\s*\(", strip_strings(expr)) is not None
+
+
+@rule(
+    "gpu-alert-names-gpu-and-pod",
+    title="every GPU alert names the GPU and the pod in its summary or description",
+    area="alerts",
+    rationale="""A DCGM series is per GPU (`gpu`, `UUID`, `Hostname`) and, with DCGM_EXPORTER_KUBERNETES, per
+    workload pod. An alert text without them ("GPU memory is low") sends the operator searching across
+    the fleet.
+    Templates reach labels as {{ $labels.gpu }} or {{ .Labels.gpu }} (prometheus docs alerting_rules.md
+    templating). absent() alerts are exempt: their series has no GPU.""",
+    fix="Put {{ $labels.gpu }} (or Hostname/UUID with it) and {{ $labels.pod }} in the summary or "
+    "description.",
+    sources=("prometheus docs configuration/alerting_rules.md (templating)", "NVIDIA/dcgm-exporter README"),
+)
+def gpu_alert_names_gpu_and_pod(ctx: CheckContext) -> Iterator[Violation]:
+    for alert in alerts(ctx):
+        if not alert.is_dcgm or _absent_only(alert.expr):
+            continue
+        text = " ".join(str(alert.annotations.get(k, "")) for k in ("summary", "description"))
+        missing = [label for label in ("gpu", "pod") if not _names(text, label)]
+        if missing:
+            yield Violation(
+                doc=alert.doc,
+                path=(*alert.path, "annotations"),
+                message=(
+                    f"alert {alert.name}: summary/description never mention "
+                    + " or ".join(f"{{{{ $labels.{m} }}}}" for m in missing)
+                ),
+            )
+
+
+def _operand_after(text: str, index: int) -> str:
+    """The operand right of a binary operator at `index`: a parenthesised group, or a (function-)selector."""
+    i = index
+    n = len(text)
+    while i < n and text[i].isspace():
+        i += 1
+    start = i
+    while i < n and (text[i].isalnum() or text[i] in "_:"):
+        i += 1
+    while i < n and text[i].isspace():
+        i += 1
+    # `sum by (gpu) (x)`: skip the label list
+    word = text[start:i].strip()
+    if word in ("sum", "avg", "max", "min", "count") and text.startswith(("by", "without"), i):
+        i = text.find(")", i) + 1
+        while i < n and text[i].isspace():
+            i += 1
+    if i < n and text[i] in "({[":
+        depth = 0
+        for j in range(i, n):
+            if text[j] in "({[":
+                depth += 1
+            elif text[j] in ")}]":
+                depth -= 1
+                if depth == 0:
+                    i = j + 1
+                    if text[j] == "}" and i < n and text[i] == "[":
+                        continue
+                    break
+        else:
+            i = n
+    return text[start:i]
+
+
+def divides_used_by_free(expr: str) -> bool:
+    """True when some `x / y` has the framebuffer's FREE alone as divisor while USED is measured."""
+    text = strip_strings(expr)
+    if FB_USED not in text:
+        return False
+    for match in re.finditer(r"/", text):
+        divisor = _operand_after(text, match.end())
+        if FB_FREE in divisor and FB_USED not in divisor and FB_TOTAL not in divisor:
+            return True
+    return False
+
+
+@rule(
+    "gpu-memory-alert-divides-by-total",
+    title="GPU memory alerts measure used / (used + free) framebuffer",
+    area="alerts",
+    rationale="""The fraction of GPU memory in use is FB_USED / (FB_USED + FB_FREE) (add FB_RESERVED on newer
+    drivers). FB_USED / FB_FREE is the ratio of used to free: `> 0.9` fires at about 47% use (0.9 / 1.9),
+    paging
+    on healthy GPUs; the seed's GPUMemoryPressure made exactly this mistake. FB_TOTAL is not in the default
+    collectors (NVIDIA/dcgm-exporter etc/default-counters.csv).""",
+    fix="Divide by the total: DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE) > 0.9.",
+    sources=("NVIDIA/dcgm-exporter etc/default-counters.csv (FB_FREE, FB_USED, FB_RESERVED)",),
+)
+def gpu_memory_alert_divides_by_total(ctx: CheckContext) -> Iterator[Violation]:
+    for alert in alerts(ctx):
+        if divides_used_by_free(alert.expr):
+            yield Violation(
+                doc=alert.doc,
+                path=(*alert.path, "expr"),
+                message=(
+                    f"alert {alert.name} divides {FB_USED} by {FB_FREE} alone: {alert.expr.strip()!r} "
+                    "is a used/free ratio, which passes 0.9 at about 47% of memory in use"
+                ),
+            )
+
+
+def comparison_threshold(expr: str) -> tuple[str, float] | None:
+    """The last `<op> <number>` comparison of the expression (or `<number> <op>`), as (op, number)."""
+    text = strip_strings(expr)
+    right = list(_COMPARISON_RIGHT.finditer(text))
+    if right:
+        return right[-1].group(1), float(right[-1].group(2))
+    left = list(_COMPARISON_LEFT.finditer(text))
+    if left:
+        return left[0].group(2), float(left[0].group(1))
+    return None
+
+
+@rule(
+    "gpu-alert-thresholds-match-policy",
+    title="GPU alerts fire at the thresholds and durations of the alert policy",
+    area="alerts",
+    rationale="""The alert policy (policies/alerts.yaml: HighGPUUtilization above 90% for 5m,
+    GPUMemoryPressure
+    above 0.9 of memory for 2m, with their severities) is what on-call agreed to be paged for. An alert whose
+    comparison constant, `for` or severity differs pages at another point than the one reviewed. Alerts are
+    found by name; the threshold is the expression's comparison constant.""",
+    fix="Set the comparison constant, `for` and `labels.severity` to the values in policies/alerts.yaml.",
+    sources=("prometheus docs configuration/alerting_rules.md",),
+)
+def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
+    wanted = ctx.policy.alerts.get("alerts") or {}
+    for alert in alerts(ctx):
+        policy = wanted.get(alert.name)
+        if policy is None:
+            continue
+        found = comparison_threshold(alert.expr)
+        if found is None:
+            yield Violation(
+                doc=alert.doc,
+                path=(*alert.path, "expr"),
+                message=f"alert {alert.name} has no comparison with a constant; the policy wants "
+                f"{policy['threshold']}",
+            )
+        elif found[1] != float(policy["threshold"]):
+            yield Violation(
+                doc=alert.doc,
+                path=(*alert.path, "expr"),
+                message=f"alert {alert.name} compares {found[0]} {found[1]:g}; the policy threshold is "
+                f"{policy['threshold']}",
+            )
+        have_for = prom_duration(alert.rule.get("for"))
+        if have_for is not None and have_for != prom_duration(policy["for"]):
+            yield Violation(
+                doc=alert.doc,
+                path=(*alert.path, "for"),
+                message=f"alert {alert.name} has for {alert.rule.get('for')}; the policy wants "
+                f"{policy['for']}",
+            )
+        severity = alert.labels.get("severity")
+        if severity is not None and str(severity) != str(policy["severity"]):
+            yield Violation(
+                doc=alert.doc,
+                path=(*alert.path, "labels", "severity"),
+                message=f"alert {alert.name} has severity {severity}; the policy wants {policy['severity']}",
+            )
+
+
+@rule(
+    "gpu-alert-not-fleet-average",
+    title="GPU alerts do not average one hot GPU away across the fleet",
+    area="alerts",
+    rationale="""`avg(DCGM_FI_DEV_GPU_UTIL) > 90` without `by` averages every GPU of every node into one
+    number:
+    one saturated GPU among ten idle ones reads 10% and never fires, and the alert carries no gpu/pod label to
+    name. Alert per GPU (no aggregation) or aggregate `by` the labels that identify what to act on.""",
+    fix="Drop the avg (per-GPU series), or aggregate by the target: avg by (namespace, pod) (...).",
+    sources=("prometheus docs querying/operators.md (aggregation operators, by/without)",),
+    severity=Severity.WARNING,
+)
+def gpu_alert_not_fleet_average(ctx: CheckContext) -> Iterator[Violation]:
+    for alert in alerts(ctx):
+        if not alert.is_dcgm:
+            continue
+        text = strip_strings(alert.expr)
+        for match in _FLEET_AVG.finditer(text):
+            if match.group(1) == "without":
+                continue
+            rest = text[match.end() :]
+            # `avg(...) by (gpu)`: the grouping may follow the parenthesised argument
+            if match.group(1) == "(":
+                depth, end = 1, len(rest)
+                for j, ch in enumerate(rest):
+                    depth += ch == "("
+                    depth -= ch == ")"
+                    if depth == 0:
+                        end = j + 1
+                        break
+                trailing = rest[end:].lstrip()
+                if re.match(r"(by\s*\(\s*[^)\s]|without\b)", trailing):
+                    continue
+            yield Violation(
+                doc=alert.doc,
+                path=(*alert.path, "expr"),
+                message=f"alert {alert.name}: {alert.expr.strip()!r} averages all GPUs into one series",
+            )
+            break

@@ -1,0 +1,653 @@
+"""GPU telemetry reaches Prometheus: exporter on every GPU node -> Service -> ServiceMonitor -> Prometheus.
+
+Each link is a rule, so a finding names the broken link. Sets without the objects a link starts from (no DCGM
+exporter DaemonSet, no Prometheus) are treated as partial sets: that link is not judged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_policy.graph.scheduling import untolerated
+from gpu_policy.graph.selectors import matches, matches_map
+from gpu_policy.graph.workloads import PodTemplate, pod_template_of
+from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.metrics import dcgm, nodes
+from gpu_policy.metrics.promql_names import dcgm_metric_names, strip_strings
+from gpu_policy.metrics.queries import Query, all_queries
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.registry import Violation, rule
+
+POD_LABELS = ("pod", "namespace", "container")
+NS_NAME_LABEL = "kubernetes.io/metadata.name"
+PO_CRDS = (
+    "prometheus-operator v0.93.0 example/prometheus-operator-crd/monitoring.coreos.com_prometheuses.yaml"
+)
+
+
+# -- shared indexes
+# -------------------------------------------------------------------------------------------
+def _exporters(ctx: CheckContext) -> list[Document]:
+    return ctx.memo("dcgm-exporters", lambda: dcgm.find_exporters(ctx.graph))
+
+
+def _gpu_pools(ctx: CheckContext) -> list[Document]:
+    return ctx.memo(
+        "gpu-nodepools",
+        lambda: [p for p in ctx.graph.of_kind("NodePool") if nodes.is_gpu_pool(p, ctx.policy)],
+    )
+
+
+def _queries(ctx: CheckContext) -> list[Query]:
+    return ctx.memo("promql-queries", lambda: all_queries(ctx.graph))
+
+
+def _ns(doc: Document) -> str:
+    return doc.namespace or "default"
+
+
+def _listen_port(container: Mapping[str, Any]) -> int:
+    """DCGM_EXPORTER_LISTEN / `-a` (default ":9400", NVIDIA/dcgm-exporter pkg/cmd/app.go)."""
+    address = ":9400"
+    for env in container.get("env") or []:
+        if isinstance(env, Mapping) and env.get("name") == "DCGM_EXPORTER_LISTEN" and env.get("value"):
+            address = str(env["value"])
+    args = [str(a) for a in container.get("args") or []]
+    for i, arg in enumerate(args):
+        if arg in ("-a", "--address") and i + 1 < len(args):
+            address = args[i + 1]
+        elif arg.startswith(("-a=", "--address=")):
+            address = arg.split("=", 1)[1]
+    try:
+        return int(address.rsplit(":", 1)[-1])
+    except ValueError:
+        return 9400
+
+
+@dataclass(frozen=True)
+class ExporterService:
+    exporter: Document
+    service: Document
+    port_index: int
+    port_name: str
+    port_number: Any
+    target_port: Any
+
+
+def _service_port_reaches(port: Mapping[str, Any], listen: int, container_ports: Mapping[str, int]) -> bool:
+    target = port.get("targetPort", port.get("port"))
+    if isinstance(target, str) and not target.isdigit():
+        return container_ports.get(target) == listen
+    try:
+        return int(str(target)) == listen
+    except ValueError:
+        return False
+
+
+def _exporter_services(ctx: CheckContext) -> dict[str, list[ExporterService]]:
+    """Exporter ref -> Services selecting its pods, with their named port reaching the exporter's listen
+    port."""
+
+    def compute() -> dict[str, list[ExporterService]]:
+        out: dict[str, list[ExporterService]] = {}
+        for exporter in _exporters(ctx):
+            template = pod_template_of(exporter)
+            assert template is not None
+            containers = dcgm.exporter_containers(template) or template.containers()
+            found: list[ExporterService] = []
+            for service in ctx.graph.of_kind("Service"):
+                selector = service.spec.get("selector")
+                if (
+                    _ns(service) != _ns(exporter)
+                    or not selector
+                    or not matches_map(selector, template.labels)
+                ):
+                    continue
+                for _, container in containers:
+                    listen = _listen_port(container)
+                    named = {
+                        str(p.get("name")): int(p.get("containerPort", 0))
+                        for p in container.get("ports") or []
+                        if isinstance(p, Mapping) and p.get("name")
+                    }
+                    for i, port in enumerate(service.spec.get("ports") or []):
+                        if (
+                            isinstance(port, Mapping)
+                            and port.get("name")
+                            and _service_port_reaches(port, listen, named)
+                        ):
+                            found.append(
+                                ExporterService(
+                                    exporter,
+                                    service,
+                                    i,
+                                    str(port["name"]),
+                                    port.get("port"),
+                                    port.get("targetPort"),
+                                )
+                            )
+            out[exporter.ref] = found
+        return out
+
+    return ctx.memo("dcgm-exporter-services", compute)
+
+
+def _namespace_labels(ctx: CheckContext, namespace: str) -> dict[str, Any] | None:
+    """Labels of a namespace (with the automatic kubernetes.io/metadata.name); None when it is not in the
+    set."""
+    doc = ctx.graph.get("Namespace", namespace)
+    if doc is None:
+        return None
+    return {**doc.labels, NS_NAME_LABEL: namespace}
+
+
+def prometheus_selection_failure(
+    ctx: CheckContext, prom: Document, obj: Document, selector_field: str, ns_field: str
+) -> str | None:
+    """Why Prometheus `prom` does not pick `obj` (None when it does), per the v0.93.0 CRD field descriptions:
+    selector null = nothing, {} = everything; namespace selector null = the Prometheus' own namespace only."""
+    selector = prom.spec.get(selector_field)
+    if selector is None:
+        return f"{prom.ref} has no spec.{selector_field} (a null selector selects nothing)"
+    if not matches(selector, obj.labels):
+        return f"{prom.ref} spec.{selector_field} {selector} does not match labels {obj.labels or '{}'}"
+    ns_selector = prom.spec.get(ns_field)
+    if ns_selector is None:
+        if _ns(obj) != _ns(prom):
+            return (
+                f"{prom.ref} has no spec.{ns_field}, so it only looks in its own namespace {_ns(prom)}, "
+                f"not {_ns(obj)}"
+            )
+        return None
+    if not ns_selector:
+        return None
+    labels = _namespace_labels(ctx, _ns(obj))
+    if labels is None:
+        labels = {NS_NAME_LABEL: _ns(obj)}
+        if matches(ns_selector, labels):
+            return None
+        return (
+            f"{prom.ref} spec.{ns_field} {ns_selector} needs namespace labels, and Namespace {_ns(obj)} "
+            "is not "
+            "in the manifest set"
+        )
+    if not matches(ns_selector, labels):
+        return f"{prom.ref} spec.{ns_field} {ns_selector} does not match Namespace {_ns(obj)} labels {labels}"
+    return None
+
+
+def _selecting_prometheuses(
+    ctx: CheckContext, obj: Document, selector_field: str, ns_field: str
+) -> list[Document]:
+    return [
+        p
+        for p in ctx.graph.of_kind("Prometheus")
+        if prometheus_selection_failure(ctx, p, obj, selector_field, ns_field) is None
+    ]
+
+
+def _servicemonitor_namespaces_cover(ctx: CheckContext, monitor: Document, namespace: str) -> bool:
+    ns_selector = monitor.spec.get("namespaceSelector") or {}
+    ignore = any(
+        p.spec.get("ignoreNamespaceSelectors") is True
+        for p in _selecting_prometheuses(
+            ctx, monitor, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"
+        )
+    )
+    if ignore or not ns_selector:
+        return namespace == _ns(monitor)
+    if ns_selector.get("any") is True:
+        return True
+    names = ns_selector.get("matchNames")
+    if names:
+        return namespace in [str(n) for n in names]
+    return namespace == _ns(monitor)
+
+
+@dataclass(frozen=True)
+class Scrape:
+    monitor: Document
+    endpoint_index: int
+    endpoint: Mapping[str, Any]
+    target: ExporterService
+
+
+def _scrapes(ctx: CheckContext) -> list[Scrape]:
+    """ServiceMonitor endpoints that scrape an exporter Service on its metrics port."""
+
+    def compute() -> list[Scrape]:
+        found: list[Scrape] = []
+        targets = [t for ts in _exporter_services(ctx).values() for t in ts]
+        if not targets:
+            return found
+        for monitor in ctx.graph.of_kind("ServiceMonitor"):
+            selector = monitor.spec.get("selector")
+            if selector is None:
+                continue
+            for target in targets:
+                if not matches(selector, target.service.labels) or not _servicemonitor_namespaces_cover(
+                    ctx, monitor, _ns(target.service)
+                ):
+                    continue
+                for i, endpoint in enumerate(monitor.spec.get("endpoints") or []):
+                    if not isinstance(endpoint, Mapping):
+                        continue
+                    port = endpoint.get("port")
+                    target_port = endpoint.get("targetPort")
+                    if (port is not None and str(port) == target.port_name) or (
+                        port is None
+                        and target_port is not None
+                        and str(target_port) in (str(target.target_port), str(target.port_number))
+                    ):
+                        found.append(Scrape(monitor, i, endpoint, target))
+        return found
+
+    return ctx.memo("dcgm-scrapes", compute)
+
+
+# -- exporter placement
+# ---------------------------------------------------------------------------------------
+def _effective_tolerations(ctx: CheckContext, template: PodTemplate) -> list[Mapping[str, Any]]:
+    tolerations = [t for t in template.spec.get("tolerations") or [] if isinstance(t, Mapping)]
+    requests_gpu = any(
+        nodes.GPU_RESOURCE in ((c.get("resources") or {}).get("requests") or {})
+        or nodes.GPU_RESOURCE in ((c.get("resources") or {}).get("limits") or {})
+        for _, c in template.containers(include_init=True)
+    )
+    if requests_gpu and (ctx.policy.cluster.get("eks") or {}).get("extendedResourceToleration"):
+        tolerations.append({"key": nodes.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    return tolerations
+
+
+@rule(
+    "dcgm-exporter-tolerates-gpu-taints",
+    title="the DCGM exporter tolerates every taint of the GPU NodePools",
+    area="monitoring",
+    rationale="""A DaemonSet pod lands on a tainted node only if it tolerates every NoSchedule and NoExecute
+    taint (kubernetes pkg/scheduler/framework/plugins/tainttoleration). The DCGM exporter does not request
+    nvidia.com/gpu, so EKS's ExtendedResourceToleration admission plugin adds nothing for it; a GPU node whose
+    taint it does not tolerate has no GPU metrics: no alerts, and KEDA scalers reading those metrics see
+    nothing.""",
+    fix="Add a toleration for each listed taint to the exporter's pod template "
+    "(or `operator: Exists` per key).",
+    sources=(
+        "kubernetes/api core/v1 toleration.go ToleratesTaint",
+        "kubernetes/kubernetes plugin/pkg/admission/extendedresourcetoleration",
+    ),
+)
+def exporter_tolerates_gpu_taints(ctx: CheckContext) -> Iterator[Violation]:
+    for exporter in _exporters(ctx):
+        template = pod_template_of(exporter)
+        assert template is not None
+        tolerations = _effective_tolerations(ctx, template)
+        for pool in _gpu_pools(ctx):
+            missing = untolerated(tolerations, nodes.taints(pool))
+            if missing:
+                shown = ", ".join(f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}" for t in missing)
+                yield Violation(
+                    doc=exporter,
+                    message=f"does not tolerate {shown} of NodePool {pool.name}: "
+                    "no exporter pod runs on those nodes",
+                    path=(*template.spec_path, "tolerations"),
+                    details=(f"NodePool {pool.name} is declared at {pool.source}:{pool.line}",),
+                )
+
+
+def _selection_failure(template: PodTemplate, shape: nodes.NodeShape) -> tuple[str, FieldPath] | None:
+    spec_path = template.spec_path
+    node_selector = template.spec.get("nodeSelector") or {}
+    for key, value in node_selector.items():
+        why = nodes.requirement_failure(shape, str(key), "In", [str(value)])
+        if why is not None:
+            return f"nodeSelector {key}={value}: {why}", (*spec_path, "nodeSelector", key)
+    affinity_path = (*spec_path, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+    required = ((template.spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    if not isinstance(required, Mapping):
+        return None
+    terms = [t for t in required.get("nodeSelectorTerms") or [] if isinstance(t, Mapping)]
+    reasons: list[str] = []
+    for term in terms:
+        failures = []
+        if term.get("matchFields"):
+            failures.append("matchFields cannot be proven for nodes that do not exist yet")
+        for expr in term.get("matchExpressions") or []:
+            why = nodes.requirement_failure(
+                shape,
+                str(expr.get("key")),
+                str(expr.get("operator")),
+                [str(v) for v in expr.get("values") or []],
+            )
+            if why is not None:
+                failures.append(why)
+        if not failures and (term.get("matchExpressions") or term.get("matchFields")):
+            return None
+        reasons.append("; ".join(failures) or "an empty term matches no node")
+    return (
+        "required node affinity: no term holds (" + " | ".join(reasons) + ")",
+        (*affinity_path, "nodeSelectorTerms"),
+    )
+
+
+@rule(
+    "dcgm-exporter-selects-gpu-nodes",
+    title="the DCGM exporter's node selection matches every GPU NodePool's nodes",
+    area="monitoring",
+    rationale="""The exporter's nodeSelector and required node affinity must hold on the labels GPU nodes
+    really
+    carry. Karpenter labels its nodes with the NodePool's template labels, the value it chose for each
+    requirement
+    and the instance type's well-known labels (karpenter.k8s.aws/instance-gpu-manufacturer=nvidia,
+    instance-gpu-count, instance-gpu-name, ...); it does NOT set nvidia.com/gpu.present, which only NVIDIA GPU
+    Feature Discovery adds (policies/cluster.yaml gpuFeatureDiscovery.installed). A selector on a label
+    the nodes
+    lack schedules the exporter nowhere, silently.""",
+    fix="""Select on a label every GPU node carries, e.g. `karpenter.k8s.aws/instance-gpu-manufacturer:
+    nvidia`
+    or a NodePool template label; or install GPU Feature Discovery and set gpuFeatureDiscovery.installed.""",
+    sources=(
+        "aws/karpenter-provider-aws pkg/providers/instancetype/types.go computeRequirements",
+        "aws/karpenter-provider-aws test/suites/scheduling/suite_test.go (well-known GPU labels)",
+        "NVIDIA/gpu-feature-discovery README (nvidia.com/gpu.present)",
+    ),
+)
+def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
+    for exporter in _exporters(ctx):
+        template = pod_template_of(exporter)
+        assert template is not None
+        for pool in _gpu_pools(ctx):
+            for shape in nodes.shapes(pool, ctx.policy):
+                failure = _selection_failure(template, shape)
+                if failure is not None:
+                    why, path = failure
+                    yield Violation(
+                        doc=exporter,
+                        path=path,
+                        message=f"{why}: no exporter pod runs on {shape.describe()} nodes",
+                    )
+                    break
+
+
+# -- scrape chain
+# ---------------------------------------------------------------------------------------------
+@rule(
+    "dcgm-exporter-has-service",
+    title="a Service exposes the DCGM exporter pods on a named metrics port",
+    area="monitoring",
+    rationale="""A ServiceMonitor discovers targets through a Service's endpoints and names the Service port
+    to scrape (`endpoints[].port` is `.spec.ports[].name`, prometheus-operator ServiceMonitor CRD). Without a
+    Service in the exporter's namespace whose selector matches the exporter pods and whose named port reaches
+    the exporter's listen port (DCGM_EXPORTER_LISTEN, default :9400), nothing scrapes the GPUs.""",
+    fix="""Add a Service in the exporter's namespace selecting the exporter pod labels, with a named port
+    (e.g. `name: metrics`) whose targetPort is the exporter's container port.""",
+    sources=("prometheus-operator v0.93.0 monitoring.coreos.com_servicemonitors.yaml (endpoints[].port)",),
+)
+def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
+    services = _exporter_services(ctx)
+    for exporter in _exporters(ctx):
+        if services.get(exporter.ref):
+            continue
+        template = pod_template_of(exporter)
+        assert template is not None
+        yield Violation(
+            doc=exporter,
+            path=(*template.path, "metadata", "labels"),
+            message=(
+                f"no Service in namespace {_ns(exporter)} selects pods labelled {template.labels} "
+                "with a named "
+                "port reaching the exporter's listen port"
+            ),
+        )
+
+
+@rule(
+    "dcgm-exporter-is-scraped",
+    title="a ServiceMonitor scrapes the DCGM exporter Service by port name",
+    area="monitoring",
+    rationale="""The Prometheus Operator turns a ServiceMonitor into scrape configs for the Services its
+    `selector` matches, in the namespaces `namespaceSelector` names (default: the ServiceMonitor's own),
+    on the
+    port `endpoints[].port` names. A mismatch in any of the three yields no target and no error.""",
+    fix="""Point a ServiceMonitor at the exporter Service: selector = the Service's labels, namespaceSelector
+    matchNames = its namespace, endpoints[].port = its port name.""",
+    sources=("prometheus-operator v0.93.0 monitoring.coreos.com_servicemonitors.yaml",),
+)
+def exporter_is_scraped(ctx: CheckContext) -> Iterator[Violation]:
+    scraped = {s.target.service.ref for s in _scrapes(ctx)}
+    for targets in _exporter_services(ctx).values():
+        for service in {t.service.ref: t for t in targets}.values():
+            if service.service.ref in scraped:
+                continue
+            yield Violation(
+                doc=service.service,
+                path=("metadata", "labels"),
+                message=(
+                    f"no ServiceMonitor selects this Service (labels {service.service.labels or '{}'}, "
+                    f"namespace {_ns(service.service)}) with endpoints[].port {service.port_name}"
+                ),
+            )
+
+
+_MATCHER = re.compile(r"\{([^}]*)\}")
+_LABEL_IN_MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+_TEMPLATE_LABEL = re.compile(r"(?:\$labels|\.Labels)\.(pod|namespace|container)\b")
+
+
+def _pod_labels_used(expr: str) -> set[str]:
+    """pod/namespace/container used in label matchers or in by/without/on/ignoring lists."""
+    text = strip_strings(expr)
+    used: set[str] = set()
+    for block in _MATCHER.findall(text):
+        used.update(m for m in _LABEL_IN_MATCHER.findall(block) if m in POD_LABELS)
+    for group in _GROUPING.findall(text):
+        used.update(x.strip() for x in group.split(",") if x.strip() in POD_LABELS)
+    return used
+
+
+def _queries_needing_pod_labels(ctx: CheckContext) -> list[tuple[Query, set[str]]]:
+    needing: list[tuple[Query, set[str]]] = []
+    for query in _queries(ctx):
+        if not dcgm_metric_names(query.expr):
+            continue
+        used = _pod_labels_used(query.expr)
+        if query.kind == "rule":
+            rule_obj = query.doc.get(query.path[:-1]) or {}
+            for text in (rule_obj.get("annotations") or {}).values():
+                used.update(_TEMPLATE_LABEL.findall(str(text)))
+        if used:
+            needing.append((query, used))
+    return needing
+
+
+@rule(
+    "dcgm-scrape-keeps-pod-labels",
+    title="the DCGM scrape keeps the exporter's pod, namespace and container labels",
+    area="monitoring",
+    rationale="""With DCGM_EXPORTER_KUBERNETES=true every series carries the pod, namespace and container
+    using
+    the GPU; the Prometheus Operator adds target labels with the same names (the exporter pod's own).
+    Unless the
+    endpoint sets `honorLabels: true`, Prometheus keeps the target's and renames the exporter's to
+    exported_pod
+    etc. (NVIDIA/dcgm-exporter PR #76, issue #85), so a query such as DCGM_FI_DEV_GPU_UTIL{pod=~"model-a-.*"}
+    matches nothing: the KEDA scaler reads 0 and alerts never name the workload. `Prometheus.spec.
+    overrideHonorLabels: true` forces honorLabels off for every ServiceMonitor.""",
+    fix="Set `honorLabels: true` on the ServiceMonitor endpoint scraping the exporter (and do not set "
+    "overrideHonorLabels on the Prometheus).",
+    sources=("NVIDIA/dcgm-exporter#76", "NVIDIA/dcgm-exporter#85", PO_CRDS + " (overrideHonorLabels)"),
+)
+def scrape_keeps_pod_labels(ctx: CheckContext) -> Iterator[Violation]:
+    scrapes = _scrapes(ctx)
+    if not scrapes:
+        return
+    needing = _queries_needing_pod_labels(ctx)
+    if not needing:
+        return
+    query, used = needing[0]
+    reason = f"{query.doc.ref} {query.where} selects DCGM series by {', '.join(sorted(used))}" + (
+        f" (and {len(needing) - 1} more queries)" if len(needing) > 1 else ""
+    )
+    seen_prom: set[str] = set()
+    for scrape in scrapes:
+        if scrape.endpoint.get("honorLabels") is not True:
+            yield Violation(
+                doc=scrape.monitor,
+                path=("spec", "endpoints", scrape.endpoint_index),
+                message=(
+                    f"endpoint {scrape.endpoint_index} scraping {scrape.target.service.ref} does not set "
+                    f"honorLabels: true, so the exporter's pod/namespace/container labels become exported_*; "
+                    f"{reason}"
+                ),
+            )
+        for prom in _selecting_prometheuses(
+            ctx, scrape.monitor, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"
+        ):
+            if prom.spec.get("overrideHonorLabels") is True and prom.ref not in seen_prom:
+                seen_prom.add(prom.ref)
+                yield Violation(
+                    doc=prom,
+                    path=("spec", "overrideHonorLabels"),
+                    message=(
+                        f"overrideHonorLabels: true forces honorLabels off for {scrape.monitor.ref}; {reason}"
+                    ),
+                )
+
+
+def _not_selected(ctx: CheckContext, kind: str, selector_field: str, ns_field: str) -> Iterator[Violation]:
+    proms = ctx.graph.of_kind("Prometheus")
+    if not proms:
+        return  # the set does not declare the Prometheus: a partial set, judged where it is complete
+    for obj in ctx.graph.of_kind(kind):
+        reasons = [prometheus_selection_failure(ctx, p, obj, selector_field, ns_field) for p in proms]
+        if all(r is not None for r in reasons):
+            yield Violation(
+                doc=obj,
+                path=("metadata", "labels"),
+                message=f"no Prometheus picks up this {kind}: " + "; ".join(str(r) for r in reasons),
+            )
+
+
+@rule(
+    "servicemonitor-selected-by-prometheus",
+    title="every ServiceMonitor is selected by a Prometheus",
+    area="monitoring",
+    rationale="""A Prometheus scrapes a ServiceMonitor only if spec.serviceMonitorSelector matches its labels
+    (null selects nothing, {} everything) and spec.serviceMonitorNamespaceSelector matches its namespace (null
+    means the Prometheus' own namespace only), per the Prometheus Operator v0.93.0 API. An unselected
+    ServiceMonitor is never scraped and no error is shown. Judged only when the set declares a Prometheus.""",
+    fix="""Label the ServiceMonitor to match serviceMonitorSelector, and make serviceMonitorNamespaceSelector
+    cover its namespace (e.g. matchLabels kubernetes.io/metadata.name: <namespace>).""",
+    sources=(PO_CRDS + " (serviceMonitorSelector, serviceMonitorNamespaceSelector)",),
+)
+def servicemonitor_selected(ctx: CheckContext) -> Iterator[Violation]:
+    yield from _not_selected(
+        ctx, "ServiceMonitor", "serviceMonitorSelector", "serviceMonitorNamespaceSelector"
+    )
+
+
+@rule(
+    "prometheusrule-selected-by-prometheus",
+    title="every PrometheusRule is loaded by a Prometheus",
+    area="monitoring",
+    rationale="""A Prometheus loads a PrometheusRule only if spec.ruleSelector matches its labels (null
+    selects
+    nothing, {} everything) and spec.ruleNamespaceSelector matches its namespace (null means the
+    Prometheus' own
+    namespace only), per the Prometheus Operator v0.93.0 API. An unselected rule never evaluates: its alerts
+    can never fire. Judged only when the set declares a Prometheus.""",
+    fix="Label the PrometheusRule to match ruleSelector, and make ruleNamespaceSelector cover its namespace.",
+    sources=(PO_CRDS + " (ruleSelector, ruleNamespaceSelector)",),
+)
+def prometheusrule_selected(ctx: CheckContext) -> Iterator[Violation]:
+    yield from _not_selected(ctx, "PrometheusRule", "ruleSelector", "ruleNamespaceSelector")
+
+
+# -- metrics exist
+# --------------------------------------------------------------------------------------------
+@rule(
+    "dcgm-metrics-are-collected",
+    title="every DCGM metric queried is in the exporter's collectors",
+    area="monitoring",
+    rationale="""The exporter only exports the DCGM fields listed (uncommented) in its collector CSV:
+    `-f`/`--collectors`, else DCGM_EXPORTER_COLLECTORS, else /etc/dcgm-exporter/default-counters.csv
+    (NVIDIA/dcgm-exporter pkg/cmd/app.go). A PrometheusRule, KEDA trigger or dashboard panel querying a
+    field that
+    is not collected gets no series: alerts never fire, scalers read nothing (or 0 with ignoreNullValues) and
+    panels stay empty. The CSVs are read for the exporter release policies/cluster.yaml pins
+    (`<dcgmVersion>-<version>`) from GPU_POLICY_DCGM_CSV_PATH. Judged only when the set declares the
+    exporter.""",
+    fix="""Query a collected field (e.g. FB_USED + FB_FREE instead of FB_TOTAL), or enable the field in the
+    collector CSV the exporter loads (a ConfigMap mounted over it, referenced by
+    DCGM_EXPORTER_COLLECTORS).""",
+    sources=("NVIDIA/dcgm-exporter pkg/cmd/app.go (collectors flag)", "NVIDIA/dcgm-exporter etc/*.csv"),
+)
+def dcgm_metrics_are_collected(ctx: CheckContext) -> Iterator[Violation]:
+    exporters = _exporters(ctx)
+    if not exporters:
+        return
+    collected: set[str] = set()
+    files: set[str] = set()
+    readable = False
+    for exporter in exporters:
+        for entry in dcgm.collectors_of(ctx.graph, exporter, ctx.policy.cluster):
+            if entry.fields is None:
+                yield Violation(
+                    doc=exporter,
+                    path=entry.configured_at,
+                    message=(
+                        f"collector file {entry.file} could not be read ({entry.source}): the metrics it "
+                        "exports cannot be checked"
+                    ),
+                )
+                continue
+            readable = True
+            collected |= entry.fields
+            files.add(entry.file)
+    if not readable:
+        return
+    for query in _queries(ctx):
+        missing = [m for m in dcgm_metric_names(query.expr) if m not in collected]
+        if missing:
+            yield Violation(
+                doc=query.doc,
+                path=query.path,
+                line=query.line,
+                message=(
+                    f"{query.where} queries {', '.join(missing)}, which the DCGM exporter does not collect "
+                    f"(collectors: {', '.join(sorted(files))})"
+                ),
+            )
+
+
+@rule(
+    "dcgm-exporter-version-pinned",
+    title="the DCGM exporter image is the release the cluster policy pins",
+    area="monitoring",
+    rationale="""Which DCGM fields exist, and what each collector file enables, depend on the exporter
+    release;
+    dcgm-exporter images are tagged `<DCGM version>-<exporter version>-<os>`. The suite checks metrics against
+    the release in policies/cluster.yaml (dcgmExporter.dcgmVersion / version); an image of another release is
+    not what was checked.""",
+    fix="Use the image tag `<dcgmVersion>-<version>-<os>` of policies/cluster.yaml (or update the policy).",
+    sources=("NVIDIA/dcgm-exporter release tags (e.g. 4.5.3-4.8.2)",),
+)
+def exporter_version_pinned(ctx: CheckContext) -> Iterator[Violation]:
+    release = dcgm.release_folder(ctx.policy.cluster)
+    for exporter in _exporters(ctx):
+        template = pod_template_of(exporter)
+        assert template is not None
+        for path, container in dcgm.exporter_containers(template):
+            image = str(container.get("image") or "")
+            tag = dcgm.image_tag(image)
+            if tag is None or tag == release or tag.startswith(release + "-"):
+                continue  # untagged images are the security rule's concern
+            yield Violation(
+                doc=exporter,
+                path=(*path, "image"),
+                message=f"image tag {tag} is not the pinned release {release} ({image})",
+            )

@@ -1,0 +1,46 @@
+"""Edge cases of the security rules (exemptions are applied by the engine, see fixtures/security-*)."""
+
+from __future__ import annotations
+
+from tests.rules._helpers import run_rule
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: p, namespace: n}}
+spec:
+{pod}
+  containers:
+    - name: c
+      image: {image}
+{container}
+"""
+
+
+def run(
+    rule_id: str, pod: str = "", container: str = "", image: str = "busybox:1.36"
+) -> list[tuple[str, str]]:
+    return run_rule(rule_id, POD.format(pod=pod, container=container, image=image))
+
+
+def test_container_setting_overrides_pod_root() -> None:
+    pod = "  securityContext: {runAsUser: 0}"
+    assert run("security-no-root-user", pod=pod)
+    assert not run("security-no-root-user", pod=pod, container="      securityContext: {runAsUser: 1000}")
+    assert not run("security-no-root-user", container="      securityContext: {runAsNonRoot: true}")
+
+
+def test_image_pinning() -> None:
+    assert run("security-image-pinned", image="busybox")[0][1].endswith("has no tag (means latest)")
+    assert run("security-image-pinned", image="localhost:5000/busybox")  # a registry port is not a tag
+    assert not run("security-image-pinned", image="localhost:5000/busybox:1.36")
+    assert not run("security-image-pinned", image="busybox@sha256:" + "a" * 64)
+
+
+def test_init_containers_are_checked() -> None:
+    text = POD.format(
+        pod="  initContainers:\n    - {name: i, image: busybox:1.36, securityContext: {privileged: true}}",
+        container="",
+        image="busybox:1.36",
+    )
+    assert run_rule("security-no-privileged", text)[0][1] == "container i runs privileged"
