@@ -52,9 +52,10 @@ def _check(args: argparse.Namespace) -> int:
     import pytest
 
     from gpu_policy import plugin
-    from gpu_policy.engine import RunOptions, default_crd_paths, run_engine
+    from gpu_policy.engine import RunOptions, run_engine
     from gpu_policy.reporting.json_report import write_json_report
     from gpu_policy.resources import reference_manifests_dir
+    from gpu_policy.schemas.validator import default_crd_paths
 
     paths = list(args.paths) or [str(reference_manifests_dir())]
     crd_paths = [Path(p) for p in args.crd_dir] or default_crd_paths()
@@ -113,10 +114,11 @@ def _print_accounting(run: object) -> None:
 
 def _schemas_fetch(args: argparse.Namespace) -> int:
     from gpu_policy.policy.loader import PolicySet
-    from gpu_policy.schemas.fetch import default_cache_dir, fetch_crds
+    from gpu_policy.schemas.crds import user_cache_dir
+    from gpu_policy.schemas.fetch import fetch_crds
 
     policy = PolicySet.load(args.policies)
-    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cache = Path(args.cache_dir) if args.cache_dir else user_cache_dir()
     written = fetch_crds(policy.cluster["crdSources"], cache, base_url_override=args.base_url)
     for path in written:
         print(path)

@@ -6,7 +6,6 @@ The engine is what `gpu-policy check`, the pytest plugin and the tests share; st
 from __future__ import annotations
 
 import datetime as dt
-import os
 import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import Exemption, ExemptionProblem, annotation_exemptions, file_exemptions
 from gpu_policy.rules.registry import Rule, Violation, all_rules
+from gpu_policy.schemas.validator import ManifestValidator, default_crd_paths
 
 EXEMPTION_RULE = "exemptions-are-valid"
 
@@ -61,11 +61,6 @@ class RunResult:
     @property
     def not_checked(self) -> list[NotChecked]:
         return self.load.not_checked
-
-
-def default_crd_paths() -> list[Path]:
-    raw = os.environ.get("GPU_POLICY_CRD_PATH", "")
-    return [Path(p) for p in raw.split(os.pathsep) if p]
 
 
 def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
@@ -114,7 +109,7 @@ def _checked(rule: Rule, ctx: CheckContext) -> list[Violation]:
         return list(rule.check(ctx))
     except GpuPolicyError as exc:
         return [Violation(doc=None, message=f"could not be checked: {exc}", resource="<manifest set>")]
-    except Exception as exc:  # noqa: BLE001 - reported as a failure of this rule, with the cause
+    except Exception as exc:  # reported as a failure of this rule, with the cause
         return [Violation(doc=None, message=f"check crashed: {type(exc).__name__}: {exc}",
                           resource="<manifest set>", details=(traceback.format_exc(),))]
 
@@ -122,17 +117,10 @@ def _checked(rule: Rule, ctx: CheckContext) -> list[Violation]:
 def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, PolicySet, CheckContext]:
     policy = PolicySet.load(options.policies_dir)
     load = load_manifests(options.paths)
-    validator = None
-    try:
-        from gpu_policy.schemas.validator import ManifestValidator
-    except ImportError:  # pragma: no cover - the schema layer is part of the package
-        ManifestValidator = None  # type: ignore[assignment,misc]  # noqa: N806
-    if ManifestValidator is not None:
-        validator = ManifestValidator(
-            policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(),
-            use_cache=options.use_crd_cache,
-        )
-    graph = ResourceGraph(load.documents, validator.scope_of if validator is not None else None)
+    validator = ManifestValidator(
+        policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(), use_cache=options.use_crd_cache
+    )
+    graph = ResourceGraph(load.documents, validator.scope_of)
     ctx = CheckContext(
         graph=graph, policy=policy, load=load,
         options={

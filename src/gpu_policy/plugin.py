@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from gpu_policy.engine import RunOptions, RunResult, default_crd_paths, run_engine
+from gpu_policy.engine import RunOptions, RunResult, run_engine
 from gpu_policy.resources import features_dir, reference_manifests_dir
+from gpu_policy.schemas.validator import default_crd_paths
 from gpu_policy.steps import step_module_names
 
 pytest_plugins = step_module_names()
@@ -65,9 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
     descriptions = {"static": "checks that read manifests only", "live": "checks that need a cluster (--live)"}
     for tag in sorted(_feature_tags() | set(descriptions)):
         config.addinivalue_line("markers", f"{tag}: {descriptions.get(tag, 'feature tag')}")
-    if config.getoption("manifests") and not config.getoption("no_bundled_features"):
-        if not any(_covers(arg, SUITE_FILE) for arg in config.args):
-            config.args.append(str(SUITE_FILE))
+    wants_suite = config.getoption("manifests") and not config.getoption("no_bundled_features")
+    if wants_suite and not any(_covers(arg, SUITE_FILE) for arg in config.args):
+        config.args.append(str(SUITE_FILE))
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,11 @@ from typing import Any
 
 
 def match_expression(labels: Mapping[str, Any], expr: Mapping[str, Any]) -> bool:
-    key = expr.get("key")
+    key = str(expr.get("key") or "")
     operator = expr.get("operator")
     values = [str(v) for v in expr.get("values") or []]
     present = key in labels
-    value = str(labels.get(key)) if present else None
+    value = str(labels[key]) if present else None
     if operator == "In":
         return present and value in values
     if operator == "NotIn":

@@ -407,10 +407,8 @@ def scale_up_limit(
             - _changes_in_period(policy.period_seconds, up_events, now)
             + _changes_in_period(policy.period_seconds, down_events, now)
         )
-        if policy.type == "Pods":
-            proposed = start + policy.value
-        else:  # rounded up, or a small workload would never grow
-            proposed = math.ceil(start * (1 + policy.value / 100))
+        # Percent rounds up, or a small workload would never grow.
+        proposed = start + policy.value if policy.type == "Pods" else math.ceil(start * (1 + policy.value / 100))
         if result is None:
             result = proposed
         else:
@@ -430,10 +428,8 @@ def scale_down_limit(
             - _changes_in_period(policy.period_seconds, up_events, now)
             + _changes_in_period(policy.period_seconds, down_events, now)
         )
-        if policy.type == "Pods":
-            proposed = start - policy.value
-        else:  # int32(float64(start) * (1 - value/100)) truncates
-            proposed = int(start * (1 - policy.value / 100))
+        # Percent truncates: int32(float64(start) * (1 - value/100)).
+        proposed = start - policy.value if policy.type == "Pods" else int(start * (1 - policy.value / 100))
         if result is None:
             result = proposed
         else:
