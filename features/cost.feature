@@ -1,0 +1,23 @@
+@static @cost
+Feature: GPU cost ceiling
+  NodePool limits are the ceiling on what Karpenter can spend. The most expensive fleet the GPU pools' limits admit
+  stays within the hourly budget of policies/cost.yaml, every instance type they may launch has a price, the prices
+  are current, consolidation is on, and workloads that tolerate spot can use it.
+
+  Background:
+    Given the manifests under test
+
+  Scenario: the GPU fleet at its limits fits the hourly budget
+    Then the GPU fleet at its NodePool limits costs at most the hourly budget
+
+  Scenario: every allowed GPU instance type has a price
+    Then every allowed GPU instance type has a price
+
+  Scenario: instance prices are current
+    Then instance prices are re-dated within their maximum age
+
+  Scenario: consolidation is on for every GPU pool
+    Then GPU pools never disable consolidation
+
+  Scenario: fault-tolerant GPU workloads are offered spot
+    Then fault-tolerant GPU workloads can run on spot

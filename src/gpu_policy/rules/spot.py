@@ -1,0 +1,452 @@
+"""Spot capacity: pods meant for spot can land there, leave within the 2-minute notice, and keep no state.
+
+Where a pod can run is decided as Karpenter and kube-scheduler decide it: the pod must tolerate a pool's
+NoSchedule
+and NoExecute taints, and its nodeSelector / required node affinity must be compatible with the pool's labels
+and
+requirements (an undefined well-known label is compatible, an undefined custom label is not;
+kubernetes-sigs/karpenter
+pkg/scheduling/requirements.go `Compatible`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_policy.graph.quantities import parse_quantity
+from gpu_policy.graph.scheduling import tolerates, untolerated
+from gpu_policy.graph.workloads import PodTemplate
+from gpu_policy.loading.document import FieldPath
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.karpenter import (
+    ALL_CAPACITY_TYPES,
+    CAPACITY_TYPE_KEY,
+    GPU_RESOURCE,
+    NODEPOOL_LABEL,
+    NodePool,
+    nodepools,
+)
+from gpu_policy.rules.registry import Violation, rule
+
+DEFAULT_GRACE_SECONDS = 30  # core/v1 PodSpec.terminationGracePeriodSeconds default
+_WELL_KNOWN_DOMAINS = ("kubernetes.io", "k8s.io", "karpenter.sh", "karpenter.k8s.aws")
+_SLEEP = re.compile(r"(?<![\w-])sleep\s+(\d+(?:\.\d+)?)([smhd]?)(?![\w.])")
+_SLEEP_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+ERT_SOURCE = "kubernetes/kubernetes plugin/pkg/admission/extendedresourcetoleration/admission.go"
+POD_TERMINATION_DOC = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
+
+
+# -- how a pod template selects nodes
+# -----------------------------------------------------------------------------
+@dataclass
+class Placement:
+    template: PodTemplate
+    node_selector: dict[str, str]
+    terms: list[list[dict[str, Any]]]
+    """Required node affinity terms (ORed), each a list of matchExpressions (ANDed); [] when none."""
+    tolerations: list[dict[str, Any]]
+    requests_gpu: bool
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.node_selector or self.terms)
+
+    def path(self, *rest: str | int) -> FieldPath:
+        return (*self.template.spec_path, *rest)
+
+
+def _requests_gpu(template: PodTemplate) -> bool:
+    """Extended resources: requests default to limits, so either counts (core/v1 defaults)."""
+    for _, container in template.containers(include_init=True):
+        resources = container.get("resources")
+        if not isinstance(resources, Mapping):
+            continue
+        for section in ("requests", "limits"):
+            values = resources.get(section)
+            if isinstance(values, Mapping):
+                quantity = parse_quantity(values.get(GPU_RESOURCE))
+                if quantity is not None and quantity > 0:
+                    return True
+    return False
+
+
+def placement(template: PodTemplate) -> Placement:
+    spec = template.spec
+    selector = spec.get("nodeSelector")
+    affinity = spec.get("affinity")
+    terms: list[list[dict[str, Any]]] = []
+    if isinstance(affinity, Mapping):
+        required = ((affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+                    or {})
+        for term in required.get("nodeSelectorTerms") or [] if isinstance(required, Mapping) else []:
+            if isinstance(term, Mapping):
+                terms.append([dict(e) for e in term.get("matchExpressions") or [] if isinstance(e, Mapping)])
+    tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
+    return Placement(template=template,
+                     node_selector={str(k): str(v) for k, v in selector.items()}
+                     if isinstance(selector, Mapping) else {},
+                     terms=terms, tolerations=tolerations, requests_gpu=_requests_gpu(template))
+
+
+def placements(ctx: CheckContext) -> list[Placement]:
+    return ctx.memo("spot.placements", lambda: [placement(t) for t in ctx.graph.pod_templates()])
+
+
+def extended_resource_toleration(ctx: CheckContext) -> bool:
+    return bool((ctx.policy.cluster.get("eks") or {}).get("extendedResourceToleration"))
+
+
+def effective_tolerations(ctx: CheckContext, pod: Placement) -> list[dict[str, Any]]:
+    """The pod's tolerations after admission: EKS's ExtendedResourceToleration plugin adds
+    {nvidia.com/gpu, Exists, NoSchedule} to a pod that requests nvidia.com/gpu (policies/cluster.yaml eks)."""
+    if extended_resource_toleration(ctx) and pod.requests_gpu:
+        return [*pod.tolerations, {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    return pod.tolerations
+
+
+def _possible_values(pool: NodePool, key: str) -> set[str] | None:
+    """The values a pool's nodes may carry for `key`; None when unconstrained (any value or none may "
+    "appear)."""
+    if key == CAPACITY_TYPE_KEY:
+        return set(pool.capacity_types)
+    if key == NODEPOOL_LABEL:
+        return {pool.name}
+    if key in pool.labels:
+        return {str(pool.labels[key])}
+    values: set[str] | None = None
+    for req in pool.requirements:
+        if req.key != key:
+            continue
+        if req.operator == "In":
+            values = set(req.values) if values is None else values & set(req.values)
+        elif req.operator == "DoesNotExist":
+            values = set()
+    if values is not None:
+        return values
+    if any(r.key == key for r in pool.requirements):
+        return None
+    domain = key.split("/", 1)[0] if "/" in key else ""
+    if any(domain == d or domain.endswith("." + d) for d in _WELL_KNOWN_DOMAINS):
+        return None
+    return set()  # a custom label the pool does not define: Karpenter will not invent it
+
+
+def _expression_compatible(pool: NodePool, key: str, operator: str, values: list[str]) -> bool:
+    possible = _possible_values(pool, key)
+    if operator in ("Gt", "Lt"):
+        return possible is None or bool(possible)
+    if possible is None:
+        return True
+    if operator == "In":
+        return bool(possible & set(values))
+    if operator == "NotIn":
+        return not possible or bool(possible - set(values))
+    if operator == "Exists":
+        return bool(possible)
+    if operator == "DoesNotExist":
+        return not possible
+    return False
+
+
+def selects(pool: NodePool, pod: Placement) -> bool:
+    """The pod's nodeSelector and required node affinity admit a node this pool can launch."""
+    for key, value in pod.node_selector.items():
+        if not _expression_compatible(pool, key, "In", [value]):
+            return False
+    if not pod.terms:
+        return True
+    return any(all(_expression_compatible(pool, str(e.get("key")), str(e.get("operator")),
+                                          [str(v) for v in e.get("values") or []]) for e in term)
+               for term in pod.terms)
+
+
+def allowed_capacity_types(pod: Placement) -> frozenset[str]:
+    """The capacity types the pod's own node selection admits."""
+    allowed = set(ALL_CAPACITY_TYPES)
+    if CAPACITY_TYPE_KEY in pod.node_selector:
+        allowed &= {pod.node_selector[CAPACITY_TYPE_KEY]}
+    if pod.terms:
+        union: set[str] = set()
+        for term in pod.terms:
+            term_allowed = set(ALL_CAPACITY_TYPES)
+            for e in term:
+                if e.get("key") != CAPACITY_TYPE_KEY:
+                    continue
+                values = {str(v) for v in e.get("values") or []}
+                if e.get("operator") == "In":
+                    term_allowed &= values
+                elif e.get("operator") == "NotIn":
+                    term_allowed -= values
+                elif e.get("operator") == "DoesNotExist":
+                    term_allowed = set()
+            union |= term_allowed
+        allowed &= union
+    return frozenset(allowed)
+
+
+def capacity_type_taint(ctx: CheckContext) -> dict[str, Any]:
+    return dict(ctx.policy.spot["capacityTypeTaint"])
+
+
+def requires_spot(pod: Placement, pools: list[NodePool]) -> bool:
+    """The pod can only run on spot: it selects capacity-type spot, or every pool its selection admits is
+    spot-only."""
+    if allowed_capacity_types(pod) == frozenset({"spot"}):
+        return True
+    if not pod.constrained:
+        return False
+    matching = [p for p in pools if selects(p, pod)]
+    return bool(matching) and all(p.spot_only for p in matching)
+
+
+def spot_pools_running(ctx: CheckContext, pod: Placement) -> list[NodePool]:
+    """Pools whose spot capacity this pod can be placed on (taints tolerated, selection and capacity type
+    compatible)."""
+    if "spot" not in allowed_capacity_types(pod):
+        return []
+    tolerations = effective_tolerations(ctx, pod)
+    return [p for p in nodepools(ctx)
+            if p.spot_capable and selects(p, pod) and not untolerated(tolerations, p.taints)]
+
+
+def meant_for_spot(ctx: CheckContext, pod: Placement) -> bool:
+    return requires_spot(pod, nodepools(ctx)) or tolerates(pod.tolerations, capacity_type_taint(ctx))
+
+
+def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
+    """Whether the pod may run on spot capacity, and why (for messages)."""
+    if requires_spot(pod, nodepools(ctx)):
+        return True, "it selects spot capacity"
+    running = spot_pools_running(ctx, pod)
+    if running:
+        return True, ("it can be placed on spot capacity of NodePool "
+                      + ", ".join(f"{p.name} (capacity types {', '.join(sorted(p.capacity_types))})"
+                                  for p in running))
+    taint = capacity_type_taint(ctx)
+    if tolerates(pod.tolerations, taint):
+        return True, f"it tolerates the {taint['key']}={taint['value']} taint"
+    return False, ""
+
+
+def _taint_text(taint: Mapping[str, Any]) -> str:
+    value = taint.get("value")
+    return f"{taint.get('key')}{'=' + str(value) if value else ''}:{taint.get('effect')}"
+
+
+# -- rules
+# ---------------------------------------------------------------------------------------------------------
+@rule(
+    "spot-pool-taints-capacity-type",
+    title="spot pools taint karpenter.sh/capacity-type",
+    area="spot",
+    rationale="""A spot-only NodePool must taint its nodes with policies/spot.yaml capacityTypeTaint
+    (`karpenter.sh/capacity-type=spot:NoSchedule`), so that only workloads that accept a 2-minute reclaim land
+    there; Karpenter copies the taints of spec.template.spec.taints onto every node (kubernetes-sigs/karpenter
+    pkg/apis/v1/nodepool.go).""",
+    fix="Add the capacity-type taint of policies/spot.yaml to spec.template.spec.taints.",
+    sources=("kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go",
+             "https://karpenter.sh/docs/concepts/nodepools/#spectemplatespectaints"),
+)
+def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
+    taint = capacity_type_taint(ctx)
+    for pool in nodepools(ctx):
+        if not pool.spot_only:
+            continue
+        if any(t.get("key") == taint["key"] and str(t.get("value") or "") == taint["value"]
+               and t.get("effect") == taint["effect"] for t in pool.taints):
+            continue
+        yield Violation(pool.doc, f"spot NodePool {pool.name} does not taint its nodes {_taint_text(taint)}",
+                        path=("spec", "template", "spec", "taints") if pool.taints
+                        else ("spec", "template", "spec"))
+
+
+@rule(
+    "spot-pods-tolerate-capacity-type-taint",
+    title="spot pods tolerate the capacity-type taint",
+    area="spot",
+    rationale="""A pod that can only run on spot (nodeSelector / required affinity
+    `karpenter.sh/capacity-type: spot`, or selecting only spot-only NodePools) must tolerate the
+    `karpenter.sh/capacity-type` taint of the spot pools it selects: Karpenter does not use a NodePool whose
+    taints the pod does not tolerate (https://karpenter.sh/docs/concepts/nodepools/), so the pod never reaches
+    that pool — it stays Pending, or lands on the spot capacity of a mixed on-demand+spot pool instead. When
+    the set holds no spot pool the taint of policies/spot.yaml capacityTypeTaint is required.""",
+    fix="Add a toleration {key: karpenter.sh/capacity-type, operator: Equal, value: spot, effect: "
+        "NoSchedule}.",
+    sources=("https://karpenter.sh/docs/concepts/scheduling/#taints-and-tolerations",
+             "kubernetes-sigs/karpenter pkg/scheduling/taints.go"),
+)
+def spot_pods_tolerate_capacity_type_taint(ctx: CheckContext) -> Iterator[Violation]:
+    pools = nodepools(ctx)
+    for pod in placements(ctx):
+        if not requires_spot(pod, pools):
+            continue
+        selected = [p for p in pools if p.spot_capable and selects(p, pod)]
+        tainted = [(p, [t for t in p.taints if t.get("key") == CAPACITY_TYPE_KEY]) for p in selected]
+        missing_by_pool: list[tuple[NodePool | None, list[Mapping[str, Any]]]] = [
+            (p, untolerated(pod.tolerations, taints)) for p, taints in tainted if taints]
+        if not selected:
+            missing_by_pool = [(None, untolerated(pod.tolerations, [capacity_type_taint(ctx)]))]
+        for pool, missing in missing_by_pool:
+            if not missing:
+                continue
+            where = f"NodePool {pool.name}" if pool is not None else "policies/spot.yaml capacityTypeTaint"
+            yield Violation(pod.template.owner,
+                            f"{pod.template.owner.ref} can only run on spot but does not tolerate "
+                            f"{', '.join(sorted({_taint_text(t) for t in missing}))} of {where}: it never "
+                            f"reaches that capacity",
+                            path=pod.path("tolerations") if pod.tolerations else pod.path())
+
+
+@rule(
+    "spot-pods-tolerate-gpu-taint",
+    title="spot pods tolerate the GPU taint of their spot pool",
+    area="spot",
+    rationale="""The spot GPU pool taints its nodes `nvidia.com/gpu` as well as `karpenter.sh/capacity-type`;
+    a pod meant for spot (it selects spot or tolerates the capacity-type taint) must tolerate both, or no pool
+    admits it. On EKS the ExtendedResourceToleration admission plugin adds {nvidia.com/gpu, Exists,
+    NoSchedule} — but only to pods that REQUEST nvidia.com/gpu, only for NoSchedule taints, and only when
+    policies/cluster.yaml eks.extendedResourceToleration is true (kubernetes/kubernetes
+    plugin/pkg/admission/extendedresourcetoleration/admission.go). The seed's model-serving-spot tolerates
+    only the capacity-type taint and requests no GPU, so it fails under either profile.""",
+    fix="Add a toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} (and request "
+        "nvidia.com/gpu "
+        "if the pod serves a model on the GPU).",
+    sources=(ERT_SOURCE, "https://docs.aws.amazon.com/eks/latest/userguide/platform-versions.html"),
+)
+def spot_pods_tolerate_gpu_taint(ctx: CheckContext) -> Iterator[Violation]:
+    ert = extended_resource_toleration(ctx)
+    for pod in placements(ctx):
+        if not meant_for_spot(ctx, pod):
+            continue
+        tolerations = effective_tolerations(ctx, pod)
+        blocked: list[tuple[NodePool, list[Mapping[str, Any]]]] = []
+        for pool in nodepools(ctx):
+            if not (pool.gpu and pool.spot_capable and selects(pool, pod)):
+                continue
+            gpu_taints = [t for _, t in pool.gpu_taints()]
+            others = [t for t in pool.taints if t.get("key") != GPU_RESOURCE]
+            if untolerated(tolerations, others):
+                continue  # the pod is not meant for this pool at all
+            missing = untolerated(tolerations, gpu_taints)
+            if missing:
+                blocked.append((pool, missing))
+        if not blocked:
+            continue
+        if not pod.requests_gpu:
+            why = "it requests no nvidia.com/gpu, so ExtendedResourceToleration adds no toleration"
+        elif not ert:
+            why = "eks.extendedResourceToleration is off in policies/cluster.yaml"
+        else:
+            why = "ExtendedResourceToleration covers only NoSchedule"
+        pools_text = "; ".join(f"{p.name}: {', '.join(sorted({_taint_text(t) for t in m}))}"
+                               for p, m in blocked)
+        yield Violation(pod.template.owner,
+                        f"{pod.template.owner.ref} is meant for spot but does not tolerate the GPU taint of "
+                        f"its "
+                        f"spot-capable pool(s) ({pools_text}); {why}",
+                        path=pod.path("tolerations") if pod.tolerations else pod.path())
+
+
+def prestop_seconds(container: Mapping[str, Any]) -> tuple[float | None, FieldPath]:
+    """Seconds a container's preStop hook takes: the `sleep` action, or the `sleep N` commands of an exec hook
+    (summed); None when it cannot be read (httpGet, or an exec without sleep)."""
+    pre_stop = (container.get("lifecycle") or {}).get("preStop")
+    if not isinstance(pre_stop, Mapping):
+        return None, ()
+    sleep_action = pre_stop.get("sleep")
+    if isinstance(sleep_action, Mapping) and isinstance(sleep_action.get("seconds"), int):
+        return float(sleep_action["seconds"]), ("lifecycle", "preStop", "sleep", "seconds")
+    exec_action = pre_stop.get("exec")
+    command = exec_action.get("command") if isinstance(exec_action, Mapping) else None
+    if isinstance(command, list):
+        text = "\n".join(str(part) for part in command)
+        text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+        sleeps = [float(n) * _SLEEP_UNITS[unit] for n, unit in _SLEEP.findall(text)]
+        if sleeps:
+            return sum(sleeps), ("lifecycle", "preStop", "exec", "command")
+    return None, ()
+
+
+@rule(
+    "spot-graceful-shutdown-fits-notice",
+    title="spot pods shut down within the 2-minute interruption notice",
+    area="spot",
+    rationale="""EC2 reclaims a spot instance two minutes after its interruption notice (policies/spot.yaml
+    interruptionNoticeSeconds; Karpenter drains the node on the notice only when its interruption queue is
+    configured). The pod's terminationGracePeriodSeconds (default 30) counts from the start of deletion and
+    INCLUDES the preStop hook; SIGTERM is sent only when preStop returns and the container is killed when the
+    grace period ends (kubelet grants a one-off 2 s extension to an unfinished preStop). So the grace period
+    must fit the notice, and the preStop must finish strictly inside the grace period, leaving the server time
+    to handle SIGTERM. preStop time is read from the `sleep` action or the `sleep N` commands of an exec hook;
+    other hooks are not timed. Applies to every pod that may run on spot capacity.""",
+    fix="Set terminationGracePeriodSeconds <= 120 and keep the preStop sleep below it (e.g. 120 and sleep "
+        "90).",
+    sources=(POD_TERMINATION_DOC, "https://karpenter.sh/docs/concepts/disruption/#interruption",
+             "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html"),
+)
+def spot_graceful_shutdown_fits_notice(ctx: CheckContext) -> Iterator[Violation]:
+    notice = int(ctx.policy.spot["interruptionNoticeSeconds"])
+    for pod in placements(ctx):
+        on_spot, why = runs_on_spot(ctx, pod)
+        if not on_spot:
+            continue
+        raw_grace = pod.template.spec.get("terminationGracePeriodSeconds")
+        grace = raw_grace if isinstance(raw_grace, int) and not isinstance(raw_grace, bool) \
+            else DEFAULT_GRACE_SECONDS
+        owner = pod.template.owner
+        if grace > notice:
+            yield Violation(owner, f"{owner.ref} runs on spot ({why}) with terminationGracePeriodSeconds "
+                                   f"{grace}, "
+                                   f"longer than the {notice}s interruption notice: the instance is gone "
+                                   f"before "
+                                   f"the pod finishes", path=pod.path("terminationGracePeriodSeconds"))
+            continue
+        for path, container in pod.template.containers():
+            seconds, where = prestop_seconds(container)
+            if seconds is not None and seconds >= grace:
+                said = "default " if raw_grace is None else ""
+                yield Violation(owner, f"{owner.ref} container {container.get('name')}: preStop sleeps "
+                                       f"{seconds:g}s, not less than the {said}terminationGracePeriodSeconds "
+                                       f"{grace}; the container is killed before it handles SIGTERM ({why})",
+                                path=(*path, *where))
+
+
+def _keeps_state(ctx: CheckContext, pod: Placement) -> str | None:
+    owner = pod.template.owner
+    if owner.kind in ctx.policy.spot["statefulKinds"]:
+        return f"it is a {owner.kind}"
+    claims = [str(v.get("name")) for v in pod.template.spec.get("volumes") or []
+              if isinstance(v, Mapping) and isinstance(v.get("persistentVolumeClaim"), Mapping)]
+    if claims:
+        return f"it mounts PersistentVolumeClaim volume(s) {', '.join(claims)}"
+    return None
+
+
+@rule(
+    "spot-runs-stateless-workloads",
+    title="only stateless workloads run on spot",
+    area="spot",
+    rationale="""A spot node disappears two minutes after its notice. A StatefulSet pod (policies/spot.yaml
+    statefulKinds) or a pod with a PersistentVolumeClaim loses its identity or has to re-attach its volume on
+    another node — EBS volumes are zonal and detach slowly — so it must not run on spot. Counts every pod that
+    may land on spot capacity: it selects spot, tolerates the capacity-type taint, or a NodePool offering spot
+    (also a mixed on-demand+spot pool, where Karpenter prefers spot) admits it.""",
+    fix="Pin the workload to on-demand capacity (nodeSelector karpenter.sh/capacity-type: on-demand) and "
+        "drop the "
+        "spot toleration, or make it stateless.",
+    sources=("https://karpenter.sh/docs/concepts/disruption/#interruption",
+             "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-best-practices.html"),
+)
+def spot_runs_stateless_workloads(ctx: CheckContext) -> Iterator[Violation]:
+    for pod in placements(ctx):
+        state = _keeps_state(ctx, pod)
+        if state is None:
+            continue
+        on_spot, why = runs_on_spot(ctx, pod)
+        if on_spot:
+            owner = pod.template.owner
+            yield Violation(owner, f"{owner.ref} keeps state ({state}) but may run on spot: {why}",
+                            path=pod.path("tolerations") if pod.tolerations else pod.path())

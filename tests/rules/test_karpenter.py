@@ -1,0 +1,142 @@
+"""Karpenter rules: GPU pool detection, limit reachability, budgets and the business-hours freeze in UTC."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+
+from gpu_policy.rules.karpenter import (
+    GIB,
+    active_windows,
+    business_intervals,
+    karpenter_capacity,
+    max_nodes,
+    suggested_freeze,
+    uncovered,
+)
+from tests.rules._helpers import POLICY, run_rule
+from tests.rules._karpenter_docs import nodepool
+
+SEED_LIMITS = {"cpu": Decimal(1000), "memory": Decimal(4000) * GIB, "nvidia.com/gpu": Decimal(64)}
+
+
+def test_karpenter_counts_p5_memory_after_vm_overhead() -> None:
+    capacity = karpenter_capacity(POLICY.instance("p5.48xlarge") or {}, 0.075)
+    assert capacity["memory"] == Decimal(2048 * 1024 - 157287) * 2**20  # 2048 GiB less ceil(7.5%) MiB
+    assert max_nodes(SEED_LIMITS, capacity) == (2, "memory")
+    # With nominal memory (no overhead) the seed's 4000Gi admits a single p5.48xlarge.
+    nominal = karpenter_capacity(POLICY.instance("p5.48xlarge") or {}, 0.0)
+    assert max_nodes(SEED_LIMITS, nominal) == (1, "memory")
+
+
+def test_seed_limits_are_unreachable_and_name_each_type() -> None:
+    text = nodepool("gpu", types='["p4d.24xlarge", "p5.48xlarge", "g5.48xlarge"]',
+                    limits='{cpu: "1000", memory: 4000Gi, nvidia.com/gpu: "64"}')
+    [(resource, message)] = run_rule("nodepool-limits-reachable", text)
+    assert resource == "NodePool/gpu"
+    assert "p5.48xlarge: memory limit 4000Gi admits 2 node(s)" in message
+    assert "g5.48xlarge: cpu limit 1000 admits 5 node(s)" in message
+
+
+def test_limits_that_let_the_gpu_limit_bind_pass() -> None:
+    text = nodepool("gpu", types='["p5.48xlarge"]', limits='{cpu: "1536", memory: 16384Gi, nvidia.com/gpu: '
+                                                           '"64"}')
+    assert run_rule("nodepool-limits-reachable", text) == []
+
+
+def test_a_pool_bounded_by_family_only_is_a_gpu_pool_and_unbounded() -> None:
+    text = nodepool("fam", types='["x"]', taints="[]", limits="{}").replace(
+        "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
+        "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g5]}")
+    assert [r for r, _ in run_rule("gpu-nodepool-taints-gpu", text)] == ["NodePool/fam"]
+    [(_, message)] = run_rule("gpu-nodepool-instance-types-allowed", text)
+    assert "is unbounded" in message
+
+
+def test_cpu_pool_is_not_a_gpu_pool() -> None:
+    text = nodepool("cpu", types='["m5.large"]', taints="[]", limits='{cpu: "100"}')
+    assert run_rule("gpu-nodepool-taints-gpu", text) == []
+
+
+def test_spot_pool_without_weight_counts_as_zero() -> None:
+    text = nodepool("od") + nodepool("spot", capacity='["spot"]', weight=10)
+    [(resource, message)] = run_rule("spot-pool-weight-below-on-demand", text)
+    assert resource == "NodePool/spot" and "od (weight 0)" in message
+
+
+def test_only_scheduled_budgets_leave_every_reason_unlimited() -> None:
+    disruption = '{consolidateAfter: 30s, budgets: [{nodes: "10%", schedule: "0 0 * * *", duration: 8h}]}'
+    [(_, message)] = run_rule("disruption-budgets-within-max-percent", nodepool("gpu", disruption=disruption))
+    assert "no always-active budget for Underutilized, Empty, Drifted" in message
+
+
+def test_absent_budgets_use_the_default_ten_percent() -> None:
+    assert run_rule("disruption-budgets-within-max-percent", nodepool("gpu")) == []
+
+
+def test_seed_freeze_is_active_nine_to_five_utc() -> None:
+    start = dt.datetime(2026, 1, 12, tzinfo=dt.UTC)
+    windows = active_windows("0 9 * * 1-5", 8 * 3600, start, start + dt.timedelta(days=7))
+    nine, five = dt.datetime(2026, 1, 12, 9, tzinfo=dt.UTC), dt.datetime(2026, 1, 12, 17, tzinfo=dt.UTC)
+    assert windows[0] == (nine, five)
+    assert len(windows) == 5
+    seoul_monday = (dt.datetime(2026, 1, 12, 0, tzinfo=dt.UTC), dt.datetime(2026, 1, 12, 8, tzinfo=dt.UTC))
+    assert uncovered(seoul_monday, windows) == seoul_monday
+
+
+def _freeze(schedule: str, reasons: str = "") -> str:
+    extra = f", reasons: {reasons}" if reasons else ""
+    return (f'{{consolidateAfter: 30s, budgets: [{{nodes: "20%"}}, '
+            f'{{nodes: "0", schedule: "{schedule}", duration: 8h{extra}}}]}}')
+
+
+def test_freeze_in_local_time_fails_and_suggests_the_utc_cron() -> None:
+    seed = nodepool("gpu", disruption=_freeze("0 9 * * 1-5"))
+    [(_, message)] = run_rule("business-hours-freeze-in-utc", seed)
+    assert "Mon 18:00-Tue 02:00 Asia/Seoul" in message
+    assert 'Correct UTC freeze: schedule "0 0 * * 1-5", duration 8h' in message
+
+
+def test_freeze_in_utc_passes() -> None:
+    assert run_rule("business-hours-freeze-in-utc", nodepool("gpu", disruption=_freeze("0 0 * * 1-5"))) == []
+
+
+def test_freeze_limited_to_some_reasons_leaves_the_others_open() -> None:
+    text = nodepool("gpu", disruption=_freeze("0 0 * * 1-5", reasons="[Underutilized]"))
+    [(_, message)] = run_rule("business-hours-freeze-in-utc", text)
+    assert "for Drifted, Empty during business hours" in message
+
+
+def test_dst_zone_freeze_covers_both_offsets() -> None:
+    hours = {"timeZone": "America/New_York", "start": "09:00", "end": "17:00",
+             "days": ["Mon", "Tue", "Wed", "Thu", "Fri"]}
+    mondays = [dt.date(2026, 1, 12), dt.date(2026, 7, 13)]
+    winter = business_intervals(hours, mondays[0])[0][0]
+    summer = business_intervals(hours, mondays[1])[0][0]
+    assert (winter[0].hour, summer[0].hour) == (14, 13)  # EST 14:00 UTC, EDT 13:00 UTC
+    assert suggested_freeze(hours, mondays) == ("0 13 * * 1-5", "9h")
+    policy = dataclasses.replace(POLICY, cluster={**POLICY.cluster, "businessHours": hours})
+    text = nodepool("gpu", disruption=_freeze("0 14 * * 1-5"))
+    [(_, message)] = run_rule("business-hours-freeze-in-utc", text, policy)
+    assert "2026-07-13 09:00 America/New_York" in message  # summer: 13:00-14:00 UTC is open
+    wide = nodepool("gpu", disruption=_freeze("0 13 * * 1-5").replace("8h", "9h"))
+    assert run_rule("business-hours-freeze-in-utc", wide, policy) == []
+
+
+def test_imdsv2_default_is_fine_and_explicit_optional_fails() -> None:
+    base = """
+apiVersion: karpenter.k8s.aws/v1
+kind: EC2NodeClass
+metadata: {name: gpu}
+spec:
+  amiSelectorTerms: [{alias: al2023@latest}]
+"""
+    assert run_rule("ec2nodeclass-requires-imdsv2", base) == []
+    assert run_rule("ec2nodeclass-encrypts-volumes", base) == []  # AL2023 default root volume is encrypted
+    [(_, message)] = run_rule("ec2nodeclass-requires-imdsv2", base + "  metadataOptions: {httpTokens: "
+                                                                     "optional}\n")
+    assert "httpTokens: optional" in message
+    unset = base + "  blockDeviceMappings: [{deviceName: /dev/xvda, ebs: {volumeSize: 100Gi}}]\n"
+    [(_, message)] = run_rule("ec2nodeclass-encrypts-volumes", unset)
+    assert "ebs.encrypted is not set" in message
