@@ -41,9 +41,11 @@ class ResourceGraph:
             key = (doc.kind, doc.namespace, doc.name)
             first = self._by_key.get(key)
             if first is not None:
+                # A second declaration is still checked on its own (nothing is skipped); name lookups resolve
+                # to the first one, and `object-is-unique` reports the clash.
                 self.duplicates.append((first, doc))
-                continue
-            self._by_key[key] = doc
+            else:
+                self._by_key[key] = doc
             self.documents.append(doc)
             self._by_kind[doc.kind].append(doc)
             bucket = self._label_index[(doc.kind, doc.namespace)]
