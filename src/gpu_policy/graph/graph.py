@@ -39,12 +39,13 @@ class ResourceGraph:
                 # kustomize's `namespace:` lands on cluster-scoped custom resources; the API server drops it.
                 doc.namespace_override = ""
             key = (doc.kind, doc.namespace, doc.name)
-            first = self._by_key.get(key)
+            # Objects named by `generateName` get a fresh name from the API server: they never collide.
+            first = self._by_key.get(key) if doc.name else None
             if first is not None:
                 # A second declaration is still checked on its own (nothing is skipped); name lookups resolve
                 # to the first one, and `object-is-unique` reports the clash.
                 self.duplicates.append((first, doc))
-            else:
+            elif doc.name:
                 self._by_key[key] = doc
             self.documents.append(doc)
             self._by_kind[doc.kind].append(doc)

@@ -1,17 +1,48 @@
-"""files -> documents: read every input, decode it as Kubernetes would, and account for every document."""
+"""files -> documents: read every input, decode it as Kubernetes would, and account for every document.
+
+Nothing is skipped silently: every document is either in `LoadResult.documents` (checked) or in
+`LoadResult.not_checked` with the reason, and the reason is also a finding (`manifest-is-readable` for files
+and documents that cannot be decoded, `manifest-has-identity` for documents that are not Kubernetes objects).
+Only empty documents (`---` with nothing after it) are dropped: they hold nothing to check.
+
+File-level findings name the resource `<file:NAME>`, NAME being the file's path relative to the input it was
+found under (`<file:inference/vllm.yaml>` for `manifests/inference/vllm.yaml` given as `manifests`), so the
+name is the same whatever the working directory; `file` keeps the path as given.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from gpu_policy.findings import Finding
 from gpu_policy.loading.document import Document
-from gpu_policy.loading.sources import MANIFEST_SUFFIXES, Stream, iter_streams
-from gpu_policy.loading.yaml_reader import to_documents
+from gpu_policy.loading.sources import (
+    MANIFEST_SUFFIXES,
+    ORIGIN_ANNOTATION,
+    STDIN,
+    Stream,
+    decode_bytes,
+    iter_streams,
+)
+from gpu_policy.loading.yaml_reader import RawDocument, read_raw, to_documents
 
 LOAD_RULE = "manifest-is-readable"
 SHAPE_RULE = "manifest-has-identity"
+
+_LOAD_WHY = "A document that cannot be decoded is never applied and never checked."
+_LOAD_FIX = "Correct the YAML at this line; `kubectl apply --dry-run=client -f FILE` shows the same error."
+_SHAPE_WHY = "The API server rejects an object without apiVersion, kind and metadata.name."
+_SHAPE_FIX = "Give the document apiVersion, kind and metadata.name (or remove it)."
+
+_HELM_SOURCE = re.compile(r"^# Source: (\S[^\n]*?)[ \t]*$", re.MULTILINE)
+"""`helm template` writes `# Source: chart/templates/x.yaml` at the top of every document it renders."""
 
 
 @dataclass(frozen=True)
@@ -29,27 +60,42 @@ class LoadResult:
     sources: list[str] = field(default_factory=list)
 
 
+def file_resource(stream: Stream) -> str:
+    """How findings name a file that holds no identifiable object."""
+    if stream.source == STDIN:
+        return STDIN
+    return f"<file:{stream.name or Path(stream.source).name}>"
+
+
+# -- kind: List ---------------------------------------------------------------------------------------------
+def _is_list(doc: Document) -> bool:
+    kind = doc.kind
+    return (kind == "List" or kind.endswith("List")) and isinstance(doc.obj.get("items"), list)
+
+
 def _flatten_lists(doc: Document) -> list[Document]:
     """`kind: List` (and `FooList`) hold objects under `items`; kubectl applies each item on its own."""
-    items = doc.obj.get("items") if doc.is_object else None
-    if not (doc.kind == "List" or doc.kind.endswith("List")) or not isinstance(items, list):
+    if not doc.is_object or not _is_list(doc):
         return [doc]
     out: list[Document] = []
-    for i, item in enumerate(items):
-        prefix = ("items", i)
-        positions = {p[2:]: line for p, line in doc.positions.items() if p[:2] == prefix and len(p) > 2}
-        out.extend(
-            _flatten_lists(
-                Document(obj=item, source=doc.source, line=doc.positions.get(prefix, doc.line),
-                         index=doc.index, positions=positions)
-            )
-        )
+    by_item: dict[int, dict[tuple[Any, ...], int]] = {}
+    for path, line in doc.positions.items():
+        if len(path) > 2 and path[0] == "items" and isinstance(path[1], int):
+            by_item.setdefault(path[1], {})[path[2:]] = line
+    for i, item in enumerate(doc.obj["items"]):
+        out.extend(_flatten_lists(
+            Document(obj=item, source=doc.source, line=doc.positions.get(("items", i), doc.line),
+                     index=doc.index, positions=by_item.get(i, {}))
+        ))
     return out
 
 
+# -- identity ----------------------------------------------------------------------------------------------
 def _identity_problems(doc: Document) -> list[str]:
     if not doc.is_object:
-        return [f"the document is a {type(doc.obj).__name__}, not a Kubernetes object (a mapping)"]
+        kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+            type(doc.obj), type(doc.obj).__name__)
+        return [f"the document at line {doc.line} is a {kind}, not a Kubernetes object (a mapping)"]
     problems = []
     if not doc.api_version:
         problems.append("apiVersion is missing or not a string")
@@ -60,68 +106,191 @@ def _identity_problems(doc: Document) -> list[str]:
     return problems
 
 
-def _origins(folder: Path) -> dict[tuple[str, str], Document]:
-    """Documents of a kustomization's own files by (kind, name), so rendered objects point at their source."""
-    found: dict[tuple[str, str], Document] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix not in MANIFEST_SUFFIXES or not path.is_file() or path.name.startswith("kustomization"):
-            continue
-        try:
-            docs, _ = to_documents(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, UnicodeDecodeError):
-            continue
-        for doc in docs:
-            for item in _flatten_lists(doc):
-                if item.is_object and item.kind and item.name:
-                    found.setdefault((item.kind, item.name), item)
-    return found
+# -- helm template output ----------------------------------------------------------------------------------
+def _helm_templates(text: str, raws: list[RawDocument]) -> list[str | None]:
+    """The `# Source:` template of each document: the last such comment after the previous document."""
+    if "# Source: " not in text:
+        return [None] * len(raws)
+    marks: list[tuple[int, str]] = []
+    line, last = 1, 0
+    for match in _HELM_SOURCE.finditer(text):
+        line += text.count("\n", last, match.start())
+        last = match.start()
+        marks.append((line, match.group(1)))
+    out: list[str | None] = []
+    previous_end = 0
+    cursor = 0
+    for raw in raws:
+        found = None
+        while cursor < len(marks) and marks[cursor][0] < raw.line:
+            if marks[cursor][0] >= previous_end:
+                found = marks[cursor][1]
+            cursor += 1
+        out.append(found)
+        previous_end = raw.end_line
+    return out
 
 
-def _attribute_to_origin(doc: Document, origins: dict[tuple[str, str], Document], stream: Stream) -> Document:
-    origin = origins.get((doc.kind, doc.name))
-    if origin is None:
-        return Document(obj=doc.obj, source=f"{stream.source} (kustomize output)", line=doc.line,
-                        index=doc.index, positions=doc.positions)
-    # Same object after kustomize's transformations: report against the file a person edits.
-    return Document(obj=doc.obj, source=origin.source, line=origin.line, index=origin.index,
-                    positions={**doc.positions, **origin.positions})
+# -- kustomize output --------------------------------------------------------------------------------------
+def _display_path(target: Path, kustomization: Path) -> str:
+    """`target` as a path next to the kustomization folder as the user gave it (`app/deploy.yaml`)."""
+    relative = os.path.relpath(target, kustomization.resolve())
+    return os.path.normpath(os.path.join(str(kustomization), relative))
+
+
+def _pop_origin(doc: Document) -> dict[str, Any] | None:
+    """Remove the annotation kustomize added for us (it is not part of the object) and return it parsed."""
+    annotations = doc.metadata.get("annotations")
+    if not isinstance(annotations, dict) or ORIGIN_ANNOTATION not in annotations:
+        return None
+    raw = annotations.pop(ORIGIN_ANNOTATION)
+    if not annotations:
+        del doc.obj["metadata"]["annotations"]
+    try:
+        origin = yaml.safe_load(raw) if isinstance(raw, str) else None
+    except yaml.YAMLError:
+        return None
+    return origin if isinstance(origin, dict) else None
+
+
+class _KustomizeOrigins:
+    """Maps rendered objects back to the file a person edits, and to the line of the object in it."""
+
+    def __init__(self, stream: Stream) -> None:
+        assert stream.kustomization is not None
+        self.stream = stream
+        self.folder = stream.kustomization
+        self._files: dict[Path, list[Document]] = {}
+        self._by_identity: dict[tuple[str, str], Document] | None = None
+
+    def _documents_of(self, path: Path) -> list[Document]:
+        cached = self._files.get(path)
+        if cached is None:
+            cached = []
+            try:
+                text, error = decode_bytes(path.read_bytes(), str(path))
+            except OSError:
+                text, error = "", "unreadable"
+            if error is None:
+                docs, _ = to_documents(text, _display_path(path, self.folder))
+                cached = [item for doc in docs for item in _flatten_lists(doc)]
+            self._files[path] = cached
+        return cached
+
+    def attribute(self, doc: Document) -> Document:
+        origin = _pop_origin(doc) if self.stream.origin_base is not None else None
+        if origin is not None and self.stream.origin_base is not None and "repo" not in origin:
+            base = self.stream.origin_base
+            if isinstance(origin.get("path"), str):
+                return self._from_file(doc, Path(os.path.normpath(base / origin["path"])))
+            if isinstance(origin.get("configuredIn"), str):
+                configured_in = Path(os.path.normpath(base / origin["configuredIn"]))
+                return self._from_generator(doc, configured_in, origin)
+        if self.stream.origin_base is None:
+            found = self._identity_index().get((doc.kind, doc.name))
+            if found is not None:
+                return self._rebase(doc, found.source, found.line, found.positions)
+        # Remote bases, helm charts inflated by kustomize: only the rendered output shows this object.
+        return self._rebase(doc, f"{self.stream.source} (kustomize output)", doc.line, doc.positions)
+
+    def _from_file(self, doc: Document, path: Path) -> Document:
+        candidates = [d for d in self._documents_of(path) if d.is_object and d.kind == doc.kind]
+        match = next((d for d in candidates if d.name == doc.name), None)
+        if match is None:  # namePrefix / nameSuffix: the written name is part of the rendered one
+            inside = [d for d in candidates if d.name and d.name in doc.name]
+            match = max(inside, key=lambda d: len(d.name), default=None)
+        if match is None and len(candidates) == 1:
+            match = candidates[0]
+        if match is None:
+            return self._rebase(doc, _display_path(path, self.folder), 1, {})
+        return self._rebase(doc, match.source, match.line, match.positions)
+
+    def _from_generator(self, doc: Document, kustomization: Path, origin: dict[str, Any]) -> Document:
+        """Generated ConfigMaps/Secrets point at their generator entry in kustomization.yaml."""
+        by = origin.get("configuredBy")
+        generator_kind = by.get("kind") if isinstance(by, dict) else None
+        key = {"ConfigMapGenerator": "configMapGenerator", "SecretGenerator": "secretGenerator"}.get(
+            generator_kind if isinstance(generator_kind, str) else "", "")
+        docs = self._documents_of(kustomization)
+        source = _display_path(kustomization, self.folder)
+        if not docs:
+            return self._rebase(doc, source, 1, {})
+        kustomization_doc = docs[0]
+        entries = kustomization_doc.get((key,)) if key else None
+        line = kustomization_doc.line_of((key,)) if key else kustomization_doc.line
+        if isinstance(entries, list):
+            named = [(i, e["name"]) for i, e in enumerate(entries)
+                     if isinstance(e, dict) and isinstance(e.get("name"), str) and e["name"] in doc.name]
+            if named:
+                index = max(named, key=lambda pair: len(pair[1]))[0]
+                line = kustomization_doc.line_of((key, index))
+        return self._rebase(doc, source, line, {})
+
+    def _identity_index(self) -> dict[tuple[str, str], Document]:
+        """Fallback when origin annotations are unavailable: the folder's own objects by (kind, name)."""
+        if self._by_identity is None:
+            self._by_identity = {}
+            for path in sorted(self.folder.rglob("*")):
+                if path.suffix not in MANIFEST_SUFFIXES or path.name.startswith("kustomization"):
+                    continue
+                if not path.is_file():
+                    continue
+                for item in self._documents_of(path):
+                    if item.is_object and item.kind and item.name:
+                        self._by_identity.setdefault((item.kind, item.name), item)
+        return self._by_identity
+
+    @staticmethod
+    def _rebase(doc: Document, source: str, line: int, positions: dict[tuple[Any, ...], int]) -> Document:
+        # The rendered object is what is checked; lines come from the source file, and a field kustomize added
+        # (namespace, common labels) falls back to the line of its nearest ancestor written there.
+        return Document(obj=doc.obj, source=source, line=line, index=doc.index, positions=positions)
+
+
+# -- the loader --------------------------------------------------------------------------------------------
+def _load_finding(stream: Stream, line: int, message: str) -> Finding:
+    return Finding(rule_id=LOAD_RULE, resource=file_resource(stream), file=stream.source, line=line,
+                   message=message, why=_LOAD_WHY, fix=_LOAD_FIX)
 
 
 def load_stream(stream: Stream, result: LoadResult) -> None:
     result.sources.append(stream.source)
-    docs, errors = to_documents(stream.text, stream.source)
+    if stream.error is not None:
+        result.findings.append(_load_finding(stream, 1, stream.error))
+        result.not_checked.append(NotChecked(stream.source, 1, stream.error))
+        return
+    raws, errors = read_raw(stream.text)
     for error in errors:
-        result.findings.append(
-            Finding(
-                rule_id=LOAD_RULE, resource=f"<{stream.source}>", file=stream.source, line=error.line,
-                message=error.message,
-                why="A document that cannot be decoded is never applied and never checked.",
-                fix="Correct the YAML at this line; `kubectl apply --dry-run=client -f FILE` shows the same error.",
-            )
-        )
+        result.findings.append(_load_finding(stream, error.line, error.message))
         result.not_checked.append(NotChecked(stream.source, error.line, error.message))
-    origins = _origins(stream.kustomization) if stream.kustomization is not None else {}
-    for raw in docs:
-        for doc in _flatten_lists(raw):
-            if stream.kustomization is not None and doc.is_object:
-                doc = _attribute_to_origin(doc, origins, stream)
+    templates = _helm_templates(stream.text, raws)
+    origins = _KustomizeOrigins(stream) if stream.kustomization is not None else None
+    for index, (raw, template) in enumerate(zip(raws, templates, strict=True)):
+        if raw.value is None:
+            continue
+        source = f"{stream.source} ({template})" if template else stream.source
+        top = Document(obj=raw.value, source=source, line=raw.line, index=index, positions=raw.positions)
+        for doc in _flatten_lists(top):
+            if origins is not None and doc.is_object:
+                doc = origins.attribute(doc)
             problems = _identity_problems(doc)
             if problems:
-                result.findings.append(
-                    Finding(
-                        rule_id=SHAPE_RULE, resource=doc.ref if doc.is_object else f"<{doc.source}>",
-                        file=doc.source, line=doc.line, message="; ".join(problems),
-                        why="The API server rejects an object without apiVersion, kind and metadata.name.",
-                        fix="Give the document apiVersion, kind and metadata.name.",
-                    )
-                )
-                result.not_checked.append(NotChecked(doc.source, doc.line, "; ".join(problems)))
+                message = "; ".join(problems)
+                result.findings.append(Finding(
+                    rule_id=SHAPE_RULE, resource=doc.ref if doc.is_object else file_resource(stream),
+                    file=doc.source, line=doc.line, message=message, why=_SHAPE_WHY, fix=_SHAPE_FIX,
+                ))
+                result.not_checked.append(NotChecked(doc.source, doc.line, message))
                 continue
             result.documents.append(doc)
 
 
-def load_manifests(paths: list[str]) -> LoadResult:
+def load_streams(streams: Iterable[Stream]) -> LoadResult:
     result = LoadResult()
-    for stream in iter_streams(paths):
+    for stream in streams:
         load_stream(stream, result)
     return result
+
+
+def load_manifests(paths: list[str]) -> LoadResult:
+    return load_streams(iter_streams(paths))
