@@ -10,7 +10,7 @@ import pytest
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.promql import promtool
 from gpu_policy.promql.check import check_rule_files, extract_all
-from gpu_policy.promql.embedded import dashboard_queries, keda_queries, substitute_variables
+from gpu_policy.promql.sources import promql_sources, substitute_variables
 
 RULES = """
 apiVersion: monitoring.coreos.com/v1
@@ -139,14 +139,14 @@ data:
 
 def test_keda_and_dashboard_queries_are_parsed(graph_of: Callable[[str], ResourceGraph]) -> None:
     graph = graph_of(EMBEDDED)
-    keda = keda_queries(graph)
-    dashboards, broken = dashboard_queries(graph)
+    sources = promql_sources(graph)
+    keda, dashboards = list(sources.keda), list(sources.dashboard_queries)
     assert [q.where for q in keda] == ["trigger 1"]
     assert [q.where for q in dashboards] == [
-        'dashboard gpu.json, panel "utilisation", target A',
-        'dashboard gpu.json, panel "fb", target B',
+        'dashboard gpu.json panel "utilisation" target A',
+        'dashboard gpu.json panel "fb" target B',
     ]  # loki target skipped
-    assert broken == []
+    assert [d.error for d in sources.dashboards] == [None]
     run = check_rule_files(extract_all([], keda + dashboards))
     text = EMBEDDED.lstrip()
     assert sorted((p.query.kind, p.line) for p in run.problems if p.query) == [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpu_policy.rules.alerts_static import comparison_threshold, divides_used_by_free, prom_duration
+from gpu_policy.promql.text import comparison_threshold
+from gpu_policy.rules.alerts_static import divides_used_by_free, prom_duration
 from tests.rules._helpers import run_rule
 
 

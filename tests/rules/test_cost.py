@@ -6,8 +6,8 @@ import itertools
 import random
 from decimal import Decimal
 
+from gpu_policy.graph.nodes.resources import GIB, karpenter_capacity
 from gpu_policy.rules.cost import FleetOption, most_expensive_fleet
-from gpu_policy.rules.karpenter import GIB, karpenter_capacity
 from tests.rules._helpers import POLICY, run_rule
 from tests.rules._karpenter_docs import deployment, nodepool
 

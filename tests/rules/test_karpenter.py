@@ -6,12 +6,10 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
+from gpu_policy.graph.nodes.resources import GIB, karpenter_capacity, max_nodes
 from gpu_policy.rules.karpenter import (
-    GIB,
     active_windows,
     business_intervals,
-    karpenter_capacity,
-    max_nodes,
     suggested_freeze,
     uncovered,
 )

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from gpu_policy.metrics import dcgm
-from gpu_policy.metrics.promql_names import dcgm_metric_names, metric_names
+from gpu_policy.promql.text import dcgm_metric_names, metric_names
 from tests.rules._helpers import POLICY, run_rule
 
 POOL = """

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.nodes.model import placement_of, reachable
 from gpu_policy.loading.yaml_reader import to_documents
 from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules import workloads
@@ -85,7 +86,7 @@ def test_gt_affinity_on_gpu_count_and_pool_limits() -> None:
               - matchExpressions:
                   - {key: karpenter.k8s.aws/instance-gpu-count, operator: Gt, values: ["4"]}"""
     ctx = context(POOL + deployment(affinity))
-    shapes, _ = workloads.reachable_shapes(ctx, workloads.gpu_templates(ctx)[0])
+    shapes = reachable(ctx, placement_of(ctx, workloads.gpu_templates(ctx)[0])).shapes
     assert [s.instance_type for s in shapes] == ["p4d.24xlarge"]
     # A pool whose GPU limit is below one node's GPUs cannot launch that type at all.
     ctx = context(POOL.replace('nvidia.com/gpu: "8"', 'nvidia.com/gpu: "4"') + deployment(affinity))

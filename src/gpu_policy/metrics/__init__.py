@@ -3,7 +3,7 @@
 - `dcgm`: where the exporter's collector files live (outside the repository), which file a DaemonSet
 loads, and the
   DCGM fields each file turns on.
-- `promql_names`: metric names read by a PromQL expression (a lexer, not a parser: enough to name metrics).
-- `queries`: every query the manifests run against Prometheus: PrometheusRule expressions, KEDA prometheus
-  triggers, Grafana dashboard panels (with the manifest line of each).
+
+The queries themselves and the metric names they read: `gpu_policy.promql.sources` (every PromQL expression
+of the manifests, with its line) and `gpu_policy.promql.text` (metric names, aggregations, label matchers).
 """

@@ -14,15 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_policy.loading.document import Document, FieldPath
-from gpu_policy.promql.extract import (
-    DURATION_FIELDS,
-    EmbeddedQuery,
-    RuleFile,
-    expression_line,
-    prometheus_rule_file,
-    queries_file,
-)
+from gpu_policy.promql.extract import DURATION_FIELDS, RuleFile, prometheus_rule_file, queries_file
 from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+from gpu_policy.promql.sources import PromQLSource, expression_line
 
 _LOCATED = re.compile(r"^(\d+):(\d+): (.*)$", re.S)
 _RULE_REF = re.compile(r'group "((?:[^"\\]|\\.)*)", rule (\d+), "((?:[^"\\]|\\.)*)": (.*)$', re.S)
@@ -41,7 +35,7 @@ class RuleProblem:
     path: FieldPath
     line: int
     message: str
-    query: EmbeddedQuery | None = None
+    query: PromQLSource | None = None
     rule_name: str = ""
 
 
@@ -209,9 +203,7 @@ def _attribute_query(rule_file: RuleFile, message: str) -> list[RuleProblem]:
     query = rule_file.queries[index]
     detail = ref.group(4).strip()
     inner = _EXPR_POS.search(detail)
-    line = query.manifest_line
-    if inner and query.line is None:
-        line = expression_line(query.doc, query.path, int(inner.group(1)))
+    line = query.line_of(int(inner.group(1))) if inner else query.line
     return [RuleProblem(doc=query.doc, path=query.path, line=line, message=detail, query=query)]
 
 
@@ -280,7 +272,7 @@ def check_rule_files(files: list[RuleFile]) -> CheckRun:
     return run
 
 
-def extract_all(prometheus_rules: Iterable[Document], queries: list[EmbeddedQuery]) -> list[RuleFile]:
+def extract_all(prometheus_rules: Iterable[Document], queries: list[PromQLSource]) -> list[RuleFile]:
     files = [prometheus_rule_file(doc, f"p{i:05d}.yaml") for i, doc in enumerate(prometheus_rules)]
     if queries:
         files.append(queries_file(queries, "queries.yaml"))

@@ -16,39 +16,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.promql.sources import PromQLSource
 
 GROUP_FIELDS = ("name", "interval", "limit")
 RULE_FIELDS = ("record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations")
 DURATION_FIELDS = ("interval", "for", "keep_firing_for")
 QUERY_GROUP = "gpu-policy-embedded-queries"
-
-
-@dataclass(frozen=True)
-class EmbeddedQuery:
-    """A PromQL expression living inside another object (a KEDA trigger, a dashboard panel)."""
-
-    doc: Document
-    path: FieldPath
-    """Field of `doc` holding the query (for a dashboard: the ConfigMap data key holding the JSON)."""
-    expr: str
-    """The expression as promtool will parse it (template variables already substituted)."""
-    kind: str
-    """`keda` or `dashboard`."""
-    where: str
-    """Human description: `trigger 0` / `dashboard gpu.json, panel "GPU utilisation", target A`."""
-    line: int | None = None
-    """Exact manifest line when known better than `doc.line_of(path)` (a query inside embedded JSON)."""
-    original: str = ""
-    """The expression as written, before placeholder substitution."""
-
-    @property
-    def manifest_line(self) -> int:
-        return self.line or self.doc.line_of(self.path)
 
 
 @dataclass
@@ -61,7 +38,7 @@ class RuleFile:
     lines: list[str] = field(default_factory=list)
     origins: dict[int, FieldPath] = field(default_factory=dict)
     """1-based line of the extracted file -> field path in `doc`."""
-    queries: list[EmbeddedQuery] = field(default_factory=list)
+    queries: list[PromQLSource] = field(default_factory=list)
     """For the embedded-query file: rule i (0-based) is queries[i]."""
     group_names: list[str] = field(default_factory=list)
     rejected_durations: frozenset[str] = frozenset()
@@ -163,7 +140,7 @@ def prometheus_rule_file(
     return out
 
 
-def queries_file(queries: list[EmbeddedQuery], name: str) -> RuleFile:
+def queries_file(queries: list[PromQLSource], name: str) -> RuleFile:
     """Each query as a recording rule `gpu_policy:embedded_query:<i>` of one group."""
     out = RuleFile(name=name, doc=None, queries=list(queries))
     out.emit("groups:")
@@ -173,32 +150,5 @@ def queries_file(queries: list[EmbeddedQuery], name: str) -> RuleFile:
     out.emit(f"  rules:{' []' if not queries else ''}")
     for i, query in enumerate(queries):
         out.emit(f"  - record: gpu_policy:embedded_query:{i}")
-        out.emit(f"    expr: {_scalar(query.expr)}")
+        out.emit(f"    expr: {_scalar(query.parsed)}")
     return out
-
-
-@cache
-def _source_lines(source: str) -> tuple[str, ...]:
-    path = Path(source)
-    try:
-        return tuple(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else ()
-    except (OSError, UnicodeDecodeError):
-        return ()
-
-
-def expression_line(doc: Document, path: FieldPath, inner_line: int) -> int:
-    """Manifest line of line `inner_line` (1-based) of the expression at `path`.
-
-    A block scalar (`expr: |`) starts on the line after its key; any other style starts on the key's line.
-    An error "at end of input" after a trailing newline is placed on the expression's last line.
-    """
-    value = doc.get(path)
-    if isinstance(value, str) and value.strip():
-        inner_line = min(inner_line, len(value.rstrip().splitlines()))
-    key_line = doc.line_of(path)
-    lines = _source_lines(doc.source)
-    if 0 < key_line <= len(lines):
-        after_colon = lines[key_line - 1].split(":", 1)[-1].split("#", 1)[0].strip()
-        if after_colon[:1] in ("|", ">"):
-            return key_line + inner_line
-    return key_line + max(inner_line - 1, 0)

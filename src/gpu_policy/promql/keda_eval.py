@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import tempfile
 import zlib
 from dataclasses import dataclass, field
@@ -28,11 +27,11 @@ from pathlib import Path
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.graph.selectors import matches_map
 from gpu_policy.loading.document import Document
-from gpu_policy.promql.extract import EmbeddedQuery
 from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+from gpu_policy.promql.sources import PromQLSource
 from gpu_policy.promql.testrun import Sample, parse_test_output
+from gpu_policy.promql.text import dcgm_metric_names
 
-DCGM_METRIC = re.compile(r"\bDCGM_FI_[A-Z0-9_]+\b")
 EVAL_TIME = "20m"
 POINTS = 40  # 40 one-minute points: range selectors up to 20m see only data
 TARGET_VALUES = (40.0, 70.0)
@@ -57,7 +56,7 @@ class Workload:
 
 @dataclass
 class QueryEvaluation:
-    query: EmbeddedQuery
+    query: PromQLSource
     target: Workload | None
     honor_labels: bool
     baseline: list[Sample] = field(default_factory=list)
@@ -192,7 +191,7 @@ def _test_file(name: str, expr: str, series: list[dict[str, str]]) -> dict[str, 
 
 
 def evaluate_queries(
-    graph: ResourceGraph, queries: list[EmbeddedQuery], honor_labels: bool
+    graph: ResourceGraph, queries: list[PromQLSource], honor_labels: bool
 ) -> list[QueryEvaluation]:
     """Evaluate every KEDA query in one promtool run."""
     evaluations: list[QueryEvaluation] = []
@@ -202,7 +201,7 @@ def evaluate_queries(
             target = target_of(graph, query.doc)
             evaluation = QueryEvaluation(query=query, target=target, honor_labels=honor_labels)
             evaluations.append(evaluation)
-            metrics = sorted(set(DCGM_METRIC.findall(query.expr)))
+            metrics = sorted(dcgm_metric_names(query.expr))
             if not metrics:
                 evaluation.skipped = "the query reads no DCGM_FI_* metric"
                 continue
@@ -218,7 +217,7 @@ def evaluate_queries(
             for variant, (tv, ov) in variants.items():
                 name = f"q{i:04d}-{variant}.yaml"
                 series = _input_series(metrics, target, others, tv, ov, honor_labels)
-                (Path(folder) / name).write_text(json.dumps(_test_file(variant, query.expr, series)))
+                (Path(folder) / name).write_text(json.dumps(_test_file(variant, query.parsed, series)))
                 files[name] = (evaluation, variant)
         if files:
             result = run_promtool(["test", "rules", *files], cwd=folder)

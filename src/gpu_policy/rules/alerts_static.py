@@ -17,7 +17,13 @@ from typing import Any
 
 from gpu_policy.findings import Severity
 from gpu_policy.loading.document import Document, FieldPath
-from gpu_policy.metrics.promql_names import dcgm_metric_names, strip_strings
+from gpu_policy.promql.text import (
+    aggregations,
+    comparison_threshold,
+    dcgm_metric_names,
+    divisors,
+    tokenize,
+)
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
@@ -26,11 +32,7 @@ FB_FREE = "DCGM_FI_DEV_FB_FREE"
 FB_TOTAL = "DCGM_FI_DEV_FB_TOTAL"
 _PROM_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_COMPARISON_RIGHT = re.compile(r"(>=|<=|==|!=|>|<)\s*(?:bool\s+)?(" + _NUMBER + r")")
-_COMPARISON_LEFT = re.compile(r"(" + _NUMBER + r")\s*(>=|<=|==|!=|>|<)")
 _TEMPLATE_REF = r"(?:\$labels\.{0}\b|\.Labels\.{0}\b|index\s+\$labels\s+\"{0}\")"
-_FLEET_AVG = re.compile(r"\bavg\s*(\(|by\s*\(\s*\)|without)")
 
 
 def prom_duration(value: Any) -> float | None:
@@ -130,7 +132,8 @@ def _names(text: str, label: str) -> bool:
 
 def _absent_only(expr: str) -> bool:
     """absent()/absent_over_time() alerts have no per-GPU series to name."""
-    return re.match(r"^\s*absent(_over_time)?\s*\(", strip_strings(expr)) is not None
+    tokens = tokenize(expr)
+    return len(tokens) > 1 and tokens[0].text in ("absent", "absent_over_time") and tokens[1].kind == "("
 
 
 @rule(
@@ -163,50 +166,13 @@ def gpu_alert_names_gpu_and_pod(ctx: CheckContext) -> Iterator[Violation]:
             )
 
 
-def _operand_after(text: str, index: int) -> str:
-    """The operand right of a binary operator at `index`: a parenthesised group, or a (function-)selector."""
-    i = index
-    n = len(text)
-    while i < n and text[i].isspace():
-        i += 1
-    start = i
-    while i < n and (text[i].isalnum() or text[i] in "_:"):
-        i += 1
-    while i < n and text[i].isspace():
-        i += 1
-    # `sum by (gpu) (x)`: skip the label list
-    word = text[start:i].strip()
-    if word in ("sum", "avg", "max", "min", "count") and text.startswith(("by", "without"), i):
-        i = text.find(")", i) + 1
-        while i < n and text[i].isspace():
-            i += 1
-    if i < n and text[i] in "({[":
-        depth = 0
-        for j in range(i, n):
-            if text[j] in "({[":
-                depth += 1
-            elif text[j] in ")}]":
-                depth -= 1
-                if depth == 0:
-                    i = j + 1
-                    if text[j] == "}" and i < n and text[i] == "[":
-                        continue
-                    break
-        else:
-            i = n
-    return text[start:i]
-
-
 def divides_used_by_free(expr: str) -> bool:
     """True when some `x / y` has the framebuffer's FREE alone as divisor while USED is measured."""
-    text = strip_strings(expr)
-    if FB_USED not in text:
+    if FB_USED not in dcgm_metric_names(expr):
         return False
-    for match in re.finditer(r"/", text):
-        divisor = _operand_after(text, match.end())
-        if FB_FREE in divisor and FB_USED not in divisor and FB_TOTAL not in divisor:
-            return True
-    return False
+    return any(
+        FB_FREE in divisor and FB_USED not in divisor and FB_TOTAL not in divisor for divisor in divisors(expr)
+    )
 
 
 @rule(
@@ -232,18 +198,6 @@ def gpu_memory_alert_divides_by_total(ctx: CheckContext) -> Iterator[Violation]:
                     "is a used/free ratio, which passes 0.9 at about 47% of memory in use"
                 ),
             )
-
-
-def comparison_threshold(expr: str) -> tuple[str, float] | None:
-    """The last `<op> <number>` comparison of the expression (or `<number> <op>`), as (op, number)."""
-    text = strip_strings(expr)
-    right = list(_COMPARISON_RIGHT.finditer(text))
-    if right:
-        return right[-1].group(1), float(right[-1].group(2))
-    left = list(_COMPARISON_LEFT.finditer(text))
-    if left:
-        return left[0].group(2), float(left[0].group(1))
-    return None
 
 
 @rule(
@@ -312,23 +266,10 @@ def gpu_alert_not_fleet_average(ctx: CheckContext) -> Iterator[Violation]:
     for alert in alerts(ctx):
         if not alert.is_dcgm:
             continue
-        text = strip_strings(alert.expr)
-        for match in _FLEET_AVG.finditer(text):
-            if match.group(1) == "without":
+        # `avg without (...)` and `avg by (<labels>)` keep series apart; `avg(...)` / `avg by ()` do not
+        for aggregation in aggregations(alert.expr):
+            if aggregation.operator != "avg" or aggregation.grouping == "without" or aggregation.labels:
                 continue
-            rest = text[match.end() :]
-            # `avg(...) by (gpu)`: the grouping may follow the parenthesised argument
-            if match.group(1) == "(":
-                depth, end = 1, len(rest)
-                for j, ch in enumerate(rest):
-                    depth += ch == "("
-                    depth -= ch == ")"
-                    if depth == 0:
-                        end = j + 1
-                        break
-                trailing = rest[end:].lstrip()
-                if re.match(r"(by\s*\(\s*[^)\s]|without\b)", trailing):
-                    continue
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "expr"),

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools
 from gpu_policy.graph.quantities import parse_duration
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.karpenter import DISRUPTION, KARPENTER_SOURCES, gpu_nodepools, nodepools
+from gpu_policy.rules.karpenter import DISRUPTION, KARPENTER_SOURCES
 from gpu_policy.rules.registry import Violation, rule
 
 DEFAULT_POLICY = "WhenEmptyOrUnderutilized"  # NodePool CRD default for spec.disruption.consolidationPolicy

@@ -11,20 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 from gpu_policy.findings import Severity
+from gpu_policy.graph.nodes.labels import INSTANCE_TYPE
+from gpu_policy.graph.nodes.model import gpu_nodepools, placements
+from gpu_policy.graph.nodes.placement import allowed_capacity_types
+from gpu_policy.graph.nodes.pools import LIMITS, REQUIREMENTS, NodePool
+from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.karpenter import (
-    INSTANCE_TYPE_KEY,
-    LIMITS,
-    REQUIREMENTS,
-    NodePool,
-    format_resource,
-    gpu_nodepools,
-    karpenter_capacity,
-    max_nodes,
-    vm_memory_overhead,
-)
 from gpu_policy.rules.registry import Violation, rule
-from gpu_policy.rules.spot import allowed_capacity_types, placements, spot_pools_running
+from gpu_policy.rules.spot import spot_pools_running
 
 SEARCH_STEP_LIMIT = 200_000
 """Branch-and-bound steps per pool before the search settles for its (still valid) upper bound."""
@@ -110,7 +104,7 @@ def most_expensive_fleet(
 def worst_case(ctx: CheckContext, pool: NodePool) -> WorstCase:
     def compute() -> WorstCase:
         if pool.instance_types is None:
-            return WorstCase(pool, None, notes=[f"no {INSTANCE_TYPE_KEY} In requirement: any GPU type may "
+            return WorstCase(pool, None, notes=[f"no {INSTANCE_TYPE} In requirement: any GPU type may "
                                                 f"launch"])
         overhead = vm_memory_overhead(ctx.policy)
         options: list[FleetOption] = []
@@ -204,7 +198,7 @@ def gpu_fleet_cost_within_budget(ctx: CheckContext) -> Iterator[Violation]:
 )
 def gpu_instance_types_priced(ctx: CheckContext) -> Iterator[Violation]:
     for pool in gpu_nodepools(ctx):
-        req = next((r for r in pool.requirements if r.key == INSTANCE_TYPE_KEY and r.operator == "In"), None)
+        req = next((r for r in pool.requirements if r.key == INSTANCE_TYPE and r.operator == "In"), None)
         if req is None:
             continue
         missing = [t for t in req.values if price_of(ctx, t) is None]

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gpu_policy.metrics.promql_names import DCGM_PREFIX, metric_names
-from gpu_policy.metrics.queries import Dashboard, Panel, dashboards
+from gpu_policy.promql.sources import Dashboard, Panel, promql_sources
+from gpu_policy.promql.text import DCGM_PREFIX, metric_names
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
-def _dashboards(ctx: CheckContext) -> list[Dashboard]:
-    return ctx.memo("grafana-dashboards", lambda: dashboards(ctx.graph))
+def _dashboards(ctx: CheckContext) -> tuple[Dashboard, ...]:
+    return promql_sources(ctx.graph).dashboards
 
 
 @rule(
@@ -93,7 +93,7 @@ def dashboard_has_design_panels(ctx: CheckContext) -> Iterator[Violation]:
         )
 
 
-def _known(name: str, known: set[str], recorded: set[str]) -> bool:
+def _known(name: str, known: set[str], recorded: frozenset[str]) -> bool:
     if name in known or name in recorded:
         return True
     return any(name.endswith(s) and name[: -len(s)] in known for s in HISTOGRAM_SUFFIXES)
@@ -118,14 +118,7 @@ def _known(name: str, known: set[str], recorded: set[str]) -> bool:
 )
 def dashboard_queries_known_metrics(ctx: CheckContext) -> Iterator[Violation]:
     known = {str(m) for m in ctx.policy.dashboard.get("knownMetrics") or []}
-    recorded = {
-        str(r.get("record"))
-        for doc in ctx.graph.of_kind("PrometheusRule")
-        for g in doc.spec.get("groups") or []
-        if isinstance(g, dict)
-        for r in g.get("rules") or []
-        if isinstance(r, dict) and r.get("record")
-    }
+    recorded = promql_sources(ctx.graph).recorded
     for board in _dashboards(ctx):
         for panel in board.panels:
             for query in panel.queries:

@@ -1,270 +1,38 @@
 """Karpenter NodePools and EC2NodeClasses: GPU pools are tainted, bounded, reachable, resolvable and safely
-    disrupted.
+disrupted.
 
-The module also holds the NodePool model the spot, consolidation and cost areas share (`nodepools(ctx)`):
-which
-pools give GPUs, which instance types and capacity types they may launch, and what Karpenter counts as a
-node's
-capacity against `spec.limits`.
+The NodePool model (which pools give GPUs, which instance types and capacity types they may launch, what
+Karpenter counts as a node's capacity) lives in `gpu_policy.graph.nodes`, shared with every other area.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 
-from gpu_policy.graph.quantities import parse_duration, parse_quantity
+from gpu_policy.graph.nodes.labels import GPU_RESOURCE, INSTANCE_TYPE
+from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools
+from gpu_policy.graph.nodes.pools import LIMITS, NODECLASS_REF, REQUIREMENTS, TAINTS, TEMPLATE_SPEC, NodePool
+from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
+from gpu_policy.graph.quantities import parse_duration
 from gpu_policy.loading.document import Document, FieldPath
-from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
-GPU_RESOURCE = "nvidia.com/gpu"
-INSTANCE_TYPE_KEY = "node.kubernetes.io/instance-type"
-CAPACITY_TYPE_KEY = "karpenter.sh/capacity-type"
-NODEPOOL_LABEL = "karpenter.sh/nodepool"
-INSTANCE_FAMILY_KEY = "karpenter.k8s.aws/instance-family"
-INSTANCE_CATEGORY_KEY = "karpenter.k8s.aws/instance-category"
-GPU_REQUIREMENT_KEYS = frozenset({
-    "karpenter.k8s.aws/instance-gpu-count", "karpenter.k8s.aws/instance-gpu-name",
-    "karpenter.k8s.aws/instance-gpu-manufacturer", "karpenter.k8s.aws/instance-gpu-memory",
-})
-ALL_CAPACITY_TYPES = frozenset({"on-demand", "spot", "reserved"})
-# EC2 categories whose instances carry NVIDIA GPUs (p: accelerated computing, g: graphics/inference).
-GPU_CATEGORIES = frozenset({"p", "g"})
 DISRUPTION_REASONS = ("Underutilized", "Empty", "Drifted")
-# Karpenter's default when `settings.vmMemoryOverheadPercent` is not set (aws/karpenter-provider-aws chart
-# values).
-DEFAULT_VM_MEMORY_OVERHEAD = 0.075
-GIB = Decimal(2**30)
-
-TEMPLATE_SPEC: FieldPath = ("spec", "template", "spec")
-REQUIREMENTS: FieldPath = (*TEMPLATE_SPEC, "requirements")
-TAINTS: FieldPath = (*TEMPLATE_SPEC, "taints")
-NODECLASS_REF: FieldPath = (*TEMPLATE_SPEC, "nodeClassRef")
-LIMITS: FieldPath = ("spec", "limits")
 DISRUPTION: FieldPath = ("spec", "disruption")
 BUDGETS: FieldPath = (*DISRUPTION, "budgets")
-
 KARPENTER_SOURCES = "kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go"
-_CATEGORY = re.compile(r"^([a-z]+)")
-
-
-# -- the shared NodePool model ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Requirement:
-    index: int
-    key: str
-    operator: str
-    values: tuple[str, ...]
-
-    @property
-    def path(self) -> FieldPath:
-        return (*REQUIREMENTS, self.index)
-
-
-@dataclass
-class NodePool:
-    doc: Document
-    requirements: list[Requirement]
-    taints: list[dict[str, Any]]
-    labels: dict[str, Any]
-    capacity_types: frozenset[str]
-    instance_types: tuple[str, ...] | None
-    """The `node.kubernetes.io/instance-type In` list; None when the pool does not bound its types that "
-    "way."""
-    gpu: bool
-    weight: int
-    limits: dict[str, Decimal] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.doc.name
-
-    def requirement(self, key: str) -> Requirement | None:
-        return next((r for r in self.requirements if r.key == key), None)
-
-    @property
-    def spot_capable(self) -> bool:
-        return "spot" in self.capacity_types
-
-    @property
-    def spot_only(self) -> bool:
-        return self.capacity_types == frozenset({"spot"})
-
-    @property
-    def offers_on_demand(self) -> bool:
-        return "on-demand" in self.capacity_types
-
-    def gpu_taints(self) -> list[tuple[int, dict[str, Any]]]:
-        return [(i, t) for i, t in enumerate(self.taints) if t.get("key") == GPU_RESOURCE]
-
-
-def is_nodepool(doc: Document) -> bool:
-    return doc.kind == "NodePool" and doc.group == "karpenter.sh"
 
 
 def is_ec2nodeclass(doc: Document) -> bool:
     return doc.kind == "EC2NodeClass" and doc.group == "karpenter.k8s.aws"
-
-
-def _requirements(doc: Document) -> list[Requirement]:
-    out: list[Requirement] = []
-    for i, raw in enumerate(doc.get(REQUIREMENTS) or []):
-        if isinstance(raw, Mapping) and isinstance(raw.get("key"), str):
-            values = tuple(str(v) for v in raw.get("values") or [] if v is not None)
-            out.append(Requirement(i, raw["key"], str(raw.get("operator") or ""), values))
-    return out
-
-
-def _capacity_types(requirements: list[Requirement]) -> frozenset[str]:
-    """Karpenter launches on-demand when a NodePool does not constrain the capacity type
-    (aws/karpenter-provider-aws
-    tests 'CapacityType should default to on-demand'); with both allowed it prefers spot."""
-    found = frozenset(ALL_CAPACITY_TYPES)
-    constrained = False
-    for req in requirements:
-        if req.key != CAPACITY_TYPE_KEY:
-            continue
-        constrained = True
-        if req.operator == "In":
-            found &= frozenset(req.values)
-        elif req.operator == "NotIn":
-            found -= frozenset(req.values)
-        elif req.operator == "DoesNotExist":
-            found = frozenset()
-    return found if constrained else frozenset({"on-demand"})
-
-
-def _category(instance_type_or_family: str) -> str:
-    match = _CATEGORY.match(instance_type_or_family)
-    return match.group(1) if match else ""
-
-
-def _requires_gpus(req: Requirement) -> bool:
-    if req.key not in GPU_REQUIREMENT_KEYS:
-        return False
-    if req.operator == "Exists":
-        return True
-    if req.key == "karpenter.k8s.aws/instance-gpu-count":
-        if req.operator in ("Gt", "Gte"):
-            return True
-        if req.operator == "In":
-            return any(v.isdigit() and int(v) > 0 for v in req.values)
-        return False
-    return req.operator == "In"
-
-
-def _is_gpu_pool(doc: Document, requirements: list[Requirement], instance_types: tuple[str, ...] | None,
-                 taints: list[dict[str, Any]], policy: PolicySet) -> bool:
-    """A pool gives GPUs when its limits, taints or requirements say so, or when a type it may launch has "
-    "GPUs."""
-    limits = doc.get(LIMITS)
-    if isinstance(limits, Mapping) and GPU_RESOURCE in limits:
-        return True
-    if any(t.get("key") == GPU_RESOURCE for t in taints):
-        return True
-    for req in requirements:
-        if _requires_gpus(req):
-            return True
-        if req.operator == "In" and req.key in (INSTANCE_FAMILY_KEY, INSTANCE_CATEGORY_KEY) and any(
-            _category(v) in GPU_CATEGORIES for v in req.values
-        ):
-            return True
-    for name in instance_types or ():
-        facts = policy.instance(name)
-        if (facts is not None and int(facts.get("gpuCount", 0)) > 0) or _category(name) in GPU_CATEGORIES:
-            return True
-    return False
-
-
-def _nodepool(doc: Document, policy: PolicySet) -> NodePool:
-    requirements = _requirements(doc)
-    instance_req = next((r for r in requirements if r.key == INSTANCE_TYPE_KEY and r.operator == "In"), None)
-    instance_types = instance_req.values if instance_req is not None else None
-    taints = [t for t in doc.get(TAINTS) or [] if isinstance(t, dict)]
-    labels = doc.get(("spec", "template", "metadata", "labels"))
-    weight = doc.get(("spec", "weight"))
-    limits: dict[str, Decimal] = {}
-    raw_limits = doc.get(LIMITS)
-    if isinstance(raw_limits, Mapping):
-        for key, value in raw_limits.items():
-            quantity = parse_quantity(value)
-            if quantity is not None:
-                limits[str(key)] = quantity
-    return NodePool(
-        doc=doc, requirements=requirements, taints=taints, labels=labels if isinstance(labels, dict) else {},
-        capacity_types=_capacity_types(requirements), instance_types=instance_types,
-        gpu=_is_gpu_pool(doc, requirements, instance_types, taints, policy),
-        weight=weight if isinstance(weight, int) and not isinstance(weight, bool) else 0, limits=limits,
-    )
-
-
-def nodepools(ctx: CheckContext) -> list[NodePool]:
-    """Every Karpenter NodePool of the set, modelled once per run."""
-    def compute() -> list[NodePool]:
-        return [_nodepool(d, ctx.policy) for d in ctx.graph.of_kind("NodePool") if is_nodepool(d)]
-
-    return ctx.memo("karpenter.nodepools", compute)
-
-
-def gpu_nodepools(ctx: CheckContext) -> list[NodePool]:
-    return [p for p in nodepools(ctx) if p.gpu]
-
-
-def vm_memory_overhead(policy: PolicySet) -> float:
-    karpenter = policy.cluster.get("karpenter") or {}
-    return float(karpenter.get("vmMemoryOverheadPercent", DEFAULT_VM_MEMORY_OVERHEAD))
-
-
-def karpenter_capacity(facts: Mapping[str, Any], overhead: float) -> dict[str, Decimal]:
-    """What Karpenter counts against `spec.limits` for one node of a type before it launches: vCPUs, memory
-    less
-    the VM overhead (aws/karpenter-provider-aws pkg/providers/instancetype/types.go `memory`), GPUs, one
-    node."""
-    mib = int(facts["memoryGiB"]) * 1024
-    memory = (mib - math.ceil(mib * overhead)) * 2**20
-    return {
-        "cpu": Decimal(int(facts["vcpu"])),
-        "memory": Decimal(memory),
-        GPU_RESOURCE: Decimal(int(facts.get("gpuCount", 0))),
-        "nodes": Decimal(1),
-    }
-
-
-def format_resource(name: str, value: Decimal) -> str:
-    if name == "memory":
-        gib = value / GIB
-        return f"{gib.quantize(Decimal('0.1')).normalize():f}Gi"
-    return f"{value.normalize():f}"
-
-
-def max_nodes(
-    limits: Mapping[str, Decimal], capacity: Mapping[str, Decimal]
-) -> tuple[int | None, str | None]:
-    """How many nodes of one type Karpenter launches before a limit stops it, and which limit does.
-
-    A node launches only while its capacity fits the remaining limits (kubernetes-sigs/karpenter
-    pkg/controllers/provisioning/scheduling/scheduler.go filterByRemainingResources; `Limits.ExceededBy`), so
-    n nodes fit iff n x capacity <= limit for every limited resource."""
-    best: int | None = None
-    binding: str | None = None
-    for name, limit in limits.items():
-        per_node = capacity.get(name)
-        if per_node is None or per_node <= 0:
-            continue
-        count = int(limit // per_node) if limit >= 0 else 0
-        if best is None or count < best:
-            best, binding = count, name
-    return best, binding
 
 
 # -- rules
@@ -309,11 +77,11 @@ def gpu_nodepool_taints_gpu(ctx: CheckContext) -> Iterator[Violation]:
 def gpu_nodepool_instance_types_allowed(ctx: CheckContext) -> Iterator[Violation]:
     allowed = sorted(ctx.policy.instance_types["instanceTypes"])
     for pool in gpu_nodepools(ctx):
-        req = next((r for r in pool.requirements if r.key == INSTANCE_TYPE_KEY and r.operator == "In"), None)
+        req = next((r for r in pool.requirements if r.key == INSTANCE_TYPE and r.operator == "In"), None)
         if req is None:
-            other = pool.requirement(INSTANCE_TYPE_KEY)
-            how = f"its {INSTANCE_TYPE_KEY} requirement uses {other.operator}" if other else \
-                f"it has no {INSTANCE_TYPE_KEY} In requirement"
+            other = pool.requirement(INSTANCE_TYPE)
+            how = f"its {INSTANCE_TYPE} requirement uses {other.operator}" if other else \
+                f"it has no {INSTANCE_TYPE} In requirement"
             yield Violation(pool.doc, f"GPU NodePool {pool.name} is unbounded: {how}, so Karpenter may "
                                       f"launch any "
                                       f"GPU instance type its other requirements admit (allowed: "
@@ -346,8 +114,8 @@ def gpu_nodepool_instance_types_allowed(ctx: CheckContext) -> Iterator[Violation
 def nodepool_nodeclass_resolves(ctx: CheckContext) -> Iterator[Violation]:
     classes = {d.name for d in ctx.graph.of_kind("EC2NodeClass") if is_ec2nodeclass(d)}
     for pool in nodepools(ctx):
-        ref = pool.doc.get(NODECLASS_REF)
-        if not isinstance(ref, Mapping):
+        ref = pool.nodeclass_ref
+        if ref is None:
             yield Violation(pool.doc, f"NodePool {pool.name} has no spec.template.spec.nodeClassRef",
                             path=TEMPLATE_SPEC)
             continue

@@ -24,6 +24,7 @@ from gpu_policy.graph.quantities import parse_quantity
 from gpu_policy.graph.selectors import matches_map
 from gpu_policy.graph.workloads import pod_template_of
 from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.promql.text import metric_names, outer_aggregation
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
@@ -134,19 +135,9 @@ def autoscalers(ctx: CheckContext) -> list[Autoscaler]:
 
 def requests_gpu(doc: Document) -> bool:
     template = pod_template_of(doc)
-    if template is None:
-        return False
-    for _, container in template.containers(include_init=True):
-        resources = container.get("resources")
-        if not isinstance(resources, dict):
-            continue
-        for section in ("limits", "requests"):
-            values = resources.get(section)
-            if isinstance(values, dict):
-                amount = parse_quantity(values.get(GPU_RESOURCE))
-                if amount is not None and amount > 0:
-                    return True
-    return False
+    return template is not None and any(
+        _container_requests(container, GPU_RESOURCE) for _, container in template.containers(include_init=True)
+    )
 
 
 def gpu_autoscalers(ctx: CheckContext) -> list[Autoscaler]:
@@ -181,7 +172,8 @@ def _scaled_objects(ctx: CheckContext) -> list[Autoscaler]:
 
 
 def _is_gpu_query(query: str) -> bool:
-    return "DCGM_" in query
+    """The query reads a DCGM exporter metric (DCGM_FI_* fields, DCGM_EXP_* exporter metrics)."""
+    return any(name.startswith("DCGM_") for name in metric_names(query))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -906,7 +898,7 @@ def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
         want = Decimal(str(spec["scaleUpUtilization"]))
         for index, trigger in _triggers(scaler.doc):
             query = str(_metadata(trigger).get("query") or "")
-            if trigger.get("type") != "prometheus" or GPU_UTIL_METRIC not in query:
+            if trigger.get("type") != "prometheus" or GPU_UTIL_METRIC not in metric_names(query):
                 continue
             have = _threshold(trigger)
             if have is None or have != want:
@@ -930,64 +922,8 @@ def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
 # ----------------------------------------------------------------------------------------------------
 # Prometheus triggers: query semantics, target pods, server address
 # ----------------------------------------------------------------------------------------------------
-AGGREGATIONS = frozenset(
-    {
-        "sum",
-        "avg",
-        "max",
-        "min",
-        "count",
-        "quantile",
-        "stddev",
-        "stdvar",
-        "group",
-        "topk",
-        "bottomk",
-        "count_values",
-        "limitk",
-        "limit_ratio",
-    }
-)
 AVERAGING = frozenset({"avg", "max", "min", "quantile", "stddev", "stdvar", "group"})
 SUMMING = frozenset({"sum", "count"})
-_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
-
-
-def _strip_strings(query: str) -> str:
-    """Blank out string literals so parentheses and keywords inside them do not count."""
-    return re.sub(
-        r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`',
-        lambda m: '"' + " " * (len(m.group()) - 2) + '"',
-        query,
-    )
-
-
-def outer_aggregation(query: str) -> str | None:
-    """The aggregation operator applied at the outermost level of the expression, if any.
-
-    Light parsing: the first aggregation keyword at parenthesis depth 0 (`sum(...)`, `avg by (x) (...)`,
-    `100 * avg(...)`). Returns "" when depth 0 holds no aggregation (a bare selector or function call)."""
-    text = _strip_strings(query)
-    depth = 0
-    pos = 0
-    while pos < len(text):
-        char = text[pos]
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif depth == 0 and (char.isalpha() or char == "_"):
-            match = _IDENT.match(text, pos)
-            assert match is not None
-            word = match.group()
-            if word.lower() in AGGREGATIONS:
-                rest = text[match.end() :].lstrip()
-                if rest.startswith("(") or rest.startswith("by") or rest.startswith("without"):
-                    return word.lower()
-            pos = match.end()
-            continue
-        pos += 1
-    return ""
 
 
 def _prometheus_triggers(scaler: Autoscaler) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
@@ -1024,7 +960,8 @@ def query_aggregation_matches_metric_type(ctx: CheckContext) -> Iterator[Violati
             query = str(meta.get("query") or "")
             if not query.strip():
                 continue
-            aggregation = outer_aggregation(query)
+            outer = outer_aggregation(query)
+            aggregation = outer.operator if outer is not None else ""
             metric_type = _metric_type(trigger)
             path = ("spec", "triggers", index, "metadata", "query")
             # A query without an outer aggregation (one series per GPU) is keda-query-reads-only-its-target's

@@ -11,13 +11,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpu_policy.graph.nodes.model import extended_resource_toleration, gpu_nodepools, placement_of, shapes_of
+from gpu_policy.graph.nodes.placement import every_node_failure
+from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.scheduling import untolerated
 from gpu_policy.graph.selectors import matches, matches_map
-from gpu_policy.graph.workloads import PodTemplate, pod_template_of
-from gpu_policy.loading.document import Document, FieldPath
-from gpu_policy.metrics import dcgm, nodes
-from gpu_policy.metrics.promql_names import dcgm_metric_names, strip_strings
-from gpu_policy.metrics.queries import Query, all_queries
+from gpu_policy.graph.workloads import pod_template_of
+from gpu_policy.loading.document import Document
+from gpu_policy.metrics import dcgm
+from gpu_policy.promql.sources import PromQLSource, promql_sources
+from gpu_policy.promql.text import dcgm_metric_names, grouping_labels, selectors
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
@@ -34,15 +37,12 @@ def _exporters(ctx: CheckContext) -> list[Document]:
     return ctx.memo("dcgm-exporters", lambda: dcgm.find_exporters(ctx.graph))
 
 
-def _gpu_pools(ctx: CheckContext) -> list[Document]:
-    return ctx.memo(
-        "gpu-nodepools",
-        lambda: [p for p in ctx.graph.of_kind("NodePool") if nodes.is_gpu_pool(p, ctx.policy)],
-    )
+def _gpu_pools(ctx: CheckContext) -> list[NodePool]:
+    return gpu_nodepools(ctx)
 
 
-def _queries(ctx: CheckContext) -> list[Query]:
-    return ctx.memo("promql-queries", lambda: all_queries(ctx.graph))
+def _queries(ctx: CheckContext) -> tuple[PromQLSource, ...]:
+    return promql_sources(ctx.graph).all
 
 
 def _ns(doc: Document) -> str:
@@ -250,18 +250,6 @@ def _scrapes(ctx: CheckContext) -> list[Scrape]:
 
 # -- exporter placement
 # ---------------------------------------------------------------------------------------
-def _effective_tolerations(ctx: CheckContext, template: PodTemplate) -> list[Mapping[str, Any]]:
-    tolerations = [t for t in template.spec.get("tolerations") or [] if isinstance(t, Mapping)]
-    requests_gpu = any(
-        nodes.GPU_RESOURCE in ((c.get("resources") or {}).get("requests") or {})
-        or nodes.GPU_RESOURCE in ((c.get("resources") or {}).get("limits") or {})
-        for _, c in template.containers(include_init=True)
-    )
-    if requests_gpu and (ctx.policy.cluster.get("eks") or {}).get("extendedResourceToleration"):
-        tolerations.append({"key": nodes.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
-    return tolerations
-
-
 @rule(
     "dcgm-exporter-tolerates-gpu-taints",
     title="the DCGM exporter tolerates every taint of the GPU NodePools",
@@ -282,9 +270,9 @@ def exporter_tolerates_gpu_taints(ctx: CheckContext) -> Iterator[Violation]:
     for exporter in _exporters(ctx):
         template = pod_template_of(exporter)
         assert template is not None
-        tolerations = _effective_tolerations(ctx, template)
+        tolerations = placement_of(ctx, template).effective_tolerations(extended_resource_toleration(ctx))
         for pool in _gpu_pools(ctx):
-            missing = untolerated(tolerations, nodes.taints(pool))
+            missing = untolerated(tolerations, pool.taints)
             if missing:
                 shown = ", ".join(f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}" for t in missing)
                 yield Violation(
@@ -292,45 +280,8 @@ def exporter_tolerates_gpu_taints(ctx: CheckContext) -> Iterator[Violation]:
                     message=f"does not tolerate {shown} of NodePool {pool.name}: "
                     "no exporter pod runs on those nodes",
                     path=(*template.spec_path, "tolerations"),
-                    details=(f"NodePool {pool.name} is declared at {pool.source}:{pool.line}",),
+                    details=(f"NodePool {pool.name} is declared at {pool.doc.source}:{pool.doc.line}",),
                 )
-
-
-def _selection_failure(template: PodTemplate, shape: nodes.NodeShape) -> tuple[str, FieldPath] | None:
-    spec_path = template.spec_path
-    node_selector = template.spec.get("nodeSelector") or {}
-    for key, value in node_selector.items():
-        why = nodes.requirement_failure(shape, str(key), "In", [str(value)])
-        if why is not None:
-            return f"nodeSelector {key}={value}: {why}", (*spec_path, "nodeSelector", key)
-    affinity_path = (*spec_path, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
-    required = ((template.spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    )
-    if not isinstance(required, Mapping):
-        return None
-    terms = [t for t in required.get("nodeSelectorTerms") or [] if isinstance(t, Mapping)]
-    reasons: list[str] = []
-    for term in terms:
-        failures = []
-        if term.get("matchFields"):
-            failures.append("matchFields cannot be proven for nodes that do not exist yet")
-        for expr in term.get("matchExpressions") or []:
-            why = nodes.requirement_failure(
-                shape,
-                str(expr.get("key")),
-                str(expr.get("operator")),
-                [str(v) for v in expr.get("values") or []],
-            )
-            if why is not None:
-                failures.append(why)
-        if not failures and (term.get("matchExpressions") or term.get("matchFields")):
-            return None
-        reasons.append("; ".join(failures) or "an empty term matches no node")
-    return (
-        "required node affinity: no term holds (" + " | ".join(reasons) + ")",
-        (*affinity_path, "nodeSelectorTerms"),
-    )
 
 
 @rule(
@@ -359,9 +310,10 @@ def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
     for exporter in _exporters(ctx):
         template = pod_template_of(exporter)
         assert template is not None
+        pod = placement_of(ctx, template)
         for pool in _gpu_pools(ctx):
-            for shape in nodes.shapes(pool, ctx.policy):
-                failure = _selection_failure(template, shape)
+            for shape in shapes_of(ctx, pool).shapes:
+                failure = every_node_failure(pod, shape)
                 if failure is not None:
                     why, path = failure
                     yield Violation(
@@ -432,25 +384,17 @@ def exporter_is_scraped(ctx: CheckContext) -> Iterator[Violation]:
             )
 
 
-_MATCHER = re.compile(r"\{([^}]*)\}")
-_LABEL_IN_MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _TEMPLATE_LABEL = re.compile(r"(?:\$labels|\.Labels)\.(pod|namespace|container)\b")
 
 
 def _pod_labels_used(expr: str) -> set[str]:
     """pod/namespace/container used in label matchers or in by/without/on/ignoring lists."""
-    text = strip_strings(expr)
-    used: set[str] = set()
-    for block in _MATCHER.findall(text):
-        used.update(m for m in _LABEL_IN_MATCHER.findall(block) if m in POD_LABELS)
-    for group in _GROUPING.findall(text):
-        used.update(x.strip() for x in group.split(",") if x.strip() in POD_LABELS)
-    return used
+    used = {m.name for s in selectors(expr) for m in s.matchers} | set(grouping_labels(expr))
+    return used & set(POD_LABELS)
 
 
-def _queries_needing_pod_labels(ctx: CheckContext) -> list[tuple[Query, set[str]]]:
-    needing: list[tuple[Query, set[str]]] = []
+def _queries_needing_pod_labels(ctx: CheckContext) -> list[tuple[PromQLSource, set[str]]]:
+    needing: list[tuple[PromQLSource, set[str]]] = []
     for query in _queries(ctx):
         if not dcgm_metric_names(query.expr):
             continue

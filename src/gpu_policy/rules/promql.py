@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
-from gpu_policy.promql.embedded import dashboard_queries, keda_queries
 from gpu_policy.promql.keda_eval import dcgm_honor_labels, evaluate_queries
+from gpu_policy.promql.sources import promql_sources
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
@@ -19,7 +19,8 @@ PROMTOOL_SOURCE = "prometheus/prometheus cmd/promtool/main.go (checkRules, check
 
 def promtool_check(ctx: CheckContext) -> CheckRun:
     def compute() -> CheckRun:
-        queries = keda_queries(ctx.graph) + dashboard_queries(ctx.graph)[0]
+        sources = promql_sources(ctx.graph)
+        queries = [*sources.keda, *sources.dashboard_queries]
         return check_rule_files(extract_all(ctx.graph.of_kind("PrometheusRule"), queries))
 
     return ctx.memo("promql.check", compute)
@@ -90,7 +91,7 @@ def keda_query_parses(ctx: CheckContext) -> Iterable[Violation]:
             doc=problem.doc,
             path=problem.path,
             line=problem.line,
-            message=f"{problem.query.where}: query {problem.query.original.strip()!r} does not parse: "
+            message=f"{problem.query.where}: query {problem.query.expr.strip()!r} does not parse: "
             f"{problem.message}",
         )
 
@@ -109,18 +110,15 @@ def keda_query_parses(ctx: CheckContext) -> Iterable[Violation]:
     sources=("grafana docs: dashboards/variables/variable-syntax", PROMTOOL_SOURCE),
 )
 def dashboard_query_parses(ctx: CheckContext) -> Iterable[Violation]:
-    dashboards = [d for d in ctx.graph.of_kind("ConfigMap") if "grafana_dashboard" in d.labels]
-    if not dashboards:
+    # A dashboard that is not JSON at all is dashboard-json-is-valid's finding; its queries are unknown.
+    if not promql_sources(ctx.graph).dashboard_queries:
         return
-    for doc, key, error in dashboard_queries(ctx.graph)[1]:
-        yield Violation(doc=doc, path=("data", key), message=f"dashboard {key} is not valid JSON: {error}")
     run = promtool_check(ctx)
     for problem in run.for_kind("dashboard"):
         assert problem.query is not None
-        shown = problem.query.original.strip()
-        substituted = (
-            "" if shown == problem.query.expr.strip() else f" (parsed as {problem.query.expr.strip()!r})"
-        )
+        shown = problem.query.expr.strip()
+        parsed = problem.query.parsed.strip()
+        substituted = "" if shown == parsed else f" (parsed as {parsed!r})"
         yield Violation(
             doc=problem.doc,
             path=problem.path,
@@ -152,7 +150,7 @@ def dashboard_query_parses(ctx: CheckContext) -> Iterable[Violation]:
     ),
 )
 def keda_query_reads_only_its_target(ctx: CheckContext) -> Iterable[Violation]:
-    queries = keda_queries(ctx.graph)
+    queries = list(promql_sources(ctx.graph).keda)
     if not queries:
         return
     parse_failures = {id(p.query) for p in promtool_check(ctx).for_kind("keda")}
@@ -170,7 +168,7 @@ def keda_query_reads_only_its_target(ctx: CheckContext) -> Iterable[Violation]:
         yield Violation(
             doc=evaluation.query.doc,
             path=evaluation.query.path,
-            message=f"{evaluation.query.where}: query {evaluation.query.original.strip()!r} "
+            message=f"{evaluation.query.where}: query {evaluation.query.expr.strip()!r} "
             + "; ".join(problems)
             + f" (evaluated over {mode})",
             details=tuple(evaluation.output.splitlines()),

@@ -1,11 +1,9 @@
 """Spot capacity: pods meant for spot can land there, leave within the 2-minute notice, and keep no state.
 
-Where a pod can run is decided as Karpenter and kube-scheduler decide it: the pod must tolerate a pool's
-NoSchedule
-and NoExecute taints, and its nodeSelector / required node affinity must be compatible with the pool's labels
-and
-requirements (an undefined well-known label is compatible, an undefined custom label is not;
-kubernetes-sigs/karpenter
+Where a pod can run is decided by the shared node model (`gpu_policy.graph.nodes`), as Karpenter and
+kube-scheduler decide it: the pod must tolerate a pool's NoSchedule and NoExecute taints, and its nodeSelector
+/ required node affinity must be compatible with the labels of some node the pool can launch (an undefined
+well-known label is compatible, an undefined custom label is not; kubernetes-sigs/karpenter
 pkg/scheduling/requirements.go `Compatible`).
 """
 
@@ -13,192 +11,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from gpu_policy.graph.quantities import parse_quantity
+from gpu_policy.graph.nodes.labels import CAPACITY_TYPE, GPU_RESOURCE
+from gpu_policy.graph.nodes.model import extended_resource_toleration, nodepools, placements, selects
+from gpu_policy.graph.nodes.placement import Placement, allowed_capacity_types, taint_text
+from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.scheduling import tolerates, untolerated
-from gpu_policy.graph.workloads import PodTemplate
 from gpu_policy.loading.document import FieldPath
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.karpenter import (
-    ALL_CAPACITY_TYPES,
-    CAPACITY_TYPE_KEY,
-    GPU_RESOURCE,
-    NODEPOOL_LABEL,
-    NodePool,
-    nodepools,
-)
 from gpu_policy.rules.registry import Violation, rule
 
 DEFAULT_GRACE_SECONDS = 30  # core/v1 PodSpec.terminationGracePeriodSeconds default
-_WELL_KNOWN_DOMAINS = ("kubernetes.io", "k8s.io", "karpenter.sh", "karpenter.k8s.aws")
 _SLEEP = re.compile(r"(?<![\w-])sleep\s+(\d+(?:\.\d+)?)([smhd]?)(?![\w.])")
 _SLEEP_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 ERT_SOURCE = "kubernetes/kubernetes plugin/pkg/admission/extendedresourcetoleration/admission.go"
 POD_TERMINATION_DOC = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
 
 
-# -- how a pod template selects nodes
-# -----------------------------------------------------------------------------
-@dataclass
-class Placement:
-    template: PodTemplate
-    node_selector: dict[str, str]
-    terms: list[list[dict[str, Any]]]
-    """Required node affinity terms (ORed), each a list of matchExpressions (ANDed); [] when none."""
-    tolerations: list[dict[str, Any]]
-    requests_gpu: bool
-
-    @property
-    def constrained(self) -> bool:
-        return bool(self.node_selector or self.terms)
-
-    def path(self, *rest: str | int) -> FieldPath:
-        return (*self.template.spec_path, *rest)
-
-
-def _requests_gpu(template: PodTemplate) -> bool:
-    """Extended resources: requests default to limits, so either counts (core/v1 defaults)."""
-    for _, container in template.containers(include_init=True):
-        resources = container.get("resources")
-        if not isinstance(resources, Mapping):
-            continue
-        for section in ("requests", "limits"):
-            values = resources.get(section)
-            if isinstance(values, Mapping):
-                quantity = parse_quantity(values.get(GPU_RESOURCE))
-                if quantity is not None and quantity > 0:
-                    return True
-    return False
-
-
-def placement(template: PodTemplate) -> Placement:
-    spec = template.spec
-    selector = spec.get("nodeSelector")
-    affinity = spec.get("affinity")
-    terms: list[list[dict[str, Any]]] = []
-    if isinstance(affinity, Mapping):
-        required = ((affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
-                    or {})
-        for term in required.get("nodeSelectorTerms") or [] if isinstance(required, Mapping) else []:
-            if isinstance(term, Mapping):
-                terms.append([dict(e) for e in term.get("matchExpressions") or [] if isinstance(e, Mapping)])
-    tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
-    return Placement(template=template,
-                     node_selector={str(k): str(v) for k, v in selector.items()}
-                     if isinstance(selector, Mapping) else {},
-                     terms=terms, tolerations=tolerations, requests_gpu=_requests_gpu(template))
-
-
-def placements(ctx: CheckContext) -> list[Placement]:
-    return ctx.memo("spot.placements", lambda: [placement(t) for t in ctx.graph.pod_templates()])
-
-
-def extended_resource_toleration(ctx: CheckContext) -> bool:
-    return bool((ctx.policy.cluster.get("eks") or {}).get("extendedResourceToleration"))
-
-
-def effective_tolerations(ctx: CheckContext, pod: Placement) -> list[dict[str, Any]]:
-    """The pod's tolerations after admission: EKS's ExtendedResourceToleration plugin adds
-    {nvidia.com/gpu, Exists, NoSchedule} to a pod that requests nvidia.com/gpu (policies/cluster.yaml eks)."""
-    if extended_resource_toleration(ctx) and pod.requests_gpu:
-        return [*pod.tolerations, {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
-    return pod.tolerations
-
-
-def _possible_values(pool: NodePool, key: str) -> set[str] | None:
-    """The values a pool's nodes may carry for `key`; None when unconstrained (any value or none may "
-    "appear)."""
-    if key == CAPACITY_TYPE_KEY:
-        return set(pool.capacity_types)
-    if key == NODEPOOL_LABEL:
-        return {pool.name}
-    if key in pool.labels:
-        return {str(pool.labels[key])}
-    values: set[str] | None = None
-    for req in pool.requirements:
-        if req.key != key:
-            continue
-        if req.operator == "In":
-            values = set(req.values) if values is None else values & set(req.values)
-        elif req.operator == "DoesNotExist":
-            values = set()
-    if values is not None:
-        return values
-    if any(r.key == key for r in pool.requirements):
-        return None
-    domain = key.split("/", 1)[0] if "/" in key else ""
-    if any(domain == d or domain.endswith("." + d) for d in _WELL_KNOWN_DOMAINS):
-        return None
-    return set()  # a custom label the pool does not define: Karpenter will not invent it
-
-
-def _expression_compatible(pool: NodePool, key: str, operator: str, values: list[str]) -> bool:
-    possible = _possible_values(pool, key)
-    if operator in ("Gt", "Lt"):
-        return possible is None or bool(possible)
-    if possible is None:
-        return True
-    if operator == "In":
-        return bool(possible & set(values))
-    if operator == "NotIn":
-        return not possible or bool(possible - set(values))
-    if operator == "Exists":
-        return bool(possible)
-    if operator == "DoesNotExist":
-        return not possible
-    return False
-
-
-def selects(pool: NodePool, pod: Placement) -> bool:
-    """The pod's nodeSelector and required node affinity admit a node this pool can launch."""
-    for key, value in pod.node_selector.items():
-        if not _expression_compatible(pool, key, "In", [value]):
-            return False
-    if not pod.terms:
-        return True
-    return any(all(_expression_compatible(pool, str(e.get("key")), str(e.get("operator")),
-                                          [str(v) for v in e.get("values") or []]) for e in term)
-               for term in pod.terms)
-
-
-def allowed_capacity_types(pod: Placement) -> frozenset[str]:
-    """The capacity types the pod's own node selection admits."""
-    allowed = set(ALL_CAPACITY_TYPES)
-    if CAPACITY_TYPE_KEY in pod.node_selector:
-        allowed &= {pod.node_selector[CAPACITY_TYPE_KEY]}
-    if pod.terms:
-        union: set[str] = set()
-        for term in pod.terms:
-            term_allowed = set(ALL_CAPACITY_TYPES)
-            for e in term:
-                if e.get("key") != CAPACITY_TYPE_KEY:
-                    continue
-                values = {str(v) for v in e.get("values") or []}
-                if e.get("operator") == "In":
-                    term_allowed &= values
-                elif e.get("operator") == "NotIn":
-                    term_allowed -= values
-                elif e.get("operator") == "DoesNotExist":
-                    term_allowed = set()
-            union |= term_allowed
-        allowed &= union
-    return frozenset(allowed)
-
-
 def capacity_type_taint(ctx: CheckContext) -> dict[str, Any]:
     return dict(ctx.policy.spot["capacityTypeTaint"])
 
 
-def requires_spot(pod: Placement, pools: list[NodePool]) -> bool:
+def requires_spot(ctx: CheckContext, pod: Placement, pools: list[NodePool]) -> bool:
     """The pod can only run on spot: it selects capacity-type spot, or every pool its selection admits is
     spot-only."""
     if allowed_capacity_types(pod) == frozenset({"spot"}):
         return True
     if not pod.constrained:
         return False
-    matching = [p for p in pools if selects(p, pod)]
+    matching = [p for p in pools if selects(ctx, p, pod)]
     return bool(matching) and all(p.spot_only for p in matching)
 
 
@@ -207,18 +49,18 @@ def spot_pools_running(ctx: CheckContext, pod: Placement) -> list[NodePool]:
     compatible)."""
     if "spot" not in allowed_capacity_types(pod):
         return []
-    tolerations = effective_tolerations(ctx, pod)
+    tolerations = pod.effective_tolerations(extended_resource_toleration(ctx))
     return [p for p in nodepools(ctx)
-            if p.spot_capable and selects(p, pod) and not untolerated(tolerations, p.taints)]
+            if p.spot_capable and selects(ctx, p, pod) and not untolerated(tolerations, p.taints)]
 
 
 def meant_for_spot(ctx: CheckContext, pod: Placement) -> bool:
-    return requires_spot(pod, nodepools(ctx)) or tolerates(pod.tolerations, capacity_type_taint(ctx))
+    return requires_spot(ctx, pod, nodepools(ctx)) or tolerates(pod.tolerations, capacity_type_taint(ctx))
 
 
 def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
     """Whether the pod may run on spot capacity, and why (for messages)."""
-    if requires_spot(pod, nodepools(ctx)):
+    if requires_spot(ctx, pod, nodepools(ctx)):
         return True, "it selects spot capacity"
     running = spot_pools_running(ctx, pod)
     if running:
@@ -229,11 +71,6 @@ def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
     if tolerates(pod.tolerations, taint):
         return True, f"it tolerates the {taint['key']}={taint['value']} taint"
     return False, ""
-
-
-def _taint_text(taint: Mapping[str, Any]) -> str:
-    value = taint.get("value")
-    return f"{taint.get('key')}{'=' + str(value) if value else ''}:{taint.get('effect')}"
 
 
 # -- rules
@@ -258,7 +95,7 @@ def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
         if any(t.get("key") == taint["key"] and str(t.get("value") or "") == taint["value"]
                and t.get("effect") == taint["effect"] for t in pool.taints):
             continue
-        yield Violation(pool.doc, f"spot NodePool {pool.name} does not taint its nodes {_taint_text(taint)}",
+        yield Violation(pool.doc, f"spot NodePool {pool.name} does not taint its nodes {taint_text(taint)}",
                         path=("spec", "template", "spec", "taints") if pool.taints
                         else ("spec", "template", "spec"))
 
@@ -281,10 +118,10 @@ def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
 def spot_pods_tolerate_capacity_type_taint(ctx: CheckContext) -> Iterator[Violation]:
     pools = nodepools(ctx)
     for pod in placements(ctx):
-        if not requires_spot(pod, pools):
+        if not requires_spot(ctx, pod, pools):
             continue
-        selected = [p for p in pools if p.spot_capable and selects(p, pod)]
-        tainted = [(p, [t for t in p.taints if t.get("key") == CAPACITY_TYPE_KEY]) for p in selected]
+        selected = [p for p in pools if p.spot_capable and selects(ctx, p, pod)]
+        tainted = [(p, [t for t in p.taints if t.get("key") == CAPACITY_TYPE]) for p in selected]
         missing_by_pool: list[tuple[NodePool | None, list[Mapping[str, Any]]]] = [
             (p, untolerated(pod.tolerations, taints)) for p, taints in tainted if taints]
         if not selected:
@@ -295,7 +132,7 @@ def spot_pods_tolerate_capacity_type_taint(ctx: CheckContext) -> Iterator[Violat
             where = f"NodePool {pool.name}" if pool is not None else "policies/spot.yaml capacityTypeTaint"
             yield Violation(pod.template.owner,
                             f"{pod.template.owner.ref} can only run on spot but does not tolerate "
-                            f"{', '.join(sorted({_taint_text(t) for t in missing}))} of {where}: it never "
+                            f"{', '.join(sorted({taint_text(t) for t in missing}))} of {where}: it never "
                             f"reaches that capacity",
                             path=pod.path("tolerations") if pod.tolerations else pod.path())
 
@@ -321,10 +158,10 @@ def spot_pods_tolerate_gpu_taint(ctx: CheckContext) -> Iterator[Violation]:
     for pod in placements(ctx):
         if not meant_for_spot(ctx, pod):
             continue
-        tolerations = effective_tolerations(ctx, pod)
+        tolerations = pod.effective_tolerations(extended_resource_toleration(ctx))
         blocked: list[tuple[NodePool, list[Mapping[str, Any]]]] = []
         for pool in nodepools(ctx):
-            if not (pool.gpu and pool.spot_capable and selects(pool, pod)):
+            if not (pool.gpu and pool.spot_capable and selects(ctx, pool, pod)):
                 continue
             gpu_taints = [t for _, t in pool.gpu_taints()]
             others = [t for t in pool.taints if t.get("key") != GPU_RESOURCE]
@@ -335,13 +172,13 @@ def spot_pods_tolerate_gpu_taint(ctx: CheckContext) -> Iterator[Violation]:
                 blocked.append((pool, missing))
         if not blocked:
             continue
-        if not pod.requests_gpu:
+        if GPU_RESOURCE not in pod.extended_resources:
             why = "it requests no nvidia.com/gpu, so ExtendedResourceToleration adds no toleration"
         elif not ert:
             why = "eks.extendedResourceToleration is off in policies/cluster.yaml"
         else:
             why = "ExtendedResourceToleration covers only NoSchedule"
-        pools_text = "; ".join(f"{p.name}: {', '.join(sorted({_taint_text(t) for t in m}))}"
+        pools_text = "; ".join(f"{p.name}: {', '.join(sorted({taint_text(t) for t in m}))}"
                                for p, m in blocked)
         yield Violation(pod.template.owner,
                         f"{pod.template.owner.ref} is meant for spot but does not tolerate the GPU taint of "

@@ -6,15 +6,14 @@ family their model size calls for (policies/instance-types.yaml)."""
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from gpu_policy.graph.nodes.model import nodepools, placement_of, placements, reachable
+from gpu_policy.graph.nodes.placement import effective_request
 from gpu_policy.graph.quantities import parse_quantity
-from gpu_policy.graph.scheduling import untolerated
 from gpu_policy.graph.selectors import matches
 from gpu_policy.graph.workloads import SCALABLE_KINDS, PodTemplate
 from gpu_policy.loading.document import Document
@@ -23,9 +22,6 @@ from gpu_policy.rules.keda import GPU_RESOURCE, autoscalers, workload_label
 from gpu_policy.rules.registry import Violation, rule
 
 SYSTEM_PRIORITY_CLASSES = frozenset({"system-cluster-critical", "system-node-critical"})
-# EKS ExtendedResourceToleration admission plugin: what it adds to a pod requesting the resource
-# (kubernetes plugin/pkg/admission/extendedresourcetoleration/admission.go).
-EXTENDED_RESOURCE_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -37,46 +33,9 @@ def _resources(container: Mapping[str, Any], section: str) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
-def effective_request(container: Mapping[str, Any], resource: str) -> Decimal | None:
-    """The request the scheduler uses: the request, or the limit when only a limit is set (API defaulting)."""
-    request = parse_quantity(_resources(container, "requests").get(resource))
-    if request is not None:
-        return request
-    return parse_quantity(_resources(container, "limits").get(resource))
-
-
-def pod_requests(template: PodTemplate) -> dict[str, Decimal]:
-    """Pod-level requests as kube-scheduler computes them: sum of containers (+ restartable init containers),
-    or the largest regular init container when larger (k8s.io/component-helpers resource/helpers.go)."""
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for _, container in template.containers():
-        for resource in ("cpu", "memory", GPU_RESOURCE):
-            totals[resource] += effective_request(container, resource) or Decimal(0)
-    init_max: dict[str, Decimal] = defaultdict(Decimal)
-    for container in template.spec.get("initContainers") or []:
-        if not isinstance(container, dict):
-            continue
-        for resource in ("cpu", "memory", GPU_RESOURCE):
-            amount = effective_request(container, resource) or Decimal(0)
-            if container.get("restartPolicy") == "Always":
-                totals[resource] += amount  # sidecar: runs beside the app containers
-            else:
-                init_max[resource] = max(init_max[resource], amount)
-    return {r: max(totals[r], init_max[r]) for r in ("cpu", "memory", GPU_RESOURCE)}
-
-
-def is_gpu_template(template: PodTemplate) -> bool:
-    for _, container in template.containers(include_init=True):
-        for section in ("requests", "limits"):
-            amount = parse_quantity(_resources(container, section).get(GPU_RESOURCE))
-            if amount is not None and amount > 0:
-                return True
-    return False
-
-
 def gpu_templates(ctx: CheckContext) -> list[PodTemplate]:
     return ctx.memo(
-        "workloads.gpu_templates", lambda: [t for t in ctx.graph.pod_templates() if is_gpu_template(t)]
+        "workloads.gpu_templates", lambda: [p.template for p in placements(ctx) if p.requests_gpu]
     )
 
 
@@ -185,307 +144,6 @@ def gpu_containers_request_cpu_memory(ctx: CheckContext) -> Iterator[Violation]:
                 )
 
 
-# ----------------------------------------------------------------------------------------------------
-# NodePools: what nodes each pool can launch, as labels, taints and capacity
-# ----------------------------------------------------------------------------------------------------
-ANY = None
-"""A label the node carries with a value we cannot predict (zone, hostname)."""
-PossibleLabels = dict[str, frozenset[str] | None]
-ALWAYS_PRESENT_UNKNOWN = (
-    "topology.kubernetes.io/zone",
-    "topology.kubernetes.io/region",
-    "kubernetes.io/hostname",
-    "topology.k8s.aws/zone-id",
-    "failure-domain.beta.kubernetes.io/zone",
-    "failure-domain.beta.kubernetes.io/region",
-)
-INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
-CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
-# Karpenter v1 reserves 7.5% of an instance's memory for the hypervisor (settings vmMemoryOverheadPercent
-# 0.075) and the AWS provider computes kube-reserved (CPU: 6% of the first core, 1% of the second, 0.5% of
-# cores 3-4, 0.25% above; memory 11 MiB x maxPods + 255 MiB) plus the 100Mi hard eviction threshold
-# (aws/karpenter-provider-aws pkg/providers/instancetype/types.go). maxPods is modelled as 110.
-VM_MEMORY_OVERHEAD = Decimal("0.075")
-MODELLED_MAX_PODS = 110
-EVICTION_MEMORY_MIB = 100
-
-
-def derived_labels(instance_type: str, facts: Mapping[str, Any]) -> dict[str, str]:
-    """The well-known labels Karpenter puts on a node of this instance type (aws/karpenter-provider-aws
-    pkg/providers/instancetype/types.go computeRequirements), from policies/instance-types.yaml facts."""
-    family, _, size = instance_type.partition(".")
-    category = re.match(r"[a-z]+", family)
-    generation = re.search(r"[0-9]+", family)
-    return {
-        INSTANCE_TYPE_LABEL: instance_type,
-        "kubernetes.io/arch": "amd64",
-        "kubernetes.io/os": "linux",
-        "karpenter.k8s.aws/instance-family": family,
-        "karpenter.k8s.aws/instance-category": category.group() if category else family,
-        "karpenter.k8s.aws/instance-generation": generation.group() if generation else "",
-        "karpenter.k8s.aws/instance-size": size,
-        "karpenter.k8s.aws/instance-cpu": str(facts["vcpu"]),
-        "karpenter.k8s.aws/instance-memory": str(int(facts["memoryGiB"]) * 1024),
-        "karpenter.k8s.aws/instance-gpu-count": str(facts["gpuCount"]),
-        "karpenter.k8s.aws/instance-gpu-name": str(facts["gpuModel"]).lower(),
-        "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
-        "karpenter.k8s.aws/instance-gpu-memory": str(int(facts["gpuMemoryGiB"]) * 1024),
-    }
-
-
-def _expression_allows(
-    possible: frozenset[str] | None, present: bool, expr: Mapping[str, Any]
-) -> tuple[bool, bool, frozenset[str] | None]:
-    """Narrow what a node may carry for one key under one NodeSelectorRequirement.
-
-    Returns (satisfiable, present, narrowed values)."""
-    operator = expr.get("operator")
-    values = frozenset(str(v) for v in expr.get("values") or [])
-    if operator == "In":
-        if not present:
-            return False, present, possible
-        narrowed = values if possible is ANY else possible & values
-        return bool(narrowed), present, narrowed
-    if operator == "NotIn":
-        if not present or possible is ANY:
-            return True, present, possible
-        narrowed = possible - values
-        return bool(narrowed), present, narrowed
-    if operator == "Exists":
-        return present, present, possible
-    if operator == "DoesNotExist":
-        return not present, present, possible
-    if operator in ("Gt", "Lt"):
-        if not present:
-            return False, present, possible
-        if possible is ANY:
-            return True, present, possible
-        try:
-            bound = int(next(iter(values)))
-        except (StopIteration, ValueError):
-            return False, present, possible
-        kept = frozenset(
-            v
-            for v in possible
-            if v.lstrip("-").isdigit() and (int(v) > bound if operator == "Gt" else int(v) < bound)
-        )
-        return bool(kept), present, kept
-    return False, present, possible
-
-
-def _term_satisfiable(labels: PossibleLabels, expressions: list[Mapping[str, Any]]) -> str | None:
-    """None when one node with `labels` can satisfy every expression; else the first failing one."""
-    narrowed: dict[str, frozenset[str] | None] = {}
-    for expr in expressions:
-        key = str(expr.get("key"))
-        if key in narrowed:
-            possible, present = narrowed[key], True
-        elif key in labels:
-            possible, present = labels[key], True
-        elif key.startswith("karpenter.k8s.aws/") or key in ALWAYS_PRESENT_UNKNOWN:
-            possible, present = (
-                ANY,
-                True,
-            )  # a well-known label whose value is not modelled: assume it can match
-        else:
-            possible, present = ANY, False
-        ok, present, value = _expression_allows(possible, present, expr)
-        if not ok:
-            shown = ",".join(str(v) for v in expr.get("values") or [])
-            have = (
-                "absent"
-                if not present
-                else ("any value" if possible is ANY else ",".join(sorted(possible or ())))
-            )
-            return f"{key} {expr.get('operator')} [{shown}] (node: {have})"
-        if present:
-            narrowed[key] = value
-    return None
-
-
-@dataclass
-class NodeShape:
-    """One kind of node a NodePool can launch: an instance type, with its possible labels, taints and room."""
-
-    pool: Document
-    instance_type: str
-    labels: PossibleLabels
-    taints: list[dict[str, Any]]
-    cpu: Decimal
-    memory: Decimal
-    gpus: Decimal
-
-    @property
-    def family(self) -> str:
-        return self.instance_type.partition(".")[0]
-
-
-@dataclass
-class PoolNodes:
-    pool: Document
-    shapes: list[NodeShape] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)
-    """Why instance types fell out (unknown to policies/instance-types.yaml, over the pool's limits, ...)."""
-
-
-def allocatable(facts: Mapping[str, Any]) -> tuple[Decimal, Decimal, Decimal]:
-    """cpu cores, memory bytes and GPUs a pod can request on a fresh node of this type
-    (see VM_MEMORY_OVERHEAD)."""
-    cores = int(facts["vcpu"])
-    reserved_milli = (
-        60 + (10 if cores > 1 else 0) + 5 * max(0, min(cores, 4) - 2) + Decimal("2.5") * max(0, cores - 4)
-    )
-    cpu = Decimal(cores) - Decimal(reserved_milli) / 1000
-    mib = Decimal(int(facts["memoryGiB"]) * 1024)
-    memory_mib = mib * (1 - VM_MEMORY_OVERHEAD) - (11 * MODELLED_MAX_PODS + 255) - EVICTION_MEMORY_MIB
-    return cpu, memory_mib * 2**20, Decimal(int(facts["gpuCount"]))
-
-
-def _pool_nodes(ctx: CheckContext, pool: Document) -> PoolNodes:
-    out = PoolNodes(pool)
-    template_spec = pool.get(("spec", "template", "spec"))
-    template_spec = template_spec if isinstance(template_spec, dict) else {}
-    requirements = [r for r in template_spec.get("requirements") or [] if isinstance(r, dict)]
-    template_labels = pool.get(("spec", "template", "metadata", "labels"))
-    template_labels = template_labels if isinstance(template_labels, dict) else {}
-    taints = [t for t in template_spec.get("taints") or [] if isinstance(t, dict)]
-    limits = pool.get(("spec", "limits"))
-    limits = limits if isinstance(limits, dict) else {}
-    names = next(
-        (
-            r.get("values")
-            for r in requirements
-            if r.get("key") == INSTANCE_TYPE_LABEL and r.get("operator") == "In"
-        ),
-        None,
-    )
-    candidates = [str(n) for n in names] if names else list(ctx.policy.instance_types["instanceTypes"])
-    for instance_type in candidates:
-        facts = ctx.policy.instance(instance_type)
-        if facts is None:
-            out.excluded.append(f"{instance_type}: not in policies/instance-types.yaml (not modelled)")
-            continue
-        derived = derived_labels(instance_type, facts)
-        labels: PossibleLabels = {k: frozenset({v}) for k, v in derived.items()}
-        labels["karpenter.sh/nodepool"] = frozenset({pool.name})
-        labels[CAPACITY_TYPE_LABEL] = frozenset({"on-demand"})  # Karpenter's default without a requirement
-        for key, value in template_labels.items():
-            labels[str(key)] = frozenset({str(value)})
-        rejected = None
-        for requirement in requirements:
-            key = str(requirement.get("key"))
-            if key in derived:
-                if _term_satisfiable(labels, [requirement]) is not None:
-                    operator = requirement.get("operator")
-                    rejected = f"{instance_type}: excluded by the pool's requirement {key} {operator}"
-                    break
-                continue
-            pinned_by_template = key in template_labels and key != CAPACITY_TYPE_LABEL
-            if requirement.get("operator") == "In" and not pinned_by_template:
-                labels[key] = frozenset(str(v) for v in requirement.get("values") or [])
-            elif requirement.get("operator") == "Exists" and key not in labels:
-                labels[key] = ANY
-        if rejected:
-            out.excluded.append(rejected)
-            continue
-        cpu, memory, gpus = allocatable(facts)
-        over = [
-            name
-            for name, have in (
-                ("cpu", Decimal(int(facts["vcpu"]))),
-                ("memory", Decimal(int(facts["memoryGiB"])) * 2**30),
-                (GPU_RESOURCE, gpus),
-            )
-            if (limit := parse_quantity(limits.get(name))) is not None and have > limit
-        ]
-        if over:
-            out.excluded.append(f"{instance_type}: one node exceeds the pool's limits ({', '.join(over)})")
-            continue
-        out.shapes.append(NodeShape(pool, instance_type, labels, taints, cpu, memory, gpus))
-    return out
-
-
-def pool_nodes(ctx: CheckContext) -> list[PoolNodes]:
-    def build() -> list[PoolNodes]:
-        pools = [d for d in ctx.graph.of_kind("NodePool") if d.api_version.startswith("karpenter.sh/")]
-        return [_pool_nodes(ctx, p) for p in pools]
-
-    return ctx.memo("workloads.pool_nodes", build)
-
-
-def _pod_tolerations(ctx: CheckContext, template: PodTemplate, requests: Mapping[str, Decimal]) -> list[Any]:
-    tolerations = [t for t in template.spec.get("tolerations") or [] if isinstance(t, dict)]
-    if requests.get(GPU_RESOURCE, Decimal(0)) > 0 and ctx.policy.cluster.get("eks", {}).get(
-        "extendedResourceToleration"
-    ):
-        tolerations.append(EXTENDED_RESOURCE_TOLERATION)
-    return tolerations
-
-
-def _node_terms(template: PodTemplate) -> tuple[list[list[Mapping[str, Any]]], list[Mapping[str, Any]]]:
-    """(required node-affinity terms, OR'ed; nodeSelector as In expressions, AND'ed with every term)."""
-    selector = template.spec.get("nodeSelector")
-    base: list[Mapping[str, Any]] = []
-    if isinstance(selector, dict):
-        base = [{"key": k, "operator": "In", "values": [str(v)]} for k, v in selector.items()]
-    terms = template.spec.get("affinity", {}) if isinstance(template.spec.get("affinity"), dict) else {}
-    required = (
-        (terms.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
-        if isinstance(terms.get("nodeAffinity"), dict)
-        else None
-    )
-    node_terms: list[list[Mapping[str, Any]]] = [
-        [e for e in (t.get("matchExpressions") or []) if isinstance(e, dict)]
-        for t in (required or {}).get("nodeSelectorTerms") or []
-        if isinstance(t, dict)
-    ]
-    return (node_terms or [[]]), base
-
-
-def shape_rejects(ctx: CheckContext, template: PodTemplate, shape: NodeShape) -> str | None:
-    """Why a pod of `template` cannot run on a fresh node of `shape` (None when it can)."""
-    requests = pod_requests(template)
-    blocking = untolerated(_pod_tolerations(ctx, template, requests), shape.taints)
-    if blocking:
-        t = blocking[0]
-        return f"untolerated taint {t.get('key')}={t.get('value', '')}:{t.get('effect')}"
-    terms, base = _node_terms(template)
-    reasons = [_term_satisfiable(shape.labels, [*base, *term]) for term in terms]
-    if all(r is not None for r in reasons):
-        return f"node selection does not match: {reasons[0]}"
-    for name, want, have in (
-        ("cpu", requests["cpu"], shape.cpu),
-        ("memory", requests["memory"], shape.memory),
-        (GPU_RESOURCE, requests[GPU_RESOURCE], shape.gpus),
-    ):
-        if want > have:
-            unit = (lambda q: f"{q / 2**30:.1f}Gi") if name == "memory" else (lambda q: f"{q.normalize()}")
-            return f"requests {unit(want)} {name}, {shape.instance_type} offers {unit(have)}"
-    return None
-
-
-def reachable_shapes(ctx: CheckContext, template: PodTemplate) -> tuple[list[NodeShape], list[str]]:
-    key = f"workloads.reachable.{id(template.owner)}.{template.path}"
-
-    def compute() -> tuple[list[NodeShape], list[str]]:
-        ok: list[NodeShape] = []
-        why: list[str] = []
-        for pool in pool_nodes(ctx):
-            reasons = []
-            for shape in pool.shapes:
-                reason = shape_rejects(ctx, template, shape)
-                if reason is None:
-                    ok.append(shape)
-                else:
-                    reasons.append(f"{shape.instance_type}: {reason}")
-            if not any(s.pool is pool.pool for s in ok):
-                detail = "; ".join(reasons + pool.excluded) or "no instance types"
-                why.append(f"NodePool {pool.pool.name}: {detail}")
-        return ok, why
-
-    return ctx.memo(key, compute)
-
-
 @rule(
     "gpu-workload-lands-on-nodepool",
     title="every GPU workload can land on a NodePool",
@@ -509,12 +167,13 @@ def reachable_shapes(ctx: CheckContext, template: PodTemplate) -> tuple[list[Nod
     ),
 )
 def gpu_workload_lands_on_nodepool(ctx: CheckContext) -> Iterator[Violation]:
-    if not pool_nodes(ctx):
+    if not nodepools(ctx):
         return
     for template in gpu_templates(ctx):
         if template.owner.kind == "DaemonSet":
             continue  # DaemonSets follow nodes, they do not cause Karpenter to launch any
-        shapes, why = reachable_shapes(ctx, template)
+        found = reachable(ctx, placement_of(ctx, template))
+        shapes, why = found.shapes, found.why_not
         if not shapes:
             yield Violation(
                 template.owner,
@@ -676,7 +335,7 @@ def families_for(guide: list[Mapping[str, Any]], billions: Decimal) -> list[str]
 def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]:
     label = str(ctx.policy.instance_types["modelSizeLabel"])
     guide = list(ctx.policy.instance_types["modelSizeGuide"])
-    if not pool_nodes(ctx):
+    if not nodepools(ctx):
         return
     for template in gpu_templates(ctx):
         value, path = workload_label(template.owner, label)
@@ -693,14 +352,14 @@ def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]
                 template.owner, f"{label} is {value}: no modelSizeGuide entry covers {value}B", path=path
             )
             continue
-        shapes, _ = reachable_shapes(ctx, template)
+        shapes = reachable(ctx, placement_of(ctx, template)).shapes
         if not shapes:
             continue  # reported by gpu-workload-lands-on-nodepool
-        reachable = sorted({s.instance_type for s in shapes})
+        reachable_types = sorted({s.instance_type or '' for s in shapes})
         if not any(s.family in families for s in shapes):
             yield Violation(
                 template.owner,
                 f"a {value}B model belongs on {'/'.join(families)}, but its pods can only "
-                f"land on {', '.join(reachable)}",
+                f"land on {', '.join(reachable_types)}",
                 path=template.spec_path,
             )

@@ -26,42 +26,18 @@ non-prometheus triggers other than as a constant, and Prometheus' own evaluation
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gpu_policy.loading.document import Document
+from gpu_policy.promql.text import is_bare_selector, outer_aggregation
 from gpu_policy.simulation.hpa import Behavior, MetricError, behavior_from_spec, parse_quantity
 
 QueryShape = Literal["sum", "avg", "max", "min", "count", "series", "unknown"]
 
-_AGGREGATION = re.compile(r"^(sum|avg|max|min|count)\s*(?:(?:by|without)\s*\([^)]*\)\s*)?\(", re.IGNORECASE)
-_SELECTOR = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*\s*(\{[^{}]*\})?$")
-_GROUPING_AFTER = re.compile(r"^\s*(by|without)\s*\([^)]*\)\s*$", re.IGNORECASE)
-
-
-def _matching_paren(text: str, open_index: int) -> int:
-    depth = 0
-    quote = ""
-    for i in range(open_index, len(text)):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                continue
-            if ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-    return -1
+_SHAPES: frozenset[str] = frozenset({"sum", "avg", "max", "min", "count"})
 
 
 def query_shape(query: str) -> QueryShape:
@@ -72,15 +48,12 @@ def query_shape(query: str) -> QueryShape:
     pod), anything else (`unknown`: binary operators, functions such as rate() at the top, subqueries) is not
     modeled and the simulator refuses it rather than guessing.
     """
-    text = " ".join(query.split())
-    match = _AGGREGATION.match(text)
-    if match:
-        close = _matching_paren(text, match.end() - 1)
-        rest = text[close + 1 :] if close >= 0 else "?"
-        if close >= 0 and (not rest.strip() or _GROUPING_AFTER.match(rest)):
-            return match.group(1).lower()  # type: ignore[return-value]
+    aggregation = outer_aggregation(query)
+    if aggregation is not None:
+        if aggregation.whole and aggregation.operator in _SHAPES:
+            return aggregation.operator  # type: ignore[return-value]
         return "unknown"
-    if _SELECTOR.match(text):
+    if is_bare_selector(query):
         return "series"
     return "unknown"
 

@@ -27,9 +27,9 @@ from gpu_policy.engine import RunResult
 from gpu_policy.promql.alerts import AlertBehaviour, AlertTestError, Verdict, alert_names
 from gpu_policy.promql.check import check_rule_files, extract_all
 from gpu_policy.promql.coverage import exercised_by_features, exercised_by_test_files, unexercised
-from gpu_policy.promql.embedded import keda_queries
 from gpu_policy.promql.extract import RuleFile
 from gpu_policy.promql.keda_eval import QueryEvaluation, evaluate_queries
+from gpu_policy.promql.sources import promql_sources
 from gpu_policy.promql.testrun import SeriesTable, format_duration, run_test_files, seconds
 from gpu_policy.resources import features_dir, fixtures_dir
 
@@ -259,7 +259,7 @@ def every_alert_exercised(alert_rules: AlertRules, request: pytest.FixtureReques
 
 # -- KEDA queries over synthetic DCGM series --------------------------------------------------------------
 def _keda(gpu_policy_run: RunResult, honor_labels: bool) -> list[QueryEvaluation]:
-    queries = keda_queries(gpu_policy_run.graph)
+    queries = list(promql_sources(gpu_policy_run.graph).keda)
     if not queries:
         pytest.skip("the manifests under test hold no KEDA prometheus trigger")
     return [e for e in evaluate_queries(gpu_policy_run.graph, queries, honor_labels) if not e.skipped]
@@ -268,7 +268,7 @@ def _keda(gpu_policy_run: RunResult, honor_labels: bool) -> list[QueryEvaluation
 @then("every KEDA GPU query returns exactly one series that moves with its target's pods only")
 def keda_queries_read_their_targets(gpu_policy_run: RunResult) -> None:
     problems = [
-        f"{e.query.doc.ref} ({e.query.doc.source}:{e.query.manifest_line}) {e.query.where}: "
+        f"{e.query.doc.ref} ({e.query.doc.source}:{e.query.line}) {e.query.where}: "
         + "; ".join(e.problems())
         + f"\n{e.output}"
         for e in _keda(gpu_policy_run, True)

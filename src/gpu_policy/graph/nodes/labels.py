@@ -1,0 +1,207 @@
+"""The labels a node Karpenter launches carries, and how a node selector expression holds on them.
+
+A node of a NodePool is known only as a set of possibilities per label key (`LabelState`): one of a set of
+values, present with a value we cannot predict (zone, hostname), absent, or not modelled at all.
+
+Instance-type labels follow aws/karpenter-provider-aws pkg/providers/instancetype/types.go
+`computeRequirements`: `node.kubernetes.io/instance-type`, `kubernetes.io/arch`, `kubernetes.io/os`,
+`karpenter.k8s.aws/instance-cpu`, `instance-memory` (MiB), `instance-category` and `instance-generation`
+(regex `(^[a-z]+)(\\-[0-9]+tb)?([0-9]+).*\\.`), `instance-family` and `instance-size` (the two halves of the
+name), `instance-capability-flex`, and for a type with one kind of GPU `instance-gpu-name` and
+`instance-gpu-manufacturer` (`lowerKabobCase`: lower case, spaces to dashes: "a100", "a10g", "nvidia"),
+`instance-gpu-count` and `instance-gpu-memory` (per GPU, MiB). Zone, region, zone-id and hostname are set
+but not predictable here.
+
+Which labels Karpenter accepts undefined (kubernetes-sigs/karpenter pkg/scheduling/requirements.go
+`Compatible` with `AllowUndefinedWellKnownLabels`): a pod requirement on a well-known label the pool does
+not define is compatible; on a custom label the pool does not define only NotIn / DoesNotExist are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GPU_RESOURCE = "nvidia.com/gpu"
+INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+ARCH = "kubernetes.io/arch"
+OS = "kubernetes.io/os"
+HOSTNAME = "kubernetes.io/hostname"
+ZONE = "topology.kubernetes.io/zone"
+REGION = "topology.kubernetes.io/region"
+ZONE_ID = "topology.k8s.aws/zone-id"
+WINDOWS_BUILD = "node.kubernetes.io/windows-build"
+CAPACITY_TYPE = "karpenter.sh/capacity-type"
+NODEPOOL = "karpenter.sh/nodepool"
+AWS = "karpenter.k8s.aws/"
+INSTANCE_FAMILY = AWS + "instance-family"
+INSTANCE_CATEGORY = AWS + "instance-category"
+INSTANCE_GENERATION = AWS + "instance-generation"
+INSTANCE_SIZE = AWS + "instance-size"
+INSTANCE_CPU = AWS + "instance-cpu"
+INSTANCE_MEMORY = AWS + "instance-memory"
+CAPABILITY_FLEX = AWS + "instance-capability-flex"
+GPU_NAME = AWS + "instance-gpu-name"
+GPU_MANUFACTURER = AWS + "instance-gpu-manufacturer"
+GPU_COUNT = AWS + "instance-gpu-count"
+GPU_MEMORY = AWS + "instance-gpu-memory"
+GPU_LABELS = (GPU_NAME, GPU_MANUFACTURER, GPU_COUNT, GPU_MEMORY)
+GFD_LABEL = "nvidia.com/gpu.present"
+"""Set by NVIDIA GPU Feature Discovery on a running node, never by Karpenter."""
+
+# kubernetes-sigs/karpenter pkg/apis/v1/labels.go WellKnownLabels, plus the labels the AWS provider registers
+# (every karpenter.k8s.aws/ label and topology.k8s.aws/zone-id; aws/karpenter-provider-aws pkg/apis/v1/labels.go).
+WELL_KNOWN = frozenset({NODEPOOL, ZONE, REGION, INSTANCE_TYPE, ARCH, OS, CAPACITY_TYPE, WINDOWS_BUILD, ZONE_ID})
+# Present on every node with a value the manifests do not determine.
+PRESENT_UNPREDICTABLE = (ZONE, REGION, ZONE_ID, HOSTNAME)
+_SCHEME = re.compile(r"(^[a-z]+)(-[0-9]+tb)?([0-9]+).*\.")
+OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"})
+
+
+def is_well_known(key: str) -> bool:
+    return key in WELL_KNOWN or key.startswith(AWS)
+
+
+@dataclass(frozen=True)
+class LabelState:
+    """What one label key may be on a node: `values` (present, one of them), `any` (present, value unknown),
+    `absent`, or `unknown` (not modelled: maybe present, any value)."""
+
+    kind: str
+    values: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        if self.kind == "values":
+            return ",".join(sorted(self.values)) or "no possible value"
+        return {"any": "any value", "absent": "absent", "unknown": "not modelled"}[self.kind]
+
+
+ANY = LabelState("any")
+ABSENT = LabelState("absent")
+UNKNOWN = LabelState("unknown")
+
+
+def one_of(values: Iterable[Any]) -> LabelState:
+    return LabelState("values", frozenset(str(v) for v in values))
+
+
+def _bound(values: list[str]) -> int | None:
+    """Gt/Lt take exactly one integer (core/v1 validation)."""
+    if len(values) != 1:
+        return None
+    try:
+        return int(values[0])
+    except ValueError:
+        return None
+
+
+def _compares(value: str, operator: str, bound: int) -> bool:
+    try:
+        number = int(value)
+    except ValueError:
+        return False
+    return number > bound if operator == "Gt" else number < bound
+
+
+def narrow(state: LabelState, operator: str, values: list[str]) -> LabelState | None:
+    """The part of `state` a node can have and still satisfy `key operator values`; None when no node can."""
+    wanted = frozenset(values)
+    if operator not in OPERATORS:
+        return None
+    if operator in ("Gt", "Lt"):
+        bound = _bound(values)
+        if bound is None or state.kind == "absent":
+            return None
+        if state.kind == "values":
+            kept = frozenset(v for v in state.values if _compares(v, operator, bound))
+            return LabelState("values", kept) if kept else None
+        return ANY
+    if state.kind == "values":
+        if operator == "In":
+            kept = state.values & wanted
+        elif operator == "NotIn":
+            kept = state.values - wanted
+        elif operator == "Exists":
+            kept = state.values
+        else:
+            return None
+        return LabelState("values", kept) if kept else None
+    if state.kind == "absent":
+        return state if operator in ("NotIn", "DoesNotExist") else None
+    # any / unknown
+    if operator == "In":
+        return one_of(wanted) if wanted else None
+    if operator == "Exists":
+        return ANY
+    if operator == "DoesNotExist":
+        return ABSENT if state.kind == "unknown" else None
+    return state  # NotIn: some other value (or, if unknown, no label) remains possible
+
+
+def always_holds(state: LabelState, operator: str, values: list[str]) -> bool:
+    """`key operator values` holds on EVERY node of this state."""
+    wanted = frozenset(values)
+    if state.kind == "values":
+        if operator == "In":
+            return state.values <= wanted
+        if operator == "NotIn":
+            return not state.values & wanted
+        if operator == "Exists":
+            return True
+        if operator in ("Gt", "Lt"):
+            bound = _bound(values)
+            return bound is not None and all(_compares(v, operator, bound) for v in state.values)
+        return False
+    if state.kind == "any":
+        return operator == "Exists"
+    if state.kind == "absent":
+        return operator in ("NotIn", "DoesNotExist")
+    return False
+
+
+def expression_text(key: str, operator: str, values: list[str]) -> str:
+    return f"{key} {operator} [{','.join(values)}]"
+
+
+def _lower_kabob(text: str) -> str:
+    """aws/karpenter-provider-aws types.go lowerKabobCase."""
+    return text.replace(" ", "-").lower()
+
+
+def instance_labels(instance_type: str, facts: Mapping[str, Any] | None) -> dict[str, LabelState]:
+    """The labels Karpenter puts on a node of `instance_type` (see the module docstring). Name-derived labels
+    are always known; fact-derived ones (cpu, memory, GPUs) only with policies/instance-types.yaml facts —
+    without them they are present with an unknown value (GPU labels: unknown, the type may have none)."""
+    labels: dict[str, LabelState] = {INSTANCE_TYPE: one_of([instance_type]), OS: one_of(["linux"])}
+    family, dot, size = instance_type.partition(".")
+    scheme = _SCHEME.match(instance_type)
+    if scheme:
+        labels[INSTANCE_CATEGORY] = one_of([scheme.group(1)])
+        labels[INSTANCE_GENERATION] = one_of([scheme.group(3)])
+    if dot and "." not in size:
+        labels[INSTANCE_FAMILY] = one_of([family])
+        labels[INSTANCE_SIZE] = one_of([size])
+    labels[CAPABILITY_FLEX] = one_of(["true" if "-flex" in family else "false"])
+    # Graviton families carry a `g` after the generation (c7g, g5g, x2gd); AWS's a1 is Graviton too.
+    attributes = family[scheme.end(3) :] if scheme and scheme.end(3) <= len(family) else ""
+    labels[ARCH] = one_of(["arm64" if "g" in attributes or family == "a1" else "amd64"])
+    if facts is None:
+        for key in (INSTANCE_CPU, INSTANCE_MEMORY):
+            labels[key] = ANY
+        for key in GPU_LABELS:
+            labels[key] = UNKNOWN
+        return labels
+    labels[INSTANCE_CPU] = one_of([int(facts["vcpu"])])
+    labels[INSTANCE_MEMORY] = one_of([int(facts["memoryGiB"]) * 1024])
+    gpus = int(facts.get("gpuCount", 0))
+    if gpus > 0:
+        labels[GPU_NAME] = one_of([_lower_kabob(str(facts["gpuModel"]))])
+        labels[GPU_MANUFACTURER] = one_of([_lower_kabob(str(facts.get("gpuManufacturer", "NVIDIA")))])
+        labels[GPU_COUNT] = one_of([gpus])
+        labels[GPU_MEMORY] = one_of([int(float(facts["gpuMemoryGiB"]) * 1024)])
+    else:
+        for key in GPU_LABELS:
+            labels[key] = ABSENT  # computeRequirements: DoesNotExist unless the type has GPUs
+    return labels

@@ -1,0 +1,109 @@
+"""The run's node model, built once per run through `ctx.memo` and shared by every rule.
+
+Cost: parsing is linear in the NodePools; shapes are pools x instance types; a pod's reachability is computed
+once per pod template against every shape (pods x pools x instance types), never per rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.nodes.placement import Placement, can_select, placement, shape_rejects
+from gpu_policy.graph.nodes.pools import NodePool, is_nodepool, parse_nodepool
+from gpu_policy.graph.nodes.shapes import NodeShape, PoolShapes, pool_shapes
+from gpu_policy.graph.workloads import PodTemplate
+from gpu_policy.policy.loader import PolicySet
+
+T = TypeVar("T")
+
+
+class RunContext(Protocol):
+    """What the model needs of a rule's CheckContext."""
+
+    graph: ResourceGraph
+    policy: PolicySet
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T: ...
+
+
+def nodepools(ctx: RunContext) -> list[NodePool]:
+    """Every Karpenter NodePool of the set, modelled once per run."""
+    return ctx.memo("nodes.pools", lambda: [parse_nodepool(d, ctx.policy)
+                                            for d in ctx.graph.of_kind("NodePool") if is_nodepool(d)])
+
+
+def gpu_nodepools(ctx: RunContext) -> list[NodePool]:
+    return ctx.memo("nodes.gpu_pools", lambda: [p for p in nodepools(ctx) if p.gpu])
+
+
+def shapes_of(ctx: RunContext, pool: NodePool) -> PoolShapes:
+    index = ctx.memo("nodes.shapes", lambda: {id(p): pool_shapes(p, ctx.policy) for p in nodepools(ctx)})
+    return index[id(pool)]
+
+
+def all_shapes(ctx: RunContext) -> list[PoolShapes]:
+    return [shapes_of(ctx, p) for p in nodepools(ctx)]
+
+
+def extended_resource_toleration(ctx: RunContext) -> bool:
+    """policies/cluster.yaml eks.extendedResourceToleration (see placement.py)."""
+    return bool((ctx.policy.cluster.get("eks") or {}).get("extendedResourceToleration"))
+
+
+def placements(ctx: RunContext) -> list[Placement]:
+    """Every pod template of the set, as node placement sees it."""
+    return ctx.memo("nodes.placements", lambda: [placement(t) for t in ctx.graph.pod_templates()])
+
+
+def placement_of(ctx: RunContext, template: PodTemplate) -> Placement:
+    index = ctx.memo("nodes.placement_index",
+                     lambda: {(id(p.template.owner), p.template.path): p for p in placements(ctx)})
+    found = index.get((id(template.owner), template.path))
+    return found if found is not None else placement(template)
+
+
+@dataclass
+class Reachability:
+    """Where a pod can land: the modelled shapes that accept it, and per pool that accepts none, why."""
+
+    shapes: list[NodeShape] = field(default_factory=list)
+    why_not: list[str] = field(default_factory=list)
+
+
+def reachable(ctx: RunContext, pod: Placement) -> Reachability:
+    key = f"nodes.reachable.{id(pod.template.owner)}.{pod.template.path}"
+
+    def compute() -> Reachability:
+        out = Reachability()
+        ert = extended_resource_toleration(ctx)
+        for pool in all_shapes(ctx):
+            reasons: list[str] = []
+            accepted = False
+            for shape in pool.shapes:
+                if shape.instance_type is None:
+                    continue  # the unmodelled remainder of an unbounded pool: nothing to fit against
+                reason = shape_rejects(pod, shape, ert)
+                if reason is None:
+                    out.shapes.append(shape)
+                    accepted = True
+                elif shape.modelled:
+                    reasons.append(f"{shape.instance_type}: {reason}")
+            if not accepted:
+                detail = "; ".join(reasons + pool.excluded) or "no instance types"
+                out.why_not.append(f"NodePool {pool.pool.name}: {detail}")
+        return out
+
+    return ctx.memo(key, compute)
+
+
+def selects(ctx: RunContext, pool: NodePool, pod: Placement) -> bool:
+    """The pod's nodeSelector and required node affinity admit some node the pool can launch (taints and
+    requests aside)."""
+    index: dict[tuple[int, int], bool] = ctx.memo("nodes.selects", dict)
+    key = (id(pool), id(pod))
+    if key not in index:
+        index[key] = any(can_select(pod, s) for s in shapes_of(ctx, pool).shapes)
+    return index[key]

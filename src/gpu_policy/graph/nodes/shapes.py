@@ -1,0 +1,176 @@
+"""The kinds of node a NodePool can launch: one `NodeShape` per instance type its requirements admit.
+
+A type is a candidate when the pool's `node.kubernetes.io/instance-type` In list names it, or — for a pool
+without that bound — when policies/instance-types.yaml describes it; the pool's other requirements then
+filter it by its labels (Karpenter only launches types whose requirements are compatible with the pool's:
+kubernetes-sigs/karpenter pkg/controllers/provisioning/scheduling/nodeclaim.go `filterInstanceTypesByRequirements`).
+An unbounded pool also gets one unmodelled shape standing for the types the policy does not describe.
+A type whose single node exceeds a pool limit can never launch (scheduler.go filterByRemainingResources).
+`minValues` is honoured the same way: when fewer distinct values remain than a requirement's minValues,
+Karpenter launches nothing from the pool (nodeclaim.go "minValues requirement is not met").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from gpu_policy.graph.nodes.labels import (
+    ABSENT,
+    ANY,
+    CAPACITY_TYPE,
+    GFD_LABEL,
+    GPU_LABELS,
+    GPU_RESOURCE,
+    HOSTNAME,
+    INSTANCE_TYPE,
+    NODEPOOL,
+    PRESENT_UNPREDICTABLE,
+    UNKNOWN,
+    LabelState,
+    instance_labels,
+    is_well_known,
+    narrow,
+    one_of,
+)
+from gpu_policy.graph.nodes.pools import NodePool
+from gpu_policy.graph.nodes.resources import Allocatable, allocatable, vm_memory_overhead
+from gpu_policy.policy.loader import PolicySet
+
+
+@dataclass
+class NodeShape:
+    """One kind of node a NodePool can launch: an instance type, its possible labels, taints and room."""
+
+    pool: NodePool
+    instance_type: str | None
+    """None for the unmodelled shape of an unbounded pool."""
+    labels: dict[str, LabelState]
+    facts: dict[str, Any] | None
+    room: Allocatable | None
+    """What pods can request on a fresh node; None when the type has no facts."""
+    gfd: bool = False
+    """NVIDIA GPU Feature Discovery runs on these nodes (policies/cluster.yaml gpuFeatureDiscovery)."""
+
+    @property
+    def modelled(self) -> bool:
+        return self.room is not None
+
+    @property
+    def family(self) -> str:
+        return (self.instance_type or "").partition(".")[0]
+
+    @property
+    def taints(self) -> list[dict[str, Any]]:
+        return self.pool.taints
+
+    def describe(self) -> str:
+        return f"NodePool {self.pool.name}" + (f" ({self.instance_type})" if self.instance_type else "")
+
+    def state(self, key: str, running: bool = False) -> LabelState:
+        """What `key` may be on a node of this shape. `running`: on the node once it runs (GPU Feature
+        Discovery labels included) rather than as Karpenter sees it when deciding to launch."""
+        if running and key == GFD_LABEL and self.gfd:
+            return one_of(["true"])
+        found = self.labels.get(key)
+        if found is not None:
+            return found
+        return UNKNOWN if is_well_known(key) else ABSENT
+
+
+@dataclass
+class PoolShapes:
+    pool: NodePool
+    shapes: list[NodeShape] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    """Why instance types fell out (unknown to policies/instance-types.yaml, excluded by a requirement, over
+    the pool's limits, minValues)."""
+
+
+def _pool_labels(pool: NodePool) -> tuple[dict[str, LabelState], dict[str, LabelState]]:
+    """(labels every node of the pool has, whatever the type; requirement narrowing of other keys)."""
+    fixed: dict[str, LabelState] = {key: ANY for key in PRESENT_UNPREDICTABLE}
+    fixed[NODEPOOL] = one_of([pool.name])
+    fixed[CAPACITY_TYPE] = LabelState("values", pool.capacity_types)
+    for key, value in pool.labels.items():
+        fixed[key] = one_of([value])
+    return fixed, {}
+
+
+def _apply(state: LabelState, operator: str, values: list[str], key: str) -> LabelState | None:
+    """A pool requirement narrows what its nodes carry. For a key the pool does not otherwise define,
+    Karpenter sets a value satisfying the requirement (Exists/Gt/Lt: some value; DoesNotExist: none)."""
+    if state.kind == "absent" and not is_well_known(key) and operator in ("Exists", "Gt", "Lt", "In"):
+        state = UNKNOWN
+    return narrow(state, operator, values)
+
+
+def pool_shapes(pool: NodePool, policy: PolicySet) -> PoolShapes:
+    out = PoolShapes(pool)
+    overhead = vm_memory_overhead(policy)
+    fixed, _ = _pool_labels(pool)
+    gfd = pool.gpu and bool((policy.cluster.get("gpuFeatureDiscovery") or {}).get("installed", False))
+    candidates: list[str | None]
+    if pool.instance_types is not None:
+        candidates = list(pool.instance_types)
+    else:
+        candidates = [*policy.instance_types["instanceTypes"], None]
+    for instance_type in candidates:
+        facts = policy.instance(instance_type) if instance_type else None
+        if instance_type is None:
+            derived: dict[str, LabelState] = {INSTANCE_TYPE: ANY}
+            for key in GPU_LABELS:
+                derived[key] = ANY if pool.gpu else UNKNOWN
+        else:
+            derived = instance_labels(instance_type, facts)
+        labels = {**derived, **{k: v for k, v in fixed.items() if k not in derived}}
+        rejected = None
+        for req in pool.requirements:
+            if req.key == CAPACITY_TYPE:
+                continue  # folded into pool.capacity_types
+            current = labels.get(req.key) or (UNKNOWN if is_well_known(req.key) else ABSENT)
+            narrowed = _apply(current, req.operator, list(req.values), req.key)
+            if narrowed is None:
+                rejected = f"excluded by the pool's requirement {req.text()}"
+                break
+            labels[req.key] = narrowed
+        if instance_type is None:
+            labels.setdefault(HOSTNAME, ANY)
+            out.shapes.append(NodeShape(pool, None, labels, None, None, gfd))
+            continue
+        if rejected:
+            out.excluded.append(f"{instance_type}: {rejected}")
+            continue
+        if facts is None:
+            out.excluded.append(f"{instance_type}: not in policies/instance-types.yaml (not modelled)")
+            out.shapes.append(NodeShape(pool, instance_type, labels, None, None, gfd))
+            continue
+        room = allocatable(facts, overhead)
+        nominal = {"cpu": Decimal(int(facts["vcpu"])), "memory": Decimal(int(facts["memoryGiB"])) * 2**30,
+                   GPU_RESOURCE: room.gpus}
+        over = [name for name, have in nominal.items() if name in pool.limits and have > pool.limits[name]]
+        if over:
+            out.excluded.append(f"{instance_type}: one node exceeds the pool's limits ({', '.join(over)})")
+            continue
+        out.shapes.append(NodeShape(pool, instance_type, labels, dict(facts), room, gfd))
+    _enforce_min_values(out)
+    return out
+
+
+def _enforce_min_values(out: PoolShapes) -> None:
+    if out.pool.instance_types is None or any(not s.modelled for s in out.shapes):
+        return  # the set of types is not fully known: minValues cannot be judged
+    for req in out.pool.requirements:
+        if not req.min_values:
+            continue
+        distinct: set[str] = set()
+        for shape in out.shapes:
+            state = shape.state(req.key)
+            if state.kind == "values":
+                distinct |= state.values
+        if len(distinct) < req.min_values:
+            out.excluded.append(f"minValues {req.min_values} of {req.key} needs that many distinct values; the "
+                                f"pool admits {len(distinct)} ({', '.join(sorted(distinct)) or 'none'})")
+            out.shapes = []
+            return
