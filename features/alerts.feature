@@ -1,3 +1,4 @@
+@static @alerts @promtool
 Feature: GPU alerts behave as the on-call person needs, judged by promtool
   The PrometheusRules' groups are extracted into plain rule files and run through Prometheus' own
   `promtool test rules` over synthetic DCGM series; a failing step shows promtool's diff.
@@ -42,7 +43,8 @@ Feature: GPU alerts behave as the on-call person needs, judged by promtool
     Then every alert is exercised by a scenario or a promtool test file
 
   Scenario: Every KEDA GPU query reads exactly its target's pods
-    Then every KEDA GPU query returns exactly one series that moves with its target's pods only
+    Given the manifests under test
+    Then every KEDA GPU query returns one series that moves with its target's pods only
 
   Scenario: Without honorLabels the DCGM series carry exported_pod and the KEDA queries read 0
     Then with honorLabels off every KEDA GPU query returns no series, which KEDA reads as 0

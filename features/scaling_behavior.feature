@@ -1,4 +1,4 @@
-@simulation
+@static @simulation
 Feature: Scaling behaviour under traffic and metric outages
   Static checks say "stabilizationWindowSeconds is 300"; operators need to know what the cluster will DO.
   These scenarios run the ScaledObjects of the manifests under test through a model of the real controllers

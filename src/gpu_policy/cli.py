@@ -74,7 +74,7 @@ def _check(args: argparse.Namespace) -> int:
     if options.report_dir is not None:
         write_json_report(run, options.report_dir / "findings.json")
 
-    pytest_args = [str(plugin.SUITE_FILE), "-p", "no:cacheprovider", "--no-header", "-q", "-rN",
+    pytest_args = [str(plugin.SUITE_FILE), "-p", "no:cacheprovider", "--no-header", "-q", "-rs",
                    "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     pytest_args += [f"--manifests={p}" for p in paths]
     if args.verbose:
