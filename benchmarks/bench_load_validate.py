@@ -23,10 +23,11 @@ from typing import Any
 
 import yaml
 
-from gpu_policy.engine import RunOptions, default_crd_paths, run_engine
+from gpu_policy.engine import RunOptions, run_engine
 from gpu_policy.loading.loader import load_manifests
 from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules.registry import all_rules
+from gpu_policy.schemas.validator import default_crd_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECTS_PER_FILE = 50

@@ -46,8 +46,9 @@ Feature: GPU alerts behave as the on-call person needs, judged by promtool
     Given the manifests under test
     Then every KEDA GPU query returns one series that moves with its target's pods only
 
-  Scenario: Without honorLabels the DCGM series carry exported_pod and the KEDA queries read 0
-    Then with honorLabels off every KEDA GPU query returns no series, which KEDA reads as 0
+  Scenario: KEDA GPU queries that select pods by label need the exporter's pod labels kept
+    Given the manifests under test
+    Then a KEDA GPU query that selects pods by label reads 0 unless the exporter's scrape keeps its pod labels
 
   Scenario: Telemetry alerts fire when the DCGM exporter is down or a model's GPU series disappear
     Given DCGM series every 1m:

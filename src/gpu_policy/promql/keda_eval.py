@@ -7,8 +7,9 @@ Prometheus Operator adds (`instance`, `job`, `namespace`, `pod`, `container`, `s
 `exported_namespace`, `exported_container` and `pod`/`namespace` name the exporter's own pod (Prometheus
 scrape/scrape.go `mutateSampleLabels`; NVIDIA/dcgm-exporter PR #76, issue #85).
 
-Per query, three independent promtool tests (one file each, one promtool run):
-- baseline: the target's pods and other workloads' pods;
+Per query, one promtool test group in three phases (see PHASE_MINUTES):
+- baseline: the target's pods and other workloads' pods (those the query's matchers may select, and a few it
+  should not: `witnesses`);
 - others changed: only the other workloads' values differ -> the result must not change;
 - target changed: only the target's values differ -> the result must change;
 and the baseline must return exactly one series (KEDA: "returned multiple elements" is an error; none reads
@@ -19,8 +20,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import tempfile
 import zlib
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,10 +35,13 @@ from gpu_policy.loading.document import Document
 from gpu_policy.promql.promtool import PromtoolResult, run_promtool
 from gpu_policy.promql.sources import PromQLSource
 from gpu_policy.promql.testrun import Sample, parse_test_output
-from gpu_policy.promql.text import dcgm_metric_names
+from gpu_policy.promql.text import Matcher, dcgm_metric_names, selectors
 
-EVAL_TIME = "20m"
-POINTS = 40  # 40 one-minute points: range selectors up to 20m see only data
+PHASE_MINUTES = 20
+"""One promtool test group per query, in three phases of 20 one-minute points: baseline, then only the other
+workloads' values change, then only the target's. Each phase is read at its last minute, so range selectors up
+to 19m see a single phase (one group instead of three: promtool's cost is per group)."""
+PHASES = ("baseline", "others_changed", "target_changed")
 TARGET_VALUES = (40.0, 70.0)
 TARGET_CHANGED = (10.0, 95.0)
 OTHER_VALUES = (90.0, 5.0)
@@ -120,17 +128,80 @@ def target_of(graph: ResourceGraph, doc: Document) -> Workload | None:
     return Workload(doc.namespace, ref["name"], _container_name(target) if target else "main")
 
 
-def other_workloads(graph: ResourceGraph, target: Workload) -> list[Workload]:
-    """Every other scalable workload of the manifests, plus one unrelated workload in the target's
-    namespace."""
-    found = [
-        Workload(t.owner.namespace, t.owner.name, _container_name(t.owner))
-        for t in graph.pod_templates()
-        if t.owner.kind in ("Deployment", "StatefulSet")
-        and (t.owner.namespace, t.owner.name) != (target.namespace, target.name)
-    ]
-    found.append(Workload(target.namespace, UNRELATED_WORKLOAD, "worker"))
+def _scalable_workloads(graph: ResourceGraph) -> dict[str, list[Workload]]:
+    """Deployments and StatefulSets by namespace."""
+    found: dict[str, list[Workload]] = {}
+    for t in graph.pod_templates():
+        if t.owner.kind in ("Deployment", "StatefulSet"):
+            found.setdefault(t.owner.namespace, []).append(
+                Workload(t.owner.namespace, t.owner.name, _container_name(t.owner))
+            )
     return found
+
+
+def other_workloads(workloads: dict[str, list[Workload]], target: Workload) -> Iterator[Workload]:
+    """The other scalable workloads, the target's namespace first, plus one unrelated workload beside it."""
+    yield Workload(target.namespace, UNRELATED_WORKLOAD, "worker")
+    yield from (w for w in workloads.get(target.namespace, []) if w.name != target.name)
+    for namespace, found in workloads.items():
+        if namespace != target.namespace:
+            yield from found
+
+
+MAX_WITNESSES = 6
+"""Other workloads fed to one query: those its matchers may select (the likely leaks), then a few that they
+should not; bounded so that evaluating every query stays linear in the size of the set."""
+
+
+def _matcher_holds(matcher: Matcher, value: str) -> bool:
+    """PromQL label matching on one value (RE2 patterns are anchored; Python's `re` agrees on these patterns)."""
+    if matcher.op == "=":
+        return value == matcher.value
+    if matcher.op == "!=":
+        return value != matcher.value
+    try:
+        found = re.fullmatch(matcher.value, value) is not None
+    except re.error:
+        return True  # unreadable here: let promtool judge it
+    return found if matcher.op == "=~" else not found
+
+
+def _may_select(expr: str, workload: Workload) -> bool:
+    """Whether some selector of `expr` may select a series of `workload`'s pods (workload labels only)."""
+    for selector in selectors(expr):
+        labels = {"namespace": workload.namespace, "container": workload.container}
+        for pod in workload.pods():
+            labels["pod"] = pod
+            relevant = [m for m in selector.matchers if m.name in labels]
+            if all(_matcher_holds(m, labels[m.name]) for m in relevant):
+                return True
+    return False
+
+
+OTHER_NAMESPACE_CANDIDATES = 50
+"""Workloads of other namespaces looked at per query; a query that does not filter by namespace is caught by
+the same-named workload in another namespace that every query is tested against."""
+
+
+def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[Workload]:
+    """The other workloads whose series a query is tested against: those it may select (up to a bound), then
+    ones it should leave alone, so that both a leak and a correct filter show in promtool's result. `others`
+    lists the target's namespace first."""
+    selected: list[Workload] = []
+    unselected: list[Workload] = []
+    elsewhere = 0
+    for other in others:
+        if other.namespace != target.namespace:
+            elsewhere += 1
+            if elsewhere > OTHER_NAMESPACE_CANDIDATES:
+                break
+        (selected if _may_select(expr, other) else unselected).append(other)
+        if len(selected) >= MAX_WITNESSES and len(unselected) >= 2:
+            break
+    chosen = selected[:MAX_WITNESSES] + unselected[: max(2, MAX_WITNESSES - len(selected))]
+    # The same workload name in another namespace shows a query that filters by pod name only.
+    chosen.append(Workload(f"{target.namespace}-staging", target.name, target.container))
+    return chosen
 
 
 def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: bool) -> str:
@@ -155,36 +226,36 @@ def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: b
 
 
 def _input_series(
-    metrics: list[str],
-    target: Workload,
-    others: list[Workload],
-    target_values: tuple[float, ...],
-    other_values: tuple[float, ...],
-    honor_labels: bool,
+    metrics: list[str], target: Workload, others: list[Workload], honor_labels: bool
 ) -> list[dict[str, str]]:
+    phases_of_target = (TARGET_VALUES, TARGET_VALUES, TARGET_CHANGED)
+    phases_of_others = (OTHER_VALUES, OTHER_CHANGED, OTHER_VALUES)
     out: list[dict[str, str]] = []
     for m, metric in enumerate(metrics):
         offset = 7.0 * m  # distinct per metric, so ratios of two metrics still move with the values
-        for workload, values in [(target, target_values)] + [(o, other_values) for o in others]:
+        for workload, phases in [(target, phases_of_target)] + [(o, phases_of_others) for o in others]:
             for p, pod in enumerate(workload.pods()):
-                value = values[p % len(values)] + offset
-                out.append(
-                    {
-                        "series": _series(metric, workload, pod, p, honor_labels),
-                        "values": f"{value:g}x{POINTS}",
-                    }
+                values = " ".join(
+                    f"{phase[p % len(phase)] + offset:g}x{PHASE_MINUTES - 1}" for phase in phases
                 )
+                out.append({"series": _series(metric, workload, pod, p, honor_labels), "values": values})
     return out
 
 
-def _test_file(name: str, expr: str, series: list[dict[str, str]]) -> dict[str, object]:
+def _eval_minute(phase: int) -> int:
+    return PHASE_MINUTES * (phase + 1) - 1
+
+
+def _test_file(expr: str, series: list[dict[str, str]]) -> dict[str, object]:
     return {
         "tests": [
             {
-                "name": name,
+                "name": "keda-query",
                 "interval": "1m",
                 "input_series": series,
-                "promql_expr_test": [{"expr": expr, "eval_time": EVAL_TIME, "exp_samples": []}],
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": f"{_eval_minute(i)}m", "exp_samples": []} for i in range(len(PHASES))
+                ],
             }
         ]
     }
@@ -195,7 +266,12 @@ def evaluate_queries(
 ) -> list[QueryEvaluation]:
     """Evaluate every KEDA query in one promtool run."""
     evaluations: list[QueryEvaluation] = []
-    files: dict[str, tuple[QueryEvaluation, str]] = {}
+    files: dict[str, QueryEvaluation] = {}
+    workloads = _scalable_workloads(graph)
+
+    def all_others(target: Workload) -> Iterator[Workload]:
+        return other_workloads(workloads, target)
+
     with tempfile.TemporaryDirectory(prefix="gpu-policy-keda-") as folder:
         for i, query in enumerate(queries):
             target = target_of(graph, query.doc)
@@ -208,25 +284,24 @@ def evaluate_queries(
             if target is None:
                 evaluation.skipped = "the ScaledObject has no scaleTargetRef.name"
                 continue
-            others = other_workloads(graph, target)
-            variants = {
-                "baseline": (TARGET_VALUES, OTHER_VALUES),
-                "others_changed": (TARGET_VALUES, OTHER_CHANGED),
-                "target_changed": (TARGET_CHANGED, OTHER_VALUES),
-            }
-            for variant, (tv, ov) in variants.items():
-                name = f"q{i:04d}-{variant}.yaml"
-                series = _input_series(metrics, target, others, tv, ov, honor_labels)
-                (Path(folder) / name).write_text(json.dumps(_test_file(variant, query.parsed, series)))
-                files[name] = (evaluation, variant)
-        if files:
-            result = run_promtool(["test", "rules", *files], cwd=folder)
+            others = witnesses(query.parsed, target, all_others(target))
+            name = f"q{i:05d}.yaml"
+            series = _input_series(metrics, target, others, honor_labels)
+            (Path(folder) / name).write_text(json.dumps(_test_file(query.parsed, series)))
+            files[name] = evaluation
+        # promtool runs one process per core over slices of the files: the groups are independent.
+        names = sorted(files)
+        workers = max(1, min(os.cpu_count() or 1, len(names) // 50 + 1))
+        slices = [names[k::workers] for k in range(workers)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(lambda part: run_promtool(["test", "rules", *part], cwd=folder), slices))
+        for result in results:
             _distribute(result, files)
     return evaluations
 
 
-def _distribute(result: PromtoolResult, files: dict[str, tuple[QueryEvaluation, str]]) -> None:
-    """Split promtool's report per test file (`Unit Testing:  <file>`) and read each query's result."""
+def _distribute(result: PromtoolResult, files: dict[str, QueryEvaluation]) -> None:
+    """Split promtool's report per test file (`Unit Testing:  <file>`) and read each phase's result."""
     chunks: dict[str, list[str]] = {}
     current = ""
     for line in result.output.splitlines():
@@ -235,13 +310,16 @@ def _distribute(result: PromtoolResult, files: dict[str, tuple[QueryEvaluation, 
             chunks[current] = []
         elif current:
             chunks[current].append(line)
-    for name, (evaluation, variant) in files.items():
-        text = "\n".join(chunks.get(name, []))
+    for name, text_lines in chunks.items():
+        evaluation = files.get(name)
+        if evaluation is None:
+            continue
+        text = "\n".join(text_lines)
         _, samples = parse_test_output(text)
-        got = next(iter(samples.values()), [])
-        setattr(evaluation, variant, got)
-        if variant == "baseline":
-            evaluation.output = text.strip()
+        by_time = {time: got for (_, time), got in samples.items()}
+        for i, phase in enumerate(PHASES):
+            setattr(evaluation, phase, by_time.get(_eval_minute(i) * 60.0, []))
+        evaluation.output = text.strip()
         if "FAILED" in text and not samples:
             evaluation.skipped = f"promtool could not evaluate the query: {text.strip()}"
 
