@@ -18,6 +18,7 @@ and the baseline must return exactly one series (KEDA: "returned multiple elemen
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -128,24 +129,46 @@ def target_of(graph: ResourceGraph, doc: Document) -> Workload | None:
     return Workload(doc.namespace, ref["name"], _container_name(target) if target else "main")
 
 
-def _scalable_workloads(graph: ResourceGraph) -> dict[str, list[Workload]]:
-    """Deployments and StatefulSets by namespace."""
+NEIGHBOURS = 100
+"""Workloads of the target's namespace looked at per query, the nearest by name on each side: a pod regex that
+leaks (`model-a-.*` also matching `model-a-v2-serving`) leaks first to names that sort next to the target's."""
+
+
+@dataclass(frozen=True)
+class _Namespace:
+    names: list[str]
+    workloads: list[Workload]
+
+
+def _scalable_workloads(graph: ResourceGraph) -> dict[str, _Namespace]:
+    """Deployments and StatefulSets by namespace, sorted by name (for a bisect to the target's neighbours)."""
     found: dict[str, list[Workload]] = {}
     for t in graph.pod_templates():
         if t.owner.kind in ("Deployment", "StatefulSet"):
             found.setdefault(t.owner.namespace, []).append(
                 Workload(t.owner.namespace, t.owner.name, _container_name(t.owner))
             )
-    return found
+    out: dict[str, _Namespace] = {}
+    for namespace, workloads in found.items():
+        workloads.sort(key=lambda w: w.name)
+        out[namespace] = _Namespace([w.name for w in workloads], workloads)
+    return out
 
 
-def other_workloads(workloads: dict[str, list[Workload]], target: Workload) -> Iterator[Workload]:
-    """The other scalable workloads, the target's namespace first, plus one unrelated workload beside it."""
+def other_workloads(workloads: dict[str, _Namespace], target: Workload) -> Iterator[Workload]:
+    """Other scalable workloads to test a query against, nearest first: an unrelated one beside the target, the
+    target's namespace neighbours by name (at most NEIGHBOURS on each side), then other namespaces."""
     yield Workload(target.namespace, UNRELATED_WORKLOAD, "worker")
-    yield from (w for w in workloads.get(target.namespace, []) if w.name != target.name)
+    same = workloads.get(target.namespace)
+    if same is not None:
+        at = bisect.bisect_left(same.names, target.name)
+        for distance in range(NEIGHBOURS + 1):
+            for index in (at - distance - 1, at + distance):
+                if 0 <= index < len(same.workloads) and same.names[index] != target.name:
+                    yield same.workloads[index]
     for namespace, found in workloads.items():
         if namespace != target.namespace:
-            yield from found
+            yield from found.workloads
 
 
 MAX_WITNESSES = 6
