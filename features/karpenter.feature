@@ -23,6 +23,9 @@ Feature: Karpenter GPU node pools
   Scenario: spot pool weight is below on-demand
     Then spot pool weight is below on-demand
 
+  Scenario: EC2NodeClasses pin their AMI version
+    Then EC2NodeClasses pin their AMI version
+
   Scenario: EC2NodeClasses require IMDSv2
     Then EC2NodeClasses require IMDSv2
 

@@ -28,3 +28,6 @@ Feature: Manifests are readable, valid and accounted for
 
   Scenario: exemptions carry a reason and have not expired
     Then every exemption has a reason and has not expired
+
+  Scenario: manifests are rendered before they are applied
+    Then no manifest carries an unsubstituted ${VARIABLE}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from gpu_policy.graph.selectors import match_expression, matches_map
 from gpu_policy.graph.workloads import PodTemplate, pod_template_of
@@ -17,6 +17,7 @@ ScopeLookup = Callable[[str, str], bool | None]
 """(group, kind) -> True when cluster-scoped, False when namespaced, None when unknown."""
 
 Key = tuple[str, str, str]
+T = TypeVar("T")
 
 
 def _default_scope(group: str, kind: str) -> bool | None:
@@ -34,6 +35,7 @@ class ResourceGraph:
             lambda: defaultdict(list)
         )
         self._templates: list[PodTemplate] = []
+        self._derived: dict[str, Any] = {}
         for doc in documents:
             if scope(doc.group, doc.kind) is True and doc.metadata.get("namespace"):
                 # kustomize's `namespace:` lands on cluster-scoped custom resources; the API server drops it.
@@ -55,6 +57,14 @@ class ResourceGraph:
             template = pod_template_of(doc)
             if template is not None:
                 self._templates.append(template)
+
+    # -- derived indexes --------------------------------------------------------------------------------
+    def derived(self, key: str, compute: Callable[[ResourceGraph], T]) -> T:
+        """An index built from this graph once (query sources, scrape chains): every layer above shares it."""
+        if key not in self._derived:
+            self._derived[key] = compute(self)
+        value: T = self._derived[key]
+        return value
 
     # -- lookups ---------------------------------------------------------------------------------------
     def get(self, kind: str, name: str, namespace: str = "") -> Document | None:

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_policy.graph.graph import ResourceGraph
-from gpu_policy.graph.selectors import matches_map
 from gpu_policy.loading.document import Document
+from gpu_policy.metrics.scrape import honor_labels
 from gpu_policy.promql.promtool import PromtoolResult, run_promtool
 from gpu_policy.promql.sources import PromQLSource
 from gpu_policy.promql.testrun import Sample, parse_test_output
@@ -348,53 +348,5 @@ def _distribute(result: PromtoolResult, files: dict[str, QueryEvaluation]) -> No
 
 
 def dcgm_honor_labels(graph: ResourceGraph) -> tuple[bool | None, str]:
-    """Does the scrape of the DCGM exporter keep its `pod`/`namespace` labels? (value, explanation).
-
-    None when no ServiceMonitor in the manifests scrapes a `dcgm-exporter` container's pods.
-    """
-    exporters = [
-        t
-        for t in graph.pod_templates()
-        if any("dcgm-exporter" in str(c.get("image", "")) for _, c in t.containers())
-    ]
-    if not exporters:
-        return None, "no DCGM exporter workload in the manifests"
-    services = [
-        s
-        for s in graph.of_kind("Service")
-        if isinstance(s.spec.get("selector"), dict)
-        and s.spec["selector"]
-        and any(
-            t.owner.namespace == s.namespace and matches_map(s.spec["selector"], t.labels) for t in exporters
-        )
-    ]
-    override = [p for p in graph.of_kind("Prometheus") if p.spec.get("overrideHonorLabels") is True]
-    for monitor in graph.of_kind("ServiceMonitor"):
-        ns_selector = monitor.spec.get("namespaceSelector") or {}
-        if ns_selector.get("any") is True:
-            namespaces = None
-        else:
-            namespaces = set(ns_selector.get("matchNames") or [monitor.namespace])
-        selector = monitor.spec.get("selector") or {}
-        scraped = [
-            s
-            for s in services
-            if (namespaces is None or s.namespace in namespaces)
-            and s in graph.select("Service", s.namespace, selector)
-        ]
-        if not scraped:
-            continue
-        endpoints = [e for e in monitor.spec.get("endpoints") or [] if isinstance(e, dict)]
-        honored = bool(endpoints) and all(e.get("honorLabels") is True for e in endpoints)
-        if honored and override:
-            return False, (
-                f"ServiceMonitor {monitor.namespace}/{monitor.name} sets honorLabels: true but "
-                f"Prometheus {override[0].namespace}/{override[0].name} sets overrideHonorLabels: true"
-            )
-        if honored:
-            return True, f"ServiceMonitor {monitor.namespace}/{monitor.name} sets honorLabels: true"
-        return False, (
-            f"ServiceMonitor {monitor.namespace}/{monitor.name} does not set honorLabels: true, so "
-            "the exporter's pod/namespace labels arrive as exported_pod/exported_namespace"
-        )
-    return None, "no ServiceMonitor in the manifests scrapes the DCGM exporter"
+    """Does the scrape of the DCGM exporter keep its `pod`/`namespace` labels? (value, explanation)."""
+    return honor_labels(graph)

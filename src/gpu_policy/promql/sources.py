@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-from weakref import WeakKeyDictionary
 
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.document import Document, FieldPath
@@ -109,20 +108,14 @@ class PromQLSources:
         return frozenset(q.name for q in self.rules if q.where.startswith("recording rule "))
 
 
-_BY_GRAPH: WeakKeyDictionary[ResourceGraph, PromQLSources] = WeakKeyDictionary()
-
-
 def promql_sources(graph: ResourceGraph) -> PromQLSources:
     """The PromQL of the manifest set, extracted once per graph."""
-    found = _BY_GRAPH.get(graph)
-    if found is None:
-        found = PromQLSources(
-            rules=tuple(_rule_queries(graph)),
-            keda=tuple(_keda_queries(graph)),
-            dashboards=tuple(_dashboards(graph)),
-        )
-        _BY_GRAPH[graph] = found
-    return found
+    return graph.derived(
+        "promql-sources",
+        lambda g: PromQLSources(
+            rules=tuple(_rule_queries(g)), keda=tuple(_keda_queries(g)), dashboards=tuple(_dashboards(g))
+        ),
+    )
 
 
 # -- PrometheusRules and KEDA triggers -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 
+from gpu_policy.findings import Severity
 from gpu_policy.graph.nodes.labels import GPU_RESOURCE, INSTANCE_TYPE
 from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools
 from gpu_policy.graph.nodes.pools import LIMITS, NODECLASS_REF, REQUIREMENTS, TAINTS, TEMPLATE_SPEC, NodePool
@@ -203,6 +204,27 @@ def spot_pool_weight_below_on_demand(ctx: CheckContext) -> Iterator[Violation]:
                                       f"GPU pool(s) {names}",
                             path=("spec", "weight") if spot.doc.get(("spec", "weight")) is not None
                             else ("spec",))
+
+
+@rule(
+    "ec2nodeclass-ami-pinned",
+    title="EC2NodeClasses pin their AMI version",
+    area="karpenter",
+    severity=Severity.WARNING,
+    rationale="""An `alias: <family>@latest` AMI selector resolves to each new AMI as AWS publishes it; Karpenter
+    then marks every node of the class as drifted and replaces it, so an untested AMI rolls through all GPU nodes
+    by itself. Karpenter "heavily recommends against" @latest outside pre-production and recommends pinning a
+    version and rolling newer ones out in stages (karpenter.sh/docs/tasks/managing-amis).""",
+    fix="Pin the alias to a version (e.g. `al2023@v20250915`) and roll new versions out deliberately.",
+    sources=("https://karpenter.sh/docs/tasks/managing-amis/",),
+)
+def ec2nodeclass_ami_pinned(ctx: CheckContext) -> Iterator[Violation]:
+    for doc in ctx.graph.of_kind("EC2NodeClass"):
+        for i, term in enumerate(doc.spec.get("amiSelectorTerms") or []):
+            alias = term.get("alias") if isinstance(term, dict) else None
+            if isinstance(alias, str) and alias.endswith("@latest"):
+                yield Violation(doc, f"amiSelectorTerms[{i}] alias {alias} follows every new AMI",
+                                path=("spec", "amiSelectorTerms", i, "alias"))
 
 
 @rule(

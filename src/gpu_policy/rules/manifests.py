@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
+from gpu_policy.loading.document import FieldPath
 from gpu_policy.loading.loader import LOAD_RULE, SHAPE_RULE
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
@@ -66,3 +69,42 @@ def object_is_unique(ctx: CheckContext) -> Iterator[Violation]:
 def exemptions_are_valid(ctx: CheckContext) -> Iterator[Violation]:
     # The engine reports exemption problems itself (it owns the exemption index); registered here for the catalogue.
     return iter(())
+
+
+_VARIABLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_SCRIPT_KEYS = frozenset({"userData", "command", "args", "script", "env", "data", "stringData", "binaryData"})
+"""Fields whose text is a script, a container's own environment or a file body: `${VAR}` there is the program's
+business (a shell expands it at run time), not the manifest's."""
+
+
+def _unrendered(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key not in _SCRIPT_KEYS:
+                yield from _unrendered(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _unrendered(item, (*path, i))
+    elif isinstance(value, str):
+        found = _VARIABLE.search(value)
+        if found:
+            yield path, found.group(0)
+
+
+@rule(
+    "manifest-has-no-unrendered-variables",
+    title="no manifest carries an unsubstituted ${VARIABLE}",
+    area="manifests",
+    rationale="""kubectl, kustomize and the API server never substitute shell variables: `${CLUSTER_NAME}` in an
+    EC2NodeClass role or discovery tag is sent literally, Karpenter looks for a role and subnets tagged
+    `${CLUSTER_NAME}`, and the node class never becomes Ready. A manifest that needs envsubst must be checked
+    after rendering. Scripts (userData, command, args), container env and ConfigMap/Secret bodies are not
+    judged: a shell expands `${VAR}` there at run time.""",
+    fix="Render the manifests (envsubst, helm, kustomize) before applying and checking them, or write the value.",
+    sources=("karpenter.sh/docs/concepts/nodeclasses (role, subnetSelectorTerms)",),
+)
+def manifest_has_no_unrendered_variables(ctx: CheckContext) -> Iterator[Violation]:
+    for doc in ctx.graph.documents:
+        for path, variable in _unrendered(doc.obj, ()):
+            message = f"{variable} is not substituted: the cluster receives it as text"
+            yield Violation(doc=doc, path=path, message=message)

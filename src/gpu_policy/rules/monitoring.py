@@ -7,18 +7,16 @@ exporter DaemonSet, no Prometheus) are treated as partial sets: that link is not
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
 
 from gpu_policy.graph.nodes.model import extended_resource_toleration, gpu_nodepools, placement_of, shapes_of
 from gpu_policy.graph.nodes.placement import every_node_failure
 from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.scheduling import untolerated
-from gpu_policy.graph.selectors import matches, matches_map
 from gpu_policy.graph.workloads import pod_template_of
 from gpu_policy.loading.document import Document
 from gpu_policy.metrics import dcgm
+from gpu_policy.metrics import scrape as chain
 from gpu_policy.promql.sources import PromQLSource, promql_sources
 from gpu_policy.promql.text import dcgm_metric_names, grouping_labels, selectors
 from gpu_policy.rules.context import CheckContext
@@ -47,205 +45,6 @@ def _queries(ctx: CheckContext) -> tuple[PromQLSource, ...]:
 
 def _ns(doc: Document) -> str:
     return doc.namespace or "default"
-
-
-def _listen_port(container: Mapping[str, Any]) -> int:
-    """DCGM_EXPORTER_LISTEN / `-a` (default ":9400", NVIDIA/dcgm-exporter pkg/cmd/app.go)."""
-    address = ":9400"
-    for env in container.get("env") or []:
-        if isinstance(env, Mapping) and env.get("name") == "DCGM_EXPORTER_LISTEN" and env.get("value"):
-            address = str(env["value"])
-    args = [str(a) for a in container.get("args") or []]
-    for i, arg in enumerate(args):
-        if arg in ("-a", "--address") and i + 1 < len(args):
-            address = args[i + 1]
-        elif arg.startswith(("-a=", "--address=")):
-            address = arg.split("=", 1)[1]
-    try:
-        return int(address.rsplit(":", 1)[-1])
-    except ValueError:
-        return 9400
-
-
-@dataclass(frozen=True)
-class ExporterService:
-    exporter: Document
-    service: Document
-    port_index: int
-    port_name: str
-    port_number: Any
-    target_port: Any
-
-
-def _service_port_reaches(port: Mapping[str, Any], listen: int, container_ports: Mapping[str, int]) -> bool:
-    target = port.get("targetPort", port.get("port"))
-    if isinstance(target, str) and not target.isdigit():
-        return container_ports.get(target) == listen
-    try:
-        return int(str(target)) == listen
-    except ValueError:
-        return False
-
-
-def _exporter_services(ctx: CheckContext) -> dict[str, list[ExporterService]]:
-    """Exporter ref -> Services selecting its pods, with their named port reaching the exporter's listen
-    port."""
-
-    def compute() -> dict[str, list[ExporterService]]:
-        out: dict[str, list[ExporterService]] = {}
-        for exporter in _exporters(ctx):
-            template = pod_template_of(exporter)
-            assert template is not None
-            containers = dcgm.exporter_containers(template) or template.containers()
-            found: list[ExporterService] = []
-            for service in ctx.graph.of_kind("Service"):
-                selector = service.spec.get("selector")
-                if (
-                    _ns(service) != _ns(exporter)
-                    or not selector
-                    or not matches_map(selector, template.labels)
-                ):
-                    continue
-                for _, container in containers:
-                    listen = _listen_port(container)
-                    named = {
-                        str(p.get("name")): int(p.get("containerPort", 0))
-                        for p in container.get("ports") or []
-                        if isinstance(p, Mapping) and p.get("name")
-                    }
-                    for i, port in enumerate(service.spec.get("ports") or []):
-                        if (
-                            isinstance(port, Mapping)
-                            and port.get("name")
-                            and _service_port_reaches(port, listen, named)
-                        ):
-                            found.append(
-                                ExporterService(
-                                    exporter,
-                                    service,
-                                    i,
-                                    str(port["name"]),
-                                    port.get("port"),
-                                    port.get("targetPort"),
-                                )
-                            )
-            out[exporter.ref] = found
-        return out
-
-    return ctx.memo("dcgm-exporter-services", compute)
-
-
-def _namespace_labels(ctx: CheckContext, namespace: str) -> dict[str, Any] | None:
-    """Labels of a namespace (with the automatic kubernetes.io/metadata.name); None when it is not in the
-    set."""
-    doc = ctx.graph.get("Namespace", namespace)
-    if doc is None:
-        return None
-    return {**doc.labels, NS_NAME_LABEL: namespace}
-
-
-def prometheus_selection_failure(
-    ctx: CheckContext, prom: Document, obj: Document, selector_field: str, ns_field: str
-) -> str | None:
-    """Why Prometheus `prom` does not pick `obj` (None when it does), per the v0.93.0 CRD field descriptions:
-    selector null = nothing, {} = everything; namespace selector null = the Prometheus' own namespace only."""
-    selector = prom.spec.get(selector_field)
-    if selector is None:
-        return f"{prom.ref} has no spec.{selector_field} (a null selector selects nothing)"
-    if not matches(selector, obj.labels):
-        return f"{prom.ref} spec.{selector_field} {selector} does not match labels {obj.labels or '{}'}"
-    ns_selector = prom.spec.get(ns_field)
-    if ns_selector is None:
-        if _ns(obj) != _ns(prom):
-            return (
-                f"{prom.ref} has no spec.{ns_field}, so it only looks in its own namespace {_ns(prom)}, "
-                f"not {_ns(obj)}"
-            )
-        return None
-    if not ns_selector:
-        return None
-    labels = _namespace_labels(ctx, _ns(obj))
-    if labels is None:
-        labels = {NS_NAME_LABEL: _ns(obj)}
-        if matches(ns_selector, labels):
-            return None
-        return (
-            f"{prom.ref} spec.{ns_field} {ns_selector} needs namespace labels, and Namespace {_ns(obj)} "
-            "is not "
-            "in the manifest set"
-        )
-    if not matches(ns_selector, labels):
-        return f"{prom.ref} spec.{ns_field} {ns_selector} does not match Namespace {_ns(obj)} labels {labels}"
-    return None
-
-
-def _selecting_prometheuses(
-    ctx: CheckContext, obj: Document, selector_field: str, ns_field: str
-) -> list[Document]:
-    return [
-        p
-        for p in ctx.graph.of_kind("Prometheus")
-        if prometheus_selection_failure(ctx, p, obj, selector_field, ns_field) is None
-    ]
-
-
-def _servicemonitor_namespaces_cover(ctx: CheckContext, monitor: Document, namespace: str) -> bool:
-    ns_selector = monitor.spec.get("namespaceSelector") or {}
-    ignore = any(
-        p.spec.get("ignoreNamespaceSelectors") is True
-        for p in _selecting_prometheuses(
-            ctx, monitor, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"
-        )
-    )
-    if ignore or not ns_selector:
-        return namespace == _ns(monitor)
-    if ns_selector.get("any") is True:
-        return True
-    names = ns_selector.get("matchNames")
-    if names:
-        return namespace in [str(n) for n in names]
-    return namespace == _ns(monitor)
-
-
-@dataclass(frozen=True)
-class Scrape:
-    monitor: Document
-    endpoint_index: int
-    endpoint: Mapping[str, Any]
-    target: ExporterService
-
-
-def _scrapes(ctx: CheckContext) -> list[Scrape]:
-    """ServiceMonitor endpoints that scrape an exporter Service on its metrics port."""
-
-    def compute() -> list[Scrape]:
-        found: list[Scrape] = []
-        targets = [t for ts in _exporter_services(ctx).values() for t in ts]
-        if not targets:
-            return found
-        for monitor in ctx.graph.of_kind("ServiceMonitor"):
-            selector = monitor.spec.get("selector")
-            if selector is None:
-                continue
-            for target in targets:
-                if not matches(selector, target.service.labels) or not _servicemonitor_namespaces_cover(
-                    ctx, monitor, _ns(target.service)
-                ):
-                    continue
-                for i, endpoint in enumerate(monitor.spec.get("endpoints") or []):
-                    if not isinstance(endpoint, Mapping):
-                        continue
-                    port = endpoint.get("port")
-                    target_port = endpoint.get("targetPort")
-                    if (port is not None and str(port) == target.port_name) or (
-                        port is None
-                        and target_port is not None
-                        and str(target_port) in (str(target.target_port), str(target.port_number))
-                    ):
-                        found.append(Scrape(monitor, i, endpoint, target))
-        return found
-
-    return ctx.memo("dcgm-scrapes", compute)
 
 
 # -- exporter placement
@@ -339,7 +138,7 @@ def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
     sources=("prometheus-operator v0.93.0 monitoring.coreos.com_servicemonitors.yaml (endpoints[].port)",),
 )
 def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
-    services = _exporter_services(ctx)
+    services = chain.exporter_services(ctx.graph)
     for exporter in _exporters(ctx):
         if services.get(exporter.ref):
             continue
@@ -369,8 +168,8 @@ def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
     sources=("prometheus-operator v0.93.0 monitoring.coreos.com_servicemonitors.yaml",),
 )
 def exporter_is_scraped(ctx: CheckContext) -> Iterator[Violation]:
-    scraped = {s.target.service.ref for s in _scrapes(ctx)}
-    for targets in _exporter_services(ctx).values():
+    scraped = {s.target.service.ref for s in chain.exporter_scrapes(ctx.graph)}
+    for targets in chain.exporter_services(ctx.graph).values():
         for service in {t.service.ref: t for t in targets}.values():
             if service.service.ref in scraped:
                 continue
@@ -426,8 +225,9 @@ def _queries_needing_pod_labels(ctx: CheckContext) -> list[tuple[PromQLSource, s
     sources=("NVIDIA/dcgm-exporter#76", "NVIDIA/dcgm-exporter#85", PO_CRDS + " (overrideHonorLabels)"),
 )
 def scrape_keeps_pod_labels(ctx: CheckContext) -> Iterator[Violation]:
-    scrapes = _scrapes(ctx)
-    if not scrapes:
+    scrapes = chain.exporter_scrapes(ctx.graph)
+    meant = chain.monitors_meant_for_exporter(ctx.graph, {s.monitor.ref for s in scrapes})
+    if not scrapes and not meant:
         return
     needing = _queries_needing_pod_labels(ctx)
     if not needing:
@@ -436,6 +236,18 @@ def scrape_keeps_pod_labels(ctx: CheckContext) -> Iterator[Violation]:
     reason = f"{query.doc.ref} {query.where} selects DCGM series by {', '.join(sorted(used))}" + (
         f" (and {len(needing) - 1} more queries)" if len(needing) > 1 else ""
     )
+    for monitor, index, endpoint in meant:
+        if endpoint.get("honorLabels") is True:
+            continue
+        yield Violation(
+            doc=monitor,
+            path=("spec", "endpoints", index),
+            message=(
+                f"endpoint {index} does not set honorLabels: true; this ServiceMonitor selects the exporter's pod "
+                f"labels (no Service carries them yet: see dcgm-exporter-has-service), and once it scrapes the "
+                f"exporter its pod/namespace/container labels become exported_*; {reason}"
+            ),
+        )
     seen_prom: set[str] = set()
     for scrape in scrapes:
         if scrape.endpoint.get("honorLabels") is not True:
@@ -448,8 +260,8 @@ def scrape_keeps_pod_labels(ctx: CheckContext) -> Iterator[Violation]:
                     f"{reason}"
                 ),
             )
-        for prom in _selecting_prometheuses(
-            ctx, scrape.monitor, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"
+        for prom in chain.selecting_prometheuses(
+            ctx.graph, scrape.monitor, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"
         ):
             if prom.spec.get("overrideHonorLabels") is True and prom.ref not in seen_prom:
                 seen_prom.add(prom.ref)
@@ -467,7 +279,7 @@ def _not_selected(ctx: CheckContext, kind: str, selector_field: str, ns_field: s
     if not proms:
         return  # the set does not declare the Prometheus: a partial set, judged where it is complete
     for obj in ctx.graph.of_kind(kind):
-        reasons = [prometheus_selection_failure(ctx, p, obj, selector_field, ns_field) for p in proms]
+        reasons = [chain.prometheus_selection_failure(ctx.graph, p, obj, selector_field, ns_field) for p in proms]
         if all(r is not None for r in reasons):
             yield Violation(
                 doc=obj,
