@@ -77,6 +77,15 @@ def _check(args: argparse.Namespace) -> int:
     pytest_args = [str(plugin.SUITE_FILE), "-p", "no:cacheprovider", "--no-header", "-q", "-rs",
                    "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     pytest_args += [f"--manifests={p}" for p in paths]
+    # The suite reuses the engine run above; steps that write or read beyond it see the same options.
+    pytest_args += [f"--crd-dir={p}" for p in crd_paths]
+    pytest_args.append(f"--gpu-policy-today={today.isoformat()}")
+    if args.policies:
+        pytest_args.append(f"--policies={args.policies}")
+    if args.ignore_missing_schemas:
+        pytest_args.append("--ignore-missing-schemas")
+    if options.report_dir is not None:
+        pytest_args.append(f"--gpu-policy-report={options.report_dir}")
     if args.verbose:
         pytest_args.append("-v")
     if args.keyword:
