@@ -86,3 +86,20 @@ def test_report_holds_findings_and_the_simulated_trajectories(tmp_path: Path) ->
     csv = next((tmp_path / "simulation").glob("*.csv")).read_text().splitlines()
     assert csv[0].startswith("time_s,metric,desired,replicas")
     assert csv[-1].split(",")[3] == "10"  # model A ends the surge at its maximum
+
+
+def test_ignoring_missing_schemas_lists_the_object_as_not_checked() -> None:
+    fixture = fixtures_dir() / "schema-missing-schema" / "manifests"
+    failing = gpu_policy("check", str(fixture), "-k", "schema")
+    assert failing.returncode == 1 and "[schema-known] Widget/demo" in failing.stdout
+    ignored = gpu_policy("check", str(fixture), "--ignore-missing-schemas", "-k", "schema")
+    assert ignored.returncode == 0, ignored.stdout
+    listed = ignored.stdout.split("not checked:", 1)[1]
+    assert "widget.yaml:4: Widget/demo: no schema for Widget in example.com/v1" in listed
+
+
+def test_rules_that_cannot_be_evaluated_offline_are_listed_not_passed() -> None:
+    done = gpu_policy("check", "-k", "declared_once")
+    assert done.returncode == 0
+    section = done.stdout.split("schema rules not evaluated offline (neither passed nor failed):", 1)[1]
+    assert "NodePool/gpu-inference-pool: transition rule (uses oldSelf) not evaluated" in section

@@ -54,6 +54,7 @@ def _check(args: argparse.Namespace) -> int:
     from gpu_policy import plugin
     from gpu_policy.engine import RunOptions, run_engine
     from gpu_policy.reporting.json_report import write_json_report
+    from gpu_policy.reporting.text import render_accounting
     from gpu_policy.resources import reference_manifests_dir
     from gpu_policy.schemas.validator import default_crd_paths
 
@@ -95,30 +96,14 @@ def _check(args: argparse.Namespace) -> int:
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "gpu_policy.plugin", "-p", "pytest_bdd.plugin"]
     code = int(pytest.main(pytest_args))
-    _print_accounting(run)
+    print()
+    print(render_accounting(run))
     if code == pytest.ExitCode.OK:
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:
         return EXIT_FINDINGS
     print(f"gpu-policy: the suite did not run to completion (pytest exit code {code})", file=sys.stderr)
     return EXIT_ERROR
-
-
-def _print_accounting(run: object) -> None:
-    from gpu_policy.engine import RunResult
-
-    assert isinstance(run, RunResult)
-    if run.exempted:
-        print("\nexemptions used:")
-        for used in run.exempted:
-            e = used.exemption
-            print(f"  [{e.rule_id}] {e.resource}: {e.reason} ({e.declared_in})")
-    if run.not_checked:
-        print("\nnot checked:")
-        for item in run.not_checked:
-            print(f"  {item.source}:{item.line}: {item.reason}")
-    print(f"\n{len(run.graph.documents)} objects from {len(run.load.sources)} sources; "
-          f"{len(run.findings)} findings, {len(run.exempted)} exempted, {len(run.not_checked)} not checked")
 
 
 def _schemas_fetch(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import Exemption, ExemptionProblem, annotation_exemptions, file_exemptions
 from gpu_policy.rules.registry import Rule, Violation, all_rules
+from gpu_policy.rules.schema import schema_notes
 from gpu_policy.schemas.validator import ManifestValidator, default_crd_paths
 
 EXEMPTION_RULE = "exemptions-are-valid"
@@ -58,9 +59,10 @@ class RunResult:
     def findings_for(self, rule_id: str) -> list[Finding]:
         return [f for f in self.findings if f.rule_id == rule_id]
 
-    @property
-    def not_checked(self) -> list[NotChecked]:
-        return self.load.not_checked
+    not_checked: list[NotChecked] = field(default_factory=list)
+    """Documents nothing was checked on: unreadable ones, and (with --ignore-missing-schemas) schema-less ones."""
+    not_evaluated: list[NotChecked] = field(default_factory=list)
+    """Schema rules that could not be judged offline (transition rules, unsupported CEL): never counted as passed."""
 
 
 def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
@@ -158,5 +160,11 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
             fix="Give the exemption `<rule-id>: <reason>` (and renew or remove it when it expires).",
         ))
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule_id, f.resource))
+    not_checked = list(load.not_checked)
+    not_evaluated: list[NotChecked] = []
+    for doc, issue in schema_notes(ctx):
+        where = NotChecked(doc.source, doc.line_of(tuple(issue.path)), f"{doc.ref}: {issue.message}")
+        (not_checked if issue.kind == "missing-schema" else not_evaluated).append(where)
     return RunResult(options=options, load=load, graph=graph, policy=policy, context=ctx, findings=findings,
+                     not_checked=not_checked, not_evaluated=not_evaluated,
                      exempted=exempted, rules=rules)

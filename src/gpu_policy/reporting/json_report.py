@@ -21,6 +21,7 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
             for u in run.exempted
         ],
         "not_checked": [{"source": n.source, "line": n.line, "reason": n.reason} for n in run.not_checked],
+        "not_evaluated": [{"source": n.source, "line": n.line, "reason": n.reason} for n in run.not_evaluated],
         "rules": {r.id: {"title": r.title, "area": r.area, "severity": r.severity.value} for r in run.rules.values()},
     }
 

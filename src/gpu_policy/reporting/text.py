@@ -24,25 +24,25 @@ def render_rule_failure(rule: Rule, findings: Sequence[Finding]) -> str:
     return "\n".join(lines)
 
 
-def render_run(run: RunResult) -> str:
+def render_accounting(run: RunResult) -> str:
+    """What a run waived, skipped or could not judge, and the totals: printed after the scenarios."""
     lines: list[str] = []
-    for finding in run.findings:
-        lines.append(finding.render())
-        lines.append("")
     if run.exempted:
-        lines.append("Exemptions used:")
+        lines.append("exemptions used:")
         for used in run.exempted:
             e = used.exemption
-            lines.append(f"  {e.rule_id} on {e.resource}: {e.reason} ({e.declared_in})")
-        lines.append("")
+            lines.append(f"  [{e.rule_id}] {e.resource}: {e.reason} ({e.declared_in})")
     if run.not_checked:
-        lines.append("Not checked:")
+        lines.append("not checked:")
         lines.extend(f"  {n.source}:{n.line}: {n.reason}" for n in run.not_checked)
-        lines.append("")
+    if run.not_evaluated:
+        lines.append("schema rules not evaluated offline (neither passed nor failed):")
+        lines.extend(f"  {n.source}:{n.line}: {n.reason}" for n in run.not_evaluated)
     errors = sum(1 for f in run.findings if f.severity is Severity.ERROR)
     warnings = sum(1 for f in run.findings if f.severity is Severity.WARNING)
     lines.append(
         f"{len(run.graph.documents)} objects from {len(run.load.sources)} sources, {len(run.rules)} rules: "
-        f"{errors} errors, {warnings} warnings, {len(run.exempted)} exempted, {len(run.not_checked)} not checked"
+        f"{errors} errors, {warnings} warnings, {len(run.exempted)} exempted, {len(run.not_checked)} not checked, "
+        f"{len(run.not_evaluated)} schema rules not evaluated"
     )
     return "\n".join(lines)
