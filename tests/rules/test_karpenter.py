@@ -6,13 +6,21 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
+from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.nodes.budgets import parse_budget
 from gpu_policy.graph.nodes.resources import GIB, karpenter_capacity, max_nodes
+from gpu_policy.loading.yaml_reader import to_documents
+from gpu_policy.policy.loader import PolicySet
+from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.karpenter import (
-    active_windows,
     business_intervals,
+    resolve_ami_family,
     suggested_freeze,
     uncovered,
 )
+from gpu_policy.rules.registry import all_rules
 from tests.rules._helpers import POLICY, run_rule
 from tests.rules._karpenter_docs import nodepool
 
@@ -63,6 +71,18 @@ def test_spot_pool_without_weight_counts_as_zero() -> None:
     assert resource == "NodePool/spot" and "od (weight 0)" in message
 
 
+def test_pool_allowing_both_capacity_types_counts_as_offering_on_demand() -> None:
+    # Karpenter prefers spot inside a mixed pool, but the mixed pool is still the one offering on-demand: the
+    # spot-only pool must be tried after it. The message says "offering on-demand", not "on-demand pool".
+    mixed = nodepool("mixed", capacity='["on-demand", "spot"]', weight=10)
+    [(resource, message)] = run_rule("spot-pool-weight-below-on-demand",
+                                     mixed + nodepool("spot", capacity='["spot"]', weight=50))
+    assert resource == "NodePool/spot"
+    assert "GPU pool(s) offering on-demand mixed (weight 10)" in message
+    assert run_rule("spot-pool-weight-below-on-demand",
+                    mixed + nodepool("spot", capacity='["spot"]', weight=5)) == []
+
+
 def test_only_scheduled_budgets_leave_every_reason_unlimited() -> None:
     disruption = '{consolidateAfter: 30s, budgets: [{nodes: "10%", schedule: "0 0 * * *", duration: 8h}]}'
     [(_, message)] = run_rule("disruption-budgets-within-max-percent", nodepool("gpu", disruption=disruption))
@@ -75,7 +95,8 @@ def test_absent_budgets_use_the_default_ten_percent() -> None:
 
 def test_seed_freeze_is_active_nine_to_five_utc() -> None:
     start = dt.datetime(2026, 1, 12, tzinfo=dt.UTC)
-    windows = active_windows("0 9 * * 1-5", 8 * 3600, start, start + dt.timedelta(days=7))
+    seed = parse_budget(0, {"nodes": "0", "schedule": "0 9 * * 1-5", "duration": "8h"})
+    windows = seed.active_windows(start, start + dt.timedelta(days=7))
     nine, five = dt.datetime(2026, 1, 12, 9, tzinfo=dt.UTC), dt.datetime(2026, 1, 12, 17, tzinfo=dt.UTC)
     assert windows[0] == (nine, five)
     assert len(windows) == 5
@@ -116,10 +137,10 @@ def test_dst_zone_freeze_covers_both_offsets() -> None:
     assert suggested_freeze(hours, mondays) == ("0 13 * * 1-5", "9h")
     policy = dataclasses.replace(POLICY, cluster={**POLICY.cluster, "businessHours": hours})
     text = nodepool("gpu", disruption=_freeze("0 14 * * 1-5"))
-    [(_, message)] = run_rule("business-hours-freeze-in-utc", text, policy)
+    [message] = _freeze_messages(text, policy)
     assert "2026-07-13 09:00 America/New_York" in message  # summer: 13:00-14:00 UTC is open
     wide = nodepool("gpu", disruption=_freeze("0 13 * * 1-5").replace("8h", "9h"))
-    assert run_rule("business-hours-freeze-in-utc", wide, policy) == []
+    assert _freeze_messages(wide, policy) == []
 
 
 def test_imdsv2_default_is_fine_and_explicit_optional_fails() -> None:
@@ -138,3 +159,119 @@ spec:
     unset = base + "  blockDeviceMappings: [{deviceName: /dev/xvda, ebs: {volumeSize: 100Gi}}]\n"
     [(_, message)] = run_rule("ec2nodeclass-encrypts-volumes", unset)
     assert "ebs.encrypted is not set" in message
+
+
+# -- sample weeks pinned to 2026 so the dates in messages do not depend on the year the tests run
+def _freeze_messages(text: str, policy: PolicySet = POLICY, today: dt.date = dt.date(2026, 3, 1)) -> list[str]:
+    docs = [d for d in to_documents(text, "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=policy, options={"today": today})
+    return [v.message for v in all_rules()["business-hours-freeze-in-utc"].check(ctx)]
+
+
+def test_dst_gap_in_july_is_described_with_the_july_conversion() -> None:
+    # New York 09:00-17:00 is 14:00-22:00 UTC in January (EST) but 13:00-21:00 UTC in July (EDT): a 14:00 UTC
+    # freeze covers January and leaves 09:00-10:00 EDT open in July. The message must show July's numbers, not
+    # January's (which would read as if the business hours were covered).
+    hours = {"timeZone": "America/New_York", "start": "09:00", "end": "17:00",
+             "days": ["Mon", "Tue", "Wed", "Thu", "Fri"]}
+    policy = dataclasses.replace(POLICY, cluster={**POLICY.cluster, "businessHours": hours})
+    [message] = _freeze_messages(nodepool("gpu", disruption=_freeze("0 14 * * 1-5")), policy)
+    assert "are Mon 13:00-21:00 UTC in the week of 2026-07-13" in message
+    assert "is active Mon 14:00-22:00 UTC = Mon 10:00-18:00 America/New_York" in message
+    assert "14:00-22:00 UTC = Mon 09:00-17:00" not in message  # January's conversion
+    assert "first unfrozen: Mon 2026-07-13 09:00 America/New_York" in message
+
+
+def test_dst_gap_in_january_is_described_with_the_january_conversion() -> None:
+    hours = {"timeZone": "America/New_York", "start": "09:00", "end": "17:00",
+             "days": ["Mon", "Tue", "Wed", "Thu", "Fri"]}
+    policy = dataclasses.replace(POLICY, cluster={**POLICY.cluster, "businessHours": hours})
+    [message] = _freeze_messages(nodepool("gpu", disruption=_freeze("0 13 * * 1-5")), policy)
+    assert "are Mon 14:00-22:00 UTC in the week of 2026-01-12" in message
+    assert "first unfrozen: Mon 2026-01-12 16:00 America/New_York" in message  # 13:00+8h = 21:00 UTC = 16:00 EST
+
+
+def test_zone_without_dst_names_no_week() -> None:
+    [message] = _freeze_messages(nodepool("gpu", disruption=_freeze("0 9 * * 1-5")))
+    assert "are Mon 00:00-08:00 UTC;" in message and "week of" not in message
+
+
+def _budgets(*budgets: str) -> str:
+    return "{consolidateAfter: 30s, budgets: [" + ", ".join(budgets) + "]}"
+
+
+def test_budget_with_sunday_as_7_fails_closed_and_is_reported_once() -> None:
+    # croniter reads `7` as Sunday, so the freeze looked valid; Karpenter's parser rejects it and then allows
+    # no voluntary disruption at all: the budget rule reports it, the freeze rule has nothing to add.
+    text = nodepool("gpu", disruption=_budgets('{nodes: "20%"}',
+                                               '{nodes: "0", schedule: "0 0 * * 1-7", duration: 8h}'))
+    [(resource, message)] = run_rule("disruption-budgets-within-max-percent", text)
+    assert resource == "NodePool/gpu"
+    assert "schedule '0 0 * * 1-7' is not a cron Karpenter accepts" in message
+    assert "7 for Sunday is not accepted" in message and "fails closed" in message
+    assert _freeze_messages(text) == []
+
+
+def test_broken_schedule_is_reported_on_non_freeze_budgets_too() -> None:
+    text = nodepool("gpu", disruption=_budgets('{nodes: "20%"}',
+                                               '{nodes: "10%", schedule: "0 0 L * *", duration: 1h}',
+                                               '{nodes: "0", schedule: "0 0 * * 1-5", duration: 8h}'))
+    [(_, message)] = run_rule("disruption-budgets-within-max-percent", text)
+    assert "'0 0 L * *'" in message
+
+
+def test_broken_schedule_suppresses_the_unlimited_reason_claim() -> None:
+    # Only a scheduled budget: normally "no always-active budget" — but with an unparseable schedule Karpenter
+    # disrupts nothing, so only the schedule is reported.
+    text = nodepool("gpu", disruption=_budgets('{nodes: "10%", schedule: "0 0 * * 0 0", duration: 8h}'))
+    [(_, message)] = run_rule("disruption-budgets-within-max-percent", text)
+    assert "expected exactly 5 fields" in message and "always-active" not in message
+
+
+def test_valid_sunday_zero_freeze_passes_the_budget_rule() -> None:
+    text = nodepool("gpu", disruption=_budgets('{nodes: "20%"}',
+                                               '{nodes: "0", schedule: "0 0 * * 0-4", duration: 8h}'))
+    assert run_rule("disruption-budgets-within-max-percent", text) == []
+
+
+# -- EBS encryption: the AMI family is resolved like Karpenter's EC2NodeClass.AMIFamily()
+def _nodeclass(spec: str) -> str:
+    return f"""
+apiVersion: karpenter.k8s.aws/v1
+kind: EC2NodeClass
+metadata: {{name: gpu}}
+spec:
+{spec}"""
+
+
+def test_amifamily_with_an_ami_id_gets_the_encrypted_default_root_volume() -> None:
+    # The audit's false positive: AL2023 via spec.amiFamily, AMI pinned by id, no mappings -> Karpenter applies
+    # AL2023's DefaultBlockDeviceMappings (DefaultEBS{Encrypted: true}).
+    text = _nodeclass("  amiFamily: AL2023\n  amiSelectorTerms: [{id: ami-0123456789abcdef0}]\n")
+    assert run_rule("ec2nodeclass-encrypts-volumes", text) == []
+
+
+def test_custom_family_wins_over_an_alias_and_has_no_default_volumes() -> None:
+    text = _nodeclass("  amiFamily: Custom\n  amiSelectorTerms: [{alias: al2023@v20250915}]\n")
+    [(resource, message)] = run_rule("ec2nodeclass-encrypts-volumes", text)
+    assert resource == "EC2NodeClass/gpu"
+    assert "resolves to Custom (amiFamily Custom)" in message
+
+
+def test_custom_family_with_explicit_encrypted_mapping_passes() -> None:
+    text = _nodeclass("  amiFamily: Custom\n  amiSelectorTerms: [{id: ami-0123456789abcdef0}]\n"
+                      "  blockDeviceMappings: [{deviceName: /dev/xvda, rootVolume: true, "
+                      "ebs: {volumeSize: 100Gi, encrypted: true}}]\n")
+    assert run_rule("ec2nodeclass-encrypts-volumes", text) == []
+
+
+@pytest.mark.parametrize(("spec", "family"), [
+    ("  amiSelectorTerms: [{alias: bottlerocket@latest}]\n", "Bottlerocket"),
+    ("  amiFamily: AL2023\n  amiSelectorTerms: [{alias: al2023@latest}]\n", "AL2023"),
+    ("  amiFamily: Custom\n  amiSelectorTerms: [{alias: al2023@latest}]\n", "Custom"),
+    ("  amiSelectorTerms: [{alias: ubuntu@latest}]\n", None),  # not a family Karpenter knows
+    ("  amiSelectorTerms: [{tags: {a: b}}]\n", "Custom"),  # CRD forbids it; upstream falls back to Custom
+])
+def test_ami_family_precedence(spec: str, family: str | None) -> None:
+    [doc] = [d for d in to_documents(_nodeclass(spec), "x.yaml")[0] if d.is_object]
+    assert resolve_ami_family(doc).family == family

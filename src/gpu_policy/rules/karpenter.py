@@ -14,21 +14,24 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
-
 from gpu_policy.findings import Severity
+from gpu_policy.graph.nodes.budgets import (
+    BUDGETS,
+    DISRUPTION,
+    REASONS,
+    Interval,
+    declared_budgets,
+    fails_closed,
+)
 from gpu_policy.graph.nodes.labels import GPU_RESOURCE, INSTANCE_TYPE
 from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools
 from gpu_policy.graph.nodes.pools import LIMITS, NODECLASS_REF, REQUIREMENTS, TAINTS, TEMPLATE_SPEC, NodePool
 from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
-from gpu_policy.graph.quantities import parse_duration
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
 
-DISRUPTION_REASONS = ("Underutilized", "Empty", "Drifted")
-DISRUPTION: FieldPath = ("spec", "disruption")
-BUDGETS: FieldPath = (*DISRUPTION, "budgets")
+DISRUPTION_REASONS = REASONS
 KARPENTER_SOURCES = "kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go"
 
 
@@ -185,12 +188,19 @@ def nodepool_limits_reachable(ctx: CheckContext) -> Iterator[Violation]:
     title="spot pool weight is below on-demand",
     area="karpenter",
     rationale="""Karpenter tries NodePools in descending `weight` order (a pool without weight counts as 0;
-    kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `Weight`). The organisation keeps GPU model servers on
-    on-demand capacity first and uses the spot pool as overflow, so a spot-only GPU pool must weigh less than
-    every GPU pool that offers on-demand capacity; otherwise Karpenter fills spot first and a spot reclaim
-    takes the serving capacity with it.""",
-    fix="Give the spot pool a lower spec.weight than the on-demand GPU pools (or raise theirs).",
-    sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/scheduling/#weighted-nodepools"),
+    kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `Weight`; karpenter.sh/docs/concepts/scheduling/#weighted-
+    nodepools). A spot-only GPU pool must weigh less than every GPU pool that offers on-demand capacity so that
+    those pools are tried first and the spot-only pool is overflow. Weight alone does not keep a workload on
+    on-demand: in a pool that allows both capacity types Karpenter prefers spot unless the pod itself requires
+    on-demand (karpenter.sh/docs/concepts/scheduling/#capacity-type: "Karpenter prioritizes Spot offerings if the
+    NodePool allows Spot and on-demand instances"; aws/karpenter-provider-aws
+    website/content/en/docs/concepts/scheduling.md). Workloads that must not run on spot therefore set
+    `nodeSelector: {karpenter.sh/capacity-type: on-demand}` (or the equivalent required node affinity); this rule
+    only orders the pools.""",
+    fix="Give the spot-only pool a lower spec.weight than every GPU pool offering on-demand (or raise theirs); "
+        "pods that must not run on spot require `karpenter.sh/capacity-type: on-demand` in their nodeSelector.",
+    sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/scheduling/#weighted-nodepools",
+             "https://karpenter.sh/docs/concepts/scheduling/#capacity-type"),
 )
 def spot_pool_weight_below_on_demand(ctx: CheckContext) -> Iterator[Violation]:
     pools = gpu_nodepools(ctx)
@@ -199,9 +209,9 @@ def spot_pool_weight_below_on_demand(ctx: CheckContext) -> Iterator[Violation]:
         heavier = [p for p in on_demand if p.weight <= spot.weight]
         if heavier:
             names = ", ".join(f"{p.name} (weight {p.weight})" for p in heavier)
-            yield Violation(spot.doc, f"spot NodePool {spot.name} has weight {spot.weight}, not below the "
-                                      f"on-demand "
-                                      f"GPU pool(s) {names}",
+            yield Violation(spot.doc, f"spot-only NodePool {spot.name} has weight {spot.weight}, not below the "
+                                      f"GPU pool(s) offering on-demand {names}, so Karpenter does not try it "
+                                      f"after them",
                             path=("spec", "weight") if spot.doc.get(("spec", "weight")) is not None
                             else ("spec",))
 
@@ -252,7 +262,36 @@ def ec2nodeclass_requires_imdsv2(ctx: CheckContext) -> Iterator[Violation]:
                             path=("spec", "metadataOptions", "httpTokens"))
 
 
-_ALIAS_FAMILIES = ("al2023@", "al2@", "bottlerocket@", "windows2019@", "windows2022@", "windows2025@")
+# aws/karpenter-provider-aws pkg/apis/v1/ec2nodeclass.go `amiFamilyFromAlias`: the part before "@" must equal a
+# family name in lower case exactly (the CRD lists these six alias families).
+ALIAS_FAMILIES = {"al2": "AL2", "al2023": "AL2023", "bottlerocket": "Bottlerocket", "windows2019": "Windows2019",
+                  "windows2022": "Windows2022", "windows2025": "Windows2025"}
+CUSTOM_FAMILY = "Custom"
+
+
+@dataclass(frozen=True)
+class ResolvedFamily:
+    family: str | None
+    """None when an alias names a family Karpenter does not know (the controller cannot resolve it)."""
+    source: str
+    path: FieldPath
+
+
+def resolve_ami_family(doc: Document) -> ResolvedFamily:
+    """The AMI family Karpenter uses for an EC2NodeClass, in upstream's order of precedence
+    (aws/karpenter-provider-aws pkg/apis/v1/ec2nodeclass.go `AMIFamily()`): spec.amiFamily, then the family of
+    the first amiSelectorTerms alias, else Custom (unreachable: the CRD requires one of the two)."""
+    family = doc.get(("spec", "amiFamily"))
+    if family is not None:
+        return ResolvedFamily(str(family), f"amiFamily {family}", ("spec", "amiFamily"))
+    terms = doc.get(("spec", "amiSelectorTerms"))
+    for i, term in enumerate(terms if isinstance(terms, list) else []):
+        alias = term.get("alias") if isinstance(term, Mapping) else None
+        if alias:
+            prefix = str(alias).split("@", 1)[0]
+            return ResolvedFamily(ALIAS_FAMILIES.get(prefix), f"alias {alias}",
+                                  ("spec", "amiSelectorTerms", i, "alias"))
+    return ResolvedFamily(CUSTOM_FAMILY, "neither amiFamily nor an alias", ("spec",))
 
 
 @rule(
@@ -260,16 +299,21 @@ _ALIAS_FAMILIES = ("al2023@", "al2@", "bottlerocket@", "windows2019@", "windows2
     title="EC2NodeClasses encrypt their EBS volumes",
     area="karpenter",
     rationale="""GPU nodes hold model weights and request data on their volumes. When blockDeviceMappings is
-    omitted and the AMI comes from an `alias` (AL2023, AL2, Bottlerocket, Windows), Karpenter applies the
-    family's default root volume, which is encrypted (aws/karpenter-provider-aws
-    pkg/providers/amifamily/resolver.go `DefaultEBS{Encrypted: true}`). An explicit mapping replaces that
-    default: without `encrypted: true` the volume's encryption depends on the account's
-    EBS-encryption-by-default setting, which the manifests do not show. A custom AMI without mappings uses the
-    AMI's own (unknown) mappings.""",
+    omitted, Karpenter applies the AMI family's default mappings (aws/karpenter-provider-aws
+    pkg/providers/amifamily/resolver.go: `if len(resolved.BlockDeviceMappings) == 0 { resolved.BlockDeviceMappings
+    = amiFamily.DefaultBlockDeviceMappings() }`). The family is resolved as upstream does
+    (pkg/apis/v1/ec2nodeclass.go `AMIFamily()`: spec.amiFamily first, then the alias's family): AL2, AL2023,
+    Bottlerocket and Windows default to `DefaultEBS{Encrypted: true}` volumes — also with an `id`/`tags` AMI
+    selector when amiFamily names one of them — while `Custom` returns no mappings
+    (pkg/providers/amifamily/custom.go), so the AMI's own, unknown, block devices apply — even with an alias,
+    since an explicit `amiFamily: Custom` wins over it. An explicit mapping replaces the default: without
+    `encrypted: true` the volume's encryption depends on the account's EBS-encryption-by-default setting, which
+    the manifests do not show.""",
     fix="Set `ebs.encrypted: true` on every spec.blockDeviceMappings entry (and `rootVolume: true` on the "
-        "root "
-        "one).",
+        "root one); with amiFamily Custom, list the root volume explicitly.",
     sources=("aws/karpenter-provider-aws pkg/providers/amifamily/resolver.go",
+             "aws/karpenter-provider-aws pkg/apis/v1/ec2nodeclass.go",
+             "aws/karpenter-provider-aws pkg/providers/amifamily/custom.go",
              "aws/karpenter-provider-aws pkg/providers/amifamily/al2023.go"),
 )
 def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
@@ -278,14 +322,12 @@ def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
             continue
         mappings = doc.get(("spec", "blockDeviceMappings"))
         if not mappings:
-            terms = doc.get(("spec", "amiSelectorTerms")) or []
-            aliased = any(isinstance(t, Mapping) and str(t.get("alias", "")).startswith(_ALIAS_FAMILIES)
-                          for t in terms)
-            if not aliased:
-                yield Violation(doc, f"EC2NodeClass {doc.name} has no blockDeviceMappings and no AMI alias: "
-                                     f"the "
-                                     f"custom AMI's own volume mappings (encryption unknown) apply",
-                                path=("spec",))
+            resolved = resolve_ami_family(doc)
+            if resolved.family == CUSTOM_FAMILY:
+                yield Violation(doc, f"EC2NodeClass {doc.name} has no blockDeviceMappings and its AMI family "
+                                     f"resolves to Custom ({resolved.source}): Karpenter sets no default "
+                                     f"volumes, so the AMI's own block devices (encryption unknown) apply",
+                                path=resolved.path)
             continue
         for i, mapping in enumerate(mappings):
             if not isinstance(mapping, Mapping):
@@ -303,49 +345,11 @@ def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
 
 # -- disruption budgets
 # -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Budget:
-    index: int
-    nodes: str
-    schedule: str | None
-    duration_seconds: float | None
-    reasons: frozenset[str] | None
-
-    @property
-    def path(self) -> FieldPath:
-        return (*BUDGETS, self.index)
-
-    @property
-    def always_active(self) -> bool:
-        return self.schedule is None and self.duration_seconds is None
-
-    @property
-    def freezes(self) -> bool:
-        return self.nodes in ("0", "0%")
-
-    def applies_to(self, reason: str) -> bool:
-        return self.reasons is None or reason in self.reasons
-
-
-def budgets(pool: NodePool) -> list[Budget] | None:
-    """The pool's budgets; None when the field is absent (Karpenter then defaults to one `nodes: 10%` "
-    "budget)."""
-    raw = pool.doc.get(BUDGETS)
-    if raw is None:
-        return None
-    out: list[Budget] = []
-    for i, item in enumerate(raw if isinstance(raw, list) else []):
-        if not isinstance(item, Mapping):
-            continue
-        reasons = item.get("reasons")
-        duration = item.get("duration")
-        out.append(Budget(
-            index=i, nodes=str(item.get("nodes", "10%")),
-            schedule=str(item["schedule"]) if item.get("schedule") is not None else None,
-            duration_seconds=parse_duration(str(duration)) if duration is not None else None,
-            reasons=frozenset(str(r) for r in reasons) if isinstance(reasons, list) else None,
-        ))
-    return out
+# The budget model (parsing, Karpenter's robfig/cron dialect, activity in UTC, allowed disruptions, fail-closed
+# handling of an unparseable schedule) is gpu_policy.graph.nodes.budgets, shared with the week simulation.
+CRON_FIX = ("Write the schedule as the 5-field UTC cron Karpenter parses (robfig/cron ParseStandard): minute "
+            "hour day-of-month month day-of-week, day of week 0-6 or SUN-SAT (Sunday is 0, not 7), no seconds "
+            "field, no L, W, # or TZ=.")
 
 
 @rule(
@@ -358,7 +362,11 @@ def budgets(pool: NodePool) -> list[Budget] | None:
     at once drops serving capacity below what the models need while replacements boot. Scheduled budgets limit
     only while active and a budget with `reasons` limits only those reasons: when no always-active budget
     covers a reason, nothing limits that reason outside the windows (Karpenter's default 10% applies only when
-    `budgets` is omitted). Absolute counts are accepted.""",
+    `budgets` is omitted). Absolute counts are accepted. A `schedule` must be cron Karpenter can parse: it reads
+    it with robfig/cron v3 `ParseStandard("TZ=UTC " + schedule)` (`IsActive`), which rejects what the CRD pattern
+    and many cron tools accept — `7` for Sunday, `L`, `W`, `#`, a seconds field — and on such a budget
+    `GetAllowedDisruptions` fails closed: `MustGetAllowedDisruptions` allows 0 disruptions for every reason, so
+    the pool is never consolidated and drifted nodes (new AMIs) are never replaced.""",
     fix="Keep every percentage budget at or below 20% and keep one always-active budget without `reasons` "
         "(e.g. `- nodes: \"20%\"`).",
     sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/disruption/#nodepool-disruption-budgets"),
@@ -366,7 +374,14 @@ def budgets(pool: NodePool) -> list[Budget] | None:
 def disruption_budgets_within_max_percent(ctx: CheckContext) -> Iterator[Violation]:
     ceiling = Decimal(str(ctx.policy.budgets["maxDisruptionPercent"]))
     for pool in gpu_nodepools(ctx):
-        found = budgets(pool)
+        found = declared_budgets(pool.doc)
+        broken = fails_closed(found)
+        for budget in broken:
+            yield Violation(pool.doc, f"NodePool {pool.name} budget schedule {budget.schedule!r} is not a cron "
+                                      f"Karpenter accepts: {budget.schedule_error}. Karpenter fails closed on "
+                                      f"it and voluntarily disrupts none of the pool's nodes (no "
+                                      f"consolidation, no drift replacement) until it is fixed",
+                            path=(*budget.path, "schedule"), fix=CRON_FIX)
         if found is None:
             if Decimal(10) > ceiling:
                 yield Violation(pool.doc, f"NodePool {pool.name} has no budgets: Karpenter's default 10% "
@@ -387,7 +402,7 @@ def disruption_budgets_within_max_percent(ctx: CheckContext) -> Iterator[Violati
                                     path=(*budget.path, "nodes"))
         unlimited = [r for r in DISRUPTION_REASONS
                      if not any(b.always_active and b.applies_to(r) for b in found)]
-        if unlimited:
+        if unlimited and not broken:  # while a schedule is broken Karpenter disrupts nothing at all
             yield Violation(pool.doc, f"NodePool {pool.name} has no always-active budget for "
                                       f"{', '.join(unlimited)}: outside its scheduled windows Karpenter may "
                                       f"disrupt "
@@ -395,7 +410,6 @@ def disruption_budgets_within_max_percent(ctx: CheckContext) -> Iterator[Violati
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-Interval = tuple[dt.datetime, dt.datetime]
 
 
 def _sample_weeks(today: dt.date) -> list[dt.date]:
@@ -425,26 +439,6 @@ def business_intervals(hours: Mapping[str, Any], monday: dt.date) -> list[tuple[
             local_end += dt.timedelta(days=1)
         out.append(((local_start.astimezone(dt.UTC), local_end.astimezone(dt.UTC)), local_start))
     return out
-
-
-def active_windows(
-    schedule: str, duration_seconds: float, start: dt.datetime, end: dt.datetime
-) -> list[Interval]:
-    """UTC intervals in which a scheduled budget is active: [hit, hit + duration) for every cron hit.
-
-    kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `IsActive` parses `TZ=UTC <schedule>` and is active at
-    t when
-    the next hit after t - duration is not after t."""
-    span = dt.timedelta(seconds=duration_seconds)
-    it = croniter(schedule, start - span - dt.timedelta(seconds=1))
-    out: list[Interval] = []
-    while True:
-        hit = it.get_next(dt.datetime)
-        if hit.tzinfo is None:
-            hit = hit.replace(tzinfo=dt.UTC)
-        if hit >= end:
-            return out
-        out.append((hit, hit + span))
 
 
 def uncovered(target: Interval, windows: list[Interval]) -> Interval | None:
@@ -507,7 +501,10 @@ def _describe(interval: Interval, zone: ZoneInfo) -> str:
     check converts the business hours with the real time zone (zoneinfo) for two sample weeks, mid-January and
     mid-July of the current year, so both sides of a DST change count, and requires every minute frozen for
     EVERY disruption reason (Underutilized, Empty, Drifted): a freeze with `reasons` still lets the other
-    reasons disrupt.""",
+    reasons disrupt. A finding describes the sample week in which the gap occurs (for a DST zone, the July
+    conversion when only summer is open). A pool with a schedule Karpenter cannot parse is not judged here:
+    Karpenter then allows no voluntary disruption at all (`MustGetAllowedDisruptions` fails closed), and
+    disruption-budgets-within-max-percent reports the schedule.""",
     fix="Write the freeze in UTC: convert the local business hours to UTC (and for DST zones widen the "
         "window to "
         "cover both offsets); drop `reasons` from the freeze or add freezes for the missing reasons.",
@@ -543,55 +540,61 @@ def _check_freeze(pool: NodePool, targets: list[tuple[Interval, dt.datetime]], h
                   duration: str) -> Iterator[Violation]:
     fix = (f"Use a budget {{nodes: \"0\", schedule: \"{cron}\", duration: {duration}}} (cron is UTC) "
            f"without reasons.")
-    freezes = [b for b in budgets(pool) or [] if b.freezes]
+    found = declared_budgets(pool.doc)
+    if fails_closed(found):
+        # Karpenter allows no voluntary disruption at all while a schedule is unparseable, business hours
+        # included; disruption-budgets-within-max-percent reports the broken schedule.
+        return
+    freezes = [b for b in found or [] if b.freezes]
     if not freezes:
         yield Violation(pool.doc, f"NodePool {pool.name} has no nodes: \"0\" budget: Karpenter may disrupt "
                                   f"GPU nodes during business hours ({local})",
                         path=BUDGETS if pool.doc.get(BUDGETS) is not None else DISRUPTION, fix=fix)
         return
-    windows: dict[int, list[Interval]] = {}
-    for budget in freezes:
-        if budget.always_active:
-            windows[budget.index] = [(horizon_start, horizon_end)]
-        elif budget.schedule is None or budget.duration_seconds is None:
-            windows[budget.index] = []
-        else:
-            try:
-                windows[budget.index] = active_windows(
-                    budget.schedule, budget.duration_seconds, horizon_start, horizon_end)
-            except (ValueError, KeyError) as exc:
-                yield Violation(pool.doc, f"NodePool {pool.name} freeze schedule {budget.schedule!r} is not "
-                                          f"a cron Karpenter accepts: {exc}",
-                                path=(*budget.path, "schedule"), fix=fix)
-                return
-    gaps: dict[str, tuple[Interval, dt.datetime]] = {}
+    windows = {b.index: b.active_windows(horizon_start, horizon_end) for b in freezes}
+    # reason -> (unfrozen part, the business-hours interval it belongs to)
+    gaps: dict[str, tuple[Interval, Interval]] = {}
     for reason in DISRUPTION_REASONS:
         applicable = [w for b in freezes if b.applies_to(reason) for w in windows[b.index]]
-        for target, local_start in targets:
+        for target, _ in targets:
             gap = uncovered(target, applicable)
             if gap is not None:
-                gaps[reason] = (gap, local_start)
+                gaps[reason] = (gap, target)
                 break
     if not gaps:
         return
+    reasons = sorted(gaps)
+    gap, target = min((gaps[r] for r in reasons), key=lambda item: item[0][0])
+    # Describe the week in which the gap occurs: for a DST zone the UTC business hours differ between the
+    # sample weeks, and the January conversion says nothing about a July gap.
+    week = ""
+    if len({t[0].astimezone(zone).utcoffset() for t, _ in targets}) > 1:
+        local_day = target[0].astimezone(zone).date()
+        week = f" in the week of {local_day - dt.timedelta(days=local_day.weekday())}"
     first = freezes[0]
-    shown = [b for b in freezes if windows[b.index]]
     described = "; ".join(
         f"schedule {b.schedule!r} for {_duration_text(b.duration_seconds)}"
         + (f" (reasons {sorted(b.reasons)})" if b.reasons is not None else "")
-        + f" is active {_describe(windows[b.index][0], zone)}"
-        for b in shown if b.schedule is not None
+        + f" is active {_describe(_window_near(windows[b.index], target), zone)}"
+        for b in freezes if b.schedule is not None and windows[b.index]
     ) or "the freeze is never active"
-    reasons = sorted(gaps)
-    (gap, local_start) = gaps[reasons[0]]
     reason_text = "" if len(reasons) == len(DISRUPTION_REASONS) else f" for {', '.join(reasons)}"
     message = (f"NodePool {pool.name}: business hours {local} are "
-               f"{_describe(targets[0][0], zone).split(' = ')[0]}; {described}; so Karpenter may disrupt "
+               f"{_describe(target, zone).split(' = ')[0]}{week}; {described}; so Karpenter may disrupt "
                f"nodes{reason_text} during business hours (first unfrozen: "
                f"{gap[0].astimezone(zone):%a %Y-%m-%d %H:%M} "
                f"{zone.key}). Correct UTC freeze: schedule \"{cron}\", duration {duration}")
     yield Violation(pool.doc, message, path=(*first.path, "schedule") if first.schedule else first.path,
                     fix=fix)
+
+
+def _window_near(windows: list[Interval], target: Interval) -> Interval:
+    """The window that matters for `target`: the first overlapping it, else the last before it, else the first."""
+    overlapping = [w for w in windows if w[0] < target[1] and w[1] > target[0]]
+    if overlapping:
+        return min(overlapping)
+    before = [w for w in windows if w[0] <= target[0]]
+    return max(before) if before else min(windows)
 
 
 def _duration_text(seconds: float | None) -> str:

@@ -6,5 +6,6 @@
 - `resources`: capacity as Karpenter counts it against limits, and allocatable.
 - `shapes`: the kinds of node (one per instance type) a pool can launch.
 - `placement`: a pod's tolerations, node selection and requests against a shape, with the reason it fails.
+- `budgets`: spec.disruption.budgets — robfig cron in UTC, activity, allowed disruptions (fail closed).
 - `model`: the per-run memoized entry points rules use.
 """
