@@ -22,6 +22,9 @@ Feature: GPU telemetry reaches Prometheus
   Scenario: the scrape keeps the workload's pod labels
     Then the DCGM scrape keeps the exporter's pod, namespace and container labels
 
+  Scenario: the exporter labels series with the pods using the GPUs
+    Then the DCGM exporter runs in Kubernetes mode when queries use its pod labels
+
   Scenario: ServiceMonitors are picked up by Prometheus
     Then every ServiceMonitor is selected by a Prometheus
 

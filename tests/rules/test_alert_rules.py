@@ -76,3 +76,45 @@ def test_policy_alert_found_by_name_compares_threshold_for_and_severity() -> Non
     )
     messages = " | ".join(m for _, m in found)
     assert "0.8" in messages and "for 5m; the policy wants 2m" in messages and "severity warning" in messages
+
+
+def test_threshold_direction_follows_the_policy_comparison() -> None:
+    def run(expr: str) -> list[str]:
+        text = RULE.format(name="HighGPUUtilization", expr=expr, summary="s")
+        return [m for _, m in run_rule("gpu-alert-thresholds-match-policy", text)]
+
+    wrong = run("DCGM_FI_DEV_GPU_UTIL < 90")
+    assert len(wrong) == 1 and "fires when the series is < 90; the policy wants it to fire above 90" in wrong[0]
+    assert run("DCGM_FI_DEV_GPU_UTIL <= 90") and run("90 > DCGM_FI_DEV_GPU_UTIL") and run("DCGM_FI_DEV_GPU_UTIL == 90")
+    assert run("DCGM_FI_DEV_GPU_UTIL > 90") == []
+    assert run("DCGM_FI_DEV_GPU_UTIL >= 90") == []
+    assert run("90 < DCGM_FI_DEV_GPU_UTIL") == []  # constant on the left: x above 90
+    assert run('DCGM_FI_DEV_GPU_UTIL{pod!="x"} > bool 90') == []  # != inside matchers is no comparison
+
+
+def test_alerts_may_name_the_gpu_by_uuid() -> None:
+    def run(expr: str, summary: str) -> list[tuple[str, str]]:
+        return run_rule("gpu-alert-names-gpu-and-pod", RULE.format(name="A", expr=expr, summary=summary))
+
+    assert not run("DCGM_FI_DEV_GPU_TEMP > 85", "GPU {{ $labels.UUID }} on {{ $labels.Hostname }} ({{ $labels.pod }})")
+    found = run("DCGM_FI_DEV_GPU_TEMP > 85", "{{ $labels.Hostname }} {{ $labels.pod }} hot")
+    assert "{{ $labels.gpu }} or {{ $labels.UUID }}" in found[0][1]
+
+
+def test_only_labels_surviving_the_outer_aggregation_are_required() -> None:
+    def run(expr: str, summary: str) -> list[tuple[str, str]]:
+        return run_rule("gpu-alert-names-gpu-and-pod", RULE.format(name="A", expr=expr, summary=summary))
+
+    # by (Hostname): gpu and pod are aggregated away, the kept Hostname is what must be named
+    assert not run("max by (Hostname) (DCGM_FI_DEV_GPU_TEMP) > 85", "node {{ $labels.Hostname }} is hot")
+    found = run("max by (Hostname) (DCGM_FI_DEV_GPU_TEMP) > 85", "a GPU is hot")
+    assert len(found) == 1 and found[0][1].startswith("alert A: summary/description never mention {{ $labels.Hostname")
+    assert "gpu" not in found[0][1].split("never mention")[1].split("(")[0]
+    # by (UUID, pod): both kept, both required; UUID satisfies the GPU
+    assert not run("max by (UUID, pod) (DCGM_FI_DEV_GPU_TEMP) > 85", "{{ $labels.UUID }} {{ $labels.pod }}")
+    assert "{{ $labels.pod }}" in run("max by (UUID, pod) (DCGM_FI_DEV_GPU_TEMP) > 85", "{{ $labels.UUID }}")[0][1]
+    # without (pod): the pod is gone, the GPU is not
+    assert not run("max without (pod) (DCGM_FI_DEV_GPU_TEMP) > 85", "GPU {{ $labels.gpu }}")
+    assert run("max without (pod) (DCGM_FI_DEV_GPU_TEMP) > 85", "GPU hot")
+    # avg() keeps nothing to name (the fleet-average rule judges it)
+    assert not run("avg(DCGM_FI_DEV_GPU_UTIL) > 90", "GPUs busy")

@@ -208,3 +208,184 @@ def test_metric_names_skip_functions_labels_and_grouping() -> None:
         "DCGM_FI_DEV_FB_USED",
         "DCGM_FI_DEV_FB_FREE",
     ]
+
+
+# -- Kubernetes mode (dcgm-exporter-labels-pods) -------------------------------------------------------------------
+POD_RULE = """
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: r, namespace: mon}
+spec:
+  groups:
+    - name: g
+      rules:
+        - {alert: A, expr: 'DCGM_FI_DEV_GPU_UTIL{pod=~"model-a-.*"} > 90'}
+"""
+POD_RESOURCES_VOLUME = """      volumes:
+        - {name: pr, hostPath: {path: /var/lib/kubelet/pod-resources}}"""
+POD_RESOURCES_MOUNT = """          volumeMounts:
+            - {name: pr, mountPath: /var/lib/kubelet/pod-resources, readOnly: true}"""
+
+
+def labels_pods(env: str, mount: str = POD_RESOURCES_MOUNT, rule: str = POD_RULE) -> list[tuple[str, str]]:
+    return run_rule(
+        "dcgm-exporter-labels-pods", exporter(spec_extra=POD_RESOURCES_VOLUME, env=env + "\n" + mount) + rule
+    )
+
+
+def env_kubernetes(value: str, extra: str = "") -> str:
+    return f"""          env:
+            - {{name: DCGM_EXPORTER_KUBERNETES, value: {value}}}{extra}"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("true", True), ("True", True), ("TRUE", True), ("1", True), ("t", True), ("0", False), ("False", False),
+     ("yes", None), ("tRUE", None), ("on", None), (" true", None)],
+)  # fmt: skip
+def test_bool_env_is_parsed_like_go_strconv_parse_bool(text: str, expected: bool | None) -> None:
+    assert dcgm.parse_go_bool(text) is expected
+
+
+def test_kubernetes_flag_overrides_env_and_env_alone_counts() -> None:
+    env = {"name": dcgm.KUBERNETES_ENV, "value": "false"}
+    assert dcgm.kubernetes_mode(("c",), {"env": [env], "args": ["-k"]}).value is True
+    assert dcgm.kubernetes_mode(("c",), {"env": [{**env, "value": "1"}], "args": ["--kubernetes=false"]}).value is False
+    assert dcgm.kubernetes_mode(("c",), {"env": [{**env, "value": ""}]}).value is False  # empty is false
+    assert dcgm.kubernetes_mode(("c",), {}).value is False  # default false
+    yes = dcgm.kubernetes_mode(("c",), {"env": [{**env, "value": "yes"}]})
+    assert yes.value is None and yes.problem is not None and "exits at startup" in yes.problem
+
+
+def test_exporter_in_kubernetes_mode_with_pod_resources_passes() -> None:
+    assert labels_pods(env_kubernetes('"true"')) == []
+    assert labels_pods(env_kubernetes('"T"')) == []
+
+
+def test_exporter_without_kubernetes_mode_fails_when_a_query_selects_pods() -> None:
+    found = labels_pods("          env: []")
+    assert found == [("DaemonSet/mon/dcgm", found[0][1])]
+    assert "does not run in Kubernetes mode" in found[0][1] and "default false" in found[0][1]
+    assert "PrometheusRule/mon/r" in found[0][1] and "pod" in found[0][1]
+    # no query needs pod labels: nothing to judge
+    no_pod_rule = POD_RULE.replace('{pod=~"model-a-.*"}', "")
+    assert labels_pods("          env: []", rule=no_pod_rule) == []
+
+
+def test_yes_is_not_a_go_bool_and_old_namespace_renames_labels() -> None:
+    found = labels_pods(env_kubernetes('"yes"'))
+    assert len(found) == 1 and "'yes' is not a Go bool" in found[0][1]
+    old = labels_pods(env_kubernetes('"true"', "\n            - {name: DCGM_EXPORTER_USE_OLD_NAMESPACE, value: '1'}"))
+    assert len(old) == 1 and "pod_name, pod_namespace and container_name" in old[0][1]
+
+
+def test_pod_resources_must_be_mounted_from_the_kubelet_directory() -> None:
+    found = labels_pods(env_kubernetes('"true"'), mount="")
+    assert len(found) == 1 and "no hostPath volume is mounted there" in found[0][1]
+    elsewhere = POD_RESOURCES_MOUNT.replace("/var/lib/kubelet/pod-resources", "/pr")
+    assert "no hostPath volume" in labels_pods(env_kubernetes('"true"'), mount=elsewhere)[0][1]
+    # a socket moved with DCGM_POD_RESOURCES_KUBELET_SOCKET is found where the mount puts it
+    socket = "\n            - {name: DCGM_POD_RESOURCES_KUBELET_SOCKET, value: /pr/kubelet.sock}"
+    moved = env_kubernetes('"true"', socket)
+    assert labels_pods(moved, mount=elsewhere) == []
+
+
+# -- collectors from a ConfigMap (configmap-data) ------------------------------------------------------------------
+def configmap_exporter(data: str | None, automount: bool = True, value: str = "mon:dcgm-metrics") -> str:
+    text = exporter(
+        spec_extra="" if automount else "      automountServiceAccountToken: false",
+        env=f"""          env:
+            - {{name: DCGM_EXPORTER_CONFIGMAP_DATA, value: '{value}'}}""",
+    )
+    if data is not None:
+        text += f"""
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: dcgm-metrics, namespace: mon}}
+data:
+{data}
+"""
+    return text + """
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: r, namespace: mon}
+spec:
+  groups:
+    - name: g
+      rules:
+        - {alert: A, expr: DCGM_FI_DEV_GPU_UTIL > 90 and DCGM_FI_DEV_FB_USED > 0}
+"""
+
+
+def test_configmap_data_replaces_the_collectors_file() -> None:
+    csv = "  metrics: |\n    DCGM_FI_DEV_GPU_UTIL, gauge, u"
+    found = run_rule("dcgm-metrics-are-collected", configmap_exporter(csv))
+    # read from the ConfigMap: FB_USED (in the default CSV) is reported missing, GPU_UTIL is not
+    assert len(found) == 1 and found[0][0] == "PrometheusRule/mon/r"
+    assert "DCGM_FI_DEV_FB_USED" in found[0][1] and "ConfigMap mon:dcgm-metrics" in found[0][1]
+
+
+def test_configmap_data_not_in_the_set_is_unreadable_not_a_verdict() -> None:
+    found = run_rule("dcgm-metrics-are-collected", configmap_exporter(None))
+    assert found == [("DaemonSet/mon/dcgm", found[0][1])]
+    assert "ConfigMap mon/dcgm-metrics is not in the manifest set" in found[0][1]
+
+
+def test_configmap_data_without_metrics_key_or_credentials_or_malformed_exits() -> None:
+    no_key = run_rule("dcgm-metrics-are-collected", configmap_exporter("  other: x"))
+    assert len(no_key) == 1 and "no 'metrics' key" in no_key[0][1]
+    no_token = run_rule("dcgm-metrics-are-collected", configmap_exporter("  metrics: x", automount=False))
+    assert len(no_token) == 1 and "automountServiceAccountToken: false" in no_token[0][1]
+    malformed = run_rule("dcgm-metrics-are-collected", configmap_exporter(None, value="dcgm-metrics"))
+    assert len(malformed) == 1 and "is not <namespace>:<name>" in malformed[0][1]
+    # "none" is upstream's unset value: the collectors file applies again
+    assert dcgm.configmap_data(("c",), {"args": ["-m", "none"]}).value == dcgm.UNDEFINED_CONFIGMAP
+
+
+# -- ServiceMonitor targetPort (scrape chain) ----------------------------------------------------------------------
+def scrape_chain(service_port: int, endpoint: str) -> str:
+    return (
+        exporter(
+            env="""          ports:
+            - {name: metrics, containerPort: 9400}"""
+        )
+        + f"""
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: dcgm, namespace: mon, labels: {{app: dcgm}}}}
+spec:
+  selector: {{app: dcgm}}
+  ports:
+    - {{name: web, port: {service_port}, targetPort: 9400}}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {{name: sm, namespace: mon}}
+spec:
+  selector: {{matchLabels: {{app: dcgm}}}}
+  endpoints:
+    - {endpoint}
+"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "scraped"),
+    [
+        ("{targetPort: 9400, honorLabels: true}", True),  # the container port number
+        ("{targetPort: metrics, honorLabels: true}", True),  # the container port name
+        ("{targetPort: 80, honorLabels: true}", False),  # the Service port: not what the operator matches
+        ("{targetPort: web, honorLabels: true}", False),  # the Service port name
+        ("{targetPort: '9400', honorLabels: true}", False),  # a string is matched against port names
+        ("{port: web, honorLabels: true}", True),
+    ],
+)
+def test_servicemonitor_target_port_matches_the_pod_container_port(endpoint: str, scraped: bool) -> None:
+    found = run_rule("dcgm-exporter-is-scraped", scrape_chain(80, endpoint))
+    assert (found == []) is scraped, found
+    if not scraped:
+        assert found[0][0] == "Service/mon/dcgm"

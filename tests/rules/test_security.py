@@ -44,3 +44,23 @@ def test_init_containers_are_checked() -> None:
         image="busybox:1.36",
     )
     assert run_rule("security-no-privileged", text)[0][1] == "container i runs privileged"
+
+
+def test_run_as_non_root_false_is_flagged_as_not_enforcing_unless_the_uid_is_root() -> None:
+    not_root = run("security-no-root-user", container="      securityContext: {runAsNonRoot: false, runAsUser: 1000}")
+    assert [m for _, m in not_root] == [
+        "container securityContext sets runAsNonRoot: false: c does not enforce non-root (runAsNonRoot: false)"
+    ]
+    assert "runs as root" not in not_root[0][1]
+    root = run("security-no-root-user", container="      securityContext: {runAsNonRoot: false, runAsUser: 0}")
+    assert root[0][1].endswith("c runs as root (runAsUser 0)") and "does not enforce" not in root[0][1]
+    # the pod's runAsUser 0 makes a container's runAsNonRoot: false a root container
+    mixed = run(
+        "security-no-root-user",
+        pod="  securityContext: {runAsUser: 0}",
+        container="      securityContext: {runAsNonRoot: false}",
+    )
+    assert {m for _, m in mixed} == {
+        "container securityContext sets runAsNonRoot: false: c runs as root (runAsUser 0)",
+        "pod securityContext sets runAsUser: 0: c runs as root (runAsUser 0)",
+    }

@@ -10,6 +10,13 @@ release folders comes from `GPU_POLICY_DCGM_CSV_PATH`, else `<repo>/../shared/dc
 Upstream facts (NVIDIA/dcgm-exporter 4.8.2):
 - `pkg/cmd/app.go`: flag `-f` / `--collectors`, env `DCGM_EXPORTER_COLLECTORS`, default
   `/etc/dcgm-exporter/default-counters.csv`; the flag wins over the env var (urfave/cli precedence).
+- `pkg/cmd/app.go`: `-m` / `--configmap-data` / `DCGM_EXPORTER_CONFIGMAP_DATA` (`<namespace>:<name>`, default
+  "none") makes `internal/pkg/counters/counter_config.go` GetCounterSet read the ConfigMap's `metrics` key through
+  the API instead of the collectors file (and exit when it cannot).
+- `pkg/cmd/app.go`: bool flags `-k`/`--kubernetes` (DCGM_EXPORTER_KUBERNETES) and `-o`/`--use-old-namespace`
+  (DCGM_EXPORTER_USE_OLD_NAMESPACE), default false, parsed by urfave/cli v2 with Go's strconv.ParseBool
+  (urfave/cli flag_bool.go); `--pod-resources-kubelet-socket` (DCGM_POD_RESOURCES_KUBELET_SOCKET), default
+  /var/lib/kubelet/pod-resources/kubelet.sock.
 - CSV format `DCGM field, Prometheus metric type, help`; `#` starts a comment, so a commented-out row is
 a field
   that is turned off.
@@ -33,6 +40,13 @@ CSV_PATH_ENV = "GPU_POLICY_DCGM_CSV_PATH"
 DEFAULT_COLLECTORS = "/etc/dcgm-exporter/default-counters.csv"
 COLLECTORS_ENV = "DCGM_EXPORTER_COLLECTORS"
 KUBERNETES_ENV = "DCGM_EXPORTER_KUBERNETES"
+OLD_NAMESPACE_ENV = "DCGM_EXPORTER_USE_OLD_NAMESPACE"
+POD_RESOURCES_ENV = "DCGM_POD_RESOURCES_KUBELET_SOCKET"
+DEFAULT_POD_RESOURCES_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
+KUBELET_POD_RESOURCES_DIR = "/var/lib/kubelet/pod-resources"
+CONFIGMAP_DATA_ENV = "DCGM_EXPORTER_CONFIGMAP_DATA"
+UNDEFINED_CONFIGMAP = "none"
+CONFIGMAP_KEY = "metrics"
 IMAGE_NAME = "dcgm-exporter"
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]
 
@@ -120,15 +134,169 @@ def _env_value(container: Mapping[str, Any], name: str) -> tuple[int, Any] | Non
     return None
 
 
-def kubernetes_mode(container: Mapping[str, Any]) -> bool:
-    """DCGM_EXPORTER_KUBERNETES=true: series carry the pod/namespace/container of the workload using the
-    GPU."""
-    found = _env_value(container, KUBERNETES_ENV)
-    if found is None:
-        # app.go: `--kubernetes` flag, env DCGM_EXPORTER_KUBERNETES, default false.
-        args = [str(a) for a in (container.get("args") or []) + (container.get("command") or [])]
-        return any(a in ("-k", "--kubernetes", "--kubernetes=true", "-k=true") for a in args)
-    return str(found[1].get("value", "")).strip().lower() in ("true", "1", "t", "yes")
+# Go's strconv.ParseBool, which urfave/cli v2 (flag_bool.go) applies to a BoolFlag's env var and to `-k=<v>`:
+# exactly these spellings, case-sensitive; anything else ("yes", "on", "TRUE " with a space) is a parse error
+# and the exporter exits before serving. An env var set to "" is false.
+_PARSE_BOOL = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
+
+
+def parse_go_bool(text: str) -> bool | None:
+    """strconv.ParseBool: True/False, None when Go would reject the text."""
+    return _PARSE_BOOL.get(text)
+
+
+@dataclass(frozen=True)
+class FlagSetting:
+    """How one exporter flag ends up set: its value, where, and why it cannot be known."""
+
+    value: bool | str | None
+    """The effective value (bool for bool flags); None when unknown or invalid."""
+    configured_at: FieldPath | None
+    """The arg or env var that sets it; None when the default applies."""
+    problem: str | None = None
+    """Why the value is unknown or makes the exporter exit (unparsable bool, valueFrom)."""
+
+
+def _arg_tokens(container_path: FieldPath, container: Mapping[str, Any]) -> list[tuple[str, FieldPath]]:
+    """The program's arguments with their fields: command[1:] then args (command[0] is the program; the image's
+    entrypoint script passes args through to dcgm-exporter). Shell strings are split on whitespace."""
+    out: list[tuple[str, FieldPath]] = []
+    for field_name, skip in (("command", 1), ("args", 0)):
+        values = container.get(field_name) or []
+        if not isinstance(values, list):
+            continue
+        for i, raw in enumerate(values):
+            if i < skip:
+                continue
+            for token in str(raw).split():
+                out.append((token, (*container_path, field_name, i)))
+    return out
+
+
+def _flag_names(names: tuple[str, ...]) -> set[str]:
+    # Go's flag package (used by urfave/cli v2) accepts `-name` and `--name` for every name and alias
+    return {prefix + n for n in names for prefix in ("-", "--")}
+
+
+def bool_flag(
+    container_path: FieldPath, container: Mapping[str, Any], names: tuple[str, ...], env_name: str
+) -> FlagSetting:
+    """A urfave/cli v2 BoolFlag (default false): the env var is applied first, a command-line flag overrides it
+    (urfave/cli flag_bool.go Apply, then flag.Parse). `-k` alone is true; `-k=<v>` is ParseBool'd; a bool flag never
+    consumes the next argument."""
+    setting = FlagSetting(False, None)
+    found = _env_value(container, env_name)
+    if found is not None:
+        index, env = found
+        where = (*container_path, "env", index)
+        if "valueFrom" in env and "value" not in env:
+            setting = FlagSetting(None, where, f"{env_name} comes from valueFrom and cannot be read statically")
+        else:
+            raw = env.get("value")
+            text = "" if raw is None else raw if isinstance(raw, str) else str(raw)
+            parsed = False if text == "" else parse_go_bool(text)
+            problem = (
+                None
+                if parsed is not None
+                else f"{env_name}={text!r} is not a Go bool (strconv.ParseBool accepts 1/t/T/TRUE/true/True and "
+                "0/f/F/FALSE/false/False): the exporter exits at startup"
+            )
+            setting = FlagSetting(parsed, (*where, "value"), problem)
+    spellings = _flag_names(names)
+    for token, where in _arg_tokens(container_path, container):
+        name, eq, value = token.partition("=")
+        if name not in spellings:
+            continue
+        if not eq:
+            setting = FlagSetting(True, where)
+            continue
+        parsed = parse_go_bool(value)
+        setting = FlagSetting(
+            parsed,
+            where,
+            None if parsed is not None else f"{token} is not a Go bool: the exporter exits at startup",
+        )
+    return setting
+
+
+def string_flag(
+    container_path: FieldPath, container: Mapping[str, Any], names: tuple[str, ...], env_name: str, default: str
+) -> FlagSetting:
+    """A urfave/cli v2 StringFlag: `-name value` or `-name=value` overrides the env var, which overrides the
+    default."""
+    setting = FlagSetting(default, None)
+    found = _env_value(container, env_name)
+    if found is not None:
+        index, env = found
+        if "valueFrom" in env and "value" not in env:
+            setting = FlagSetting(
+                None, (*container_path, "env", index), f"{env_name} comes from valueFrom and cannot be read statically"
+            )
+        elif env.get("value") is not None:
+            setting = FlagSetting(str(env["value"]), (*container_path, "env", index, "value"))
+    spellings = _flag_names(names)
+    tokens = _arg_tokens(container_path, container)
+    for i, (token, where) in enumerate(tokens):
+        name, eq, value = token.partition("=")
+        if name not in spellings:
+            continue
+        if eq:
+            setting = FlagSetting(value, where)
+        elif i + 1 < len(tokens):
+            setting = FlagSetting(tokens[i + 1][0], tokens[i + 1][1])
+    return setting
+
+
+def kubernetes_mode(container_path: FieldPath, container: Mapping[str, Any]) -> FlagSetting:
+    """`-k` / `--kubernetes` / DCGM_EXPORTER_KUBERNETES (pkg/cmd/app.go, BoolFlag, default false): series carry the
+    pod/namespace/container of the workload using the GPU."""
+    return bool_flag(container_path, container, ("kubernetes", "k"), KUBERNETES_ENV)
+
+
+def old_namespace_mode(container_path: FieldPath, container: Mapping[str, Any]) -> FlagSetting:
+    """`-o` / `--use-old-namespace` / DCGM_EXPORTER_USE_OLD_NAMESPACE (BoolFlag, default false): the pod labels are
+    named pod_name / pod_namespace / container_name instead (internal/pkg/transformation/const.go)."""
+    return bool_flag(container_path, container, ("use-old-namespace", "o"), OLD_NAMESPACE_ENV)
+
+
+def pod_resources_socket(container_path: FieldPath, container: Mapping[str, Any]) -> FlagSetting:
+    """`--pod-resources-kubelet-socket` / DCGM_POD_RESOURCES_KUBELET_SOCKET, default
+    /var/lib/kubelet/pod-resources/kubelet.sock: the kubelet PodResources API the exporter maps GPUs to pods with."""
+    return string_flag(
+        container_path, container, ("pod-resources-kubelet-socket",), POD_RESOURCES_ENV, DEFAULT_POD_RESOURCES_SOCKET
+    )
+
+
+def configmap_data(container_path: FieldPath, container: Mapping[str, Any]) -> FlagSetting:
+    """`-m` / `--configmap-data` / DCGM_EXPORTER_CONFIGMAP_DATA (`<namespace>:<name>`, default "none")."""
+    return string_flag(container_path, container, ("configmap-data", "m"), CONFIGMAP_DATA_ENV, UNDEFINED_CONFIGMAP)
+
+
+def mounted_host_path(template: PodTemplate, container: Mapping[str, Any], path: str) -> str | None:
+    """The node path a container path comes from, when a hostPath volume mount covers it; None otherwise."""
+    target = PurePosixPath(path)
+    volumes = {v.get("name"): v for v in template.spec.get("volumes") or [] if isinstance(v, Mapping)}
+    best: tuple[int, str] | None = None
+    for mount in container.get("volumeMounts") or []:
+        if not isinstance(mount, Mapping):
+            continue
+        mount_path = PurePosixPath(str(mount.get("mountPath", "")))
+        if mount_path != target and mount_path not in target.parents:
+            continue
+        volume = volumes.get(mount.get("name"))
+        host = volume.get("hostPath") if isinstance(volume, Mapping) else None
+        if not isinstance(host, Mapping) or not host.get("path"):
+            continue
+        base = PurePosixPath(str(host["path"]))
+        if mount.get("subPath"):
+            base = base / str(mount["subPath"])
+        depth = len(mount_path.parts)  # the deepest mount wins, as in the container's mount table
+        if best is None or depth > best[0]:
+            best = (depth, str(base / target.relative_to(mount_path)))
+    return best[1] if best else None
 
 
 _FLAG = re.compile(r"^(?:--?f|--?collectors)(?:=(.*))?$")
@@ -192,6 +360,56 @@ def _configmap_csv(
     return None
 
 
+_TOKEN_PATH = PurePosixPath("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def _has_api_credentials(template: PodTemplate, container: Mapping[str, Any]) -> bool:
+    """rest.InClusterConfig reads the service account token under /var/run/secrets/kubernetes.io/serviceaccount;
+    with automountServiceAccountToken: false it is there only if a volume is mounted at that path by hand."""
+    if template.spec.get("automountServiceAccountToken") is not False:
+        return True
+    covering = (_TOKEN_PATH, *_TOKEN_PATH.parents[:-1])
+    return any(
+        isinstance(m, Mapping) and PurePosixPath(str(m.get("mountPath", ""))) in covering
+        for m in container.get("volumeMounts") or []
+    )
+
+
+def _configmap_data_collectors(
+    graph: ResourceGraph, template: PodTemplate, path: FieldPath, container: Mapping[str, Any]
+) -> Collectors | None:
+    """The counter list when `-m`/`--configmap-data`/DCGM_EXPORTER_CONFIGMAP_DATA is set: GetCounterSet
+    (NVIDIA/dcgm-exporter internal/pkg/counters/counter_config.go) then reads the `metrics` key of ConfigMap
+    <namespace>:<name> through the Kubernetes API instead of the collectors file, and exits when it cannot
+    (releases before 3.x logged and fell back to the file). None when the setting is absent ("none")."""
+    setting = configmap_data(path, container)
+    where = setting.configured_at or path
+    if setting.value is None:
+        return Collectors(path, "ConfigMap (configmap-data)", where, None, str(setting.problem))
+    value = str(setting.value)
+    if value == UNDEFINED_CONFIGMAP:
+        return None
+    parts = value.split(":")
+    label = f"ConfigMap {value} key {CONFIGMAP_KEY}"
+    if len(parts) != 2:
+        return Collectors(path, label, where, None, f"configmap-data {value!r} is not <namespace>:<name>: "
+                          "the exporter exits at startup")
+    if not _has_api_credentials(template, container):
+        return Collectors(path, label, where, None, "the pod sets automountServiceAccountToken: false, so the "
+                          "exporter has no API credentials to read the ConfigMap and exits at startup")
+    namespace, name = parts
+    configmap = graph.get("ConfigMap", name, namespace)
+    if configmap is None:
+        return Collectors(path, label, where, None, f"ConfigMap {namespace}/{name} is not in the manifest set, "
+                          "so the collector list the exporter loads cannot be read")
+    data = configmap.obj.get("data") or {}
+    if CONFIGMAP_KEY not in data:
+        return Collectors(path, label, where, None, f"ConfigMap {namespace}/{name} has no {CONFIGMAP_KEY!r} key: "
+                          "the exporter exits at startup")
+    return Collectors(path, label, where, parse_collectors_csv(str(data[CONFIGMAP_KEY])),
+                      f"ConfigMap {namespace}/{name} key {CONFIGMAP_KEY}")
+
+
 def collectors_of(graph: ResourceGraph, doc: Document, cluster_policy: Mapping[str, Any]) -> list[Collectors]:
     """One entry per exporter container of a DaemonSet."""
     template = pod_template_of(doc)
@@ -199,6 +417,10 @@ def collectors_of(graph: ResourceGraph, doc: Document, cluster_policy: Mapping[s
         return []
     out: list[Collectors] = []
     for path, container in exporter_containers(template):
+        from_api = _configmap_data_collectors(graph, template, path, container)
+        if from_api is not None:
+            out.append(from_api)
+            continue
         file, configured_at = configured_collectors(path, container)
         mounted = _configmap_csv(graph, template, container, file, doc.namespace or "default")
         if mounted is not None:

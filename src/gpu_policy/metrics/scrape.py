@@ -52,6 +52,10 @@ class ExporterService:
     port_name: str
     port_number: Any
     target_port: Any
+    container_port_name: str | None = None
+    """Name of the exporter container port that declares the listen port (None when unnamed or undeclared)."""
+    container_port_number: int | None = None
+    """The listen port when the exporter container declares it in `ports` (None otherwise)."""
 
 
 
@@ -92,6 +96,16 @@ def exporter_services(graph: ResourceGraph) -> dict[str, list[ExporterService]]:
                         for p in container.get("ports") or []
                         if isinstance(p, Mapping) and p.get("name")
                     }
+                    declared = next(
+                        (
+                            p
+                            for p in container.get("ports") or []
+                            if isinstance(p, Mapping) and str(p.get("containerPort")) == str(listen)
+                        ),
+                        None,
+                    )
+                    declared_name = str(declared["name"]) if declared and declared.get("name") else None
+                    declared_number = listen if declared is not None else None
                     for i, port in enumerate(service.spec.get("ports") or []):
                         if (
                             isinstance(port, Mapping)
@@ -106,6 +120,8 @@ def exporter_services(graph: ResourceGraph) -> dict[str, list[ExporterService]]:
                                     str(port["name"]),
                                     port.get("port"),
                                     port.get("targetPort"),
+                                    declared_name,
+                                    declared_number,
                                 )
                             )
             out[exporter.ref] = found
@@ -200,6 +216,23 @@ class Scrape:
 
 
 
+def _target_port_matches(target_port: Any, target: ExporterService) -> bool:
+    """A ServiceMonitor endpoint's `targetPort` (used when `port` is unset) keeps the targets whose POD container
+    port matches: a string against the container port's name (__meta_kubernetes_pod_container_port_name), an
+    integer against its number (__meta_kubernetes_pod_container_port_number); the Service port plays no part
+    (prometheus-operator pkg/prometheus/promcfg.go generateServiceMonitorConfig; v0.93.0 CRD field description
+    "If a name, it matches against .spec.containers[].ports[].name of the Pods. If a number, ... containerPort").
+    Prometheus sets those labels only for a container port declared in the pod spec whose number is the endpoint's,
+    so an undeclared listen port matches neither. The operator uses the value as an anchored regex; port names
+    (IANA_SVC_NAME) have no regex metacharacters, so equality is the same test. A quoted number ("9400") is a
+    string, compared with the port name, as IntOrString unmarshals it."""
+    if target_port is None or isinstance(target_port, bool):
+        return False
+    if isinstance(target_port, int):
+        return target_port != 0 and target_port == target.container_port_number
+    return bool(target_port) and str(target_port) == target.container_port_name
+
+
 def exporter_scrapes(graph: ResourceGraph) -> list[Scrape]:
     """ServiceMonitor endpoints that scrape an exporter Service on its metrics port."""
 
@@ -221,11 +254,8 @@ def exporter_scrapes(graph: ResourceGraph) -> list[Scrape]:
                     if not isinstance(endpoint, Mapping):
                         continue
                     port = endpoint.get("port")
-                    target_port = endpoint.get("targetPort")
                     if (port is not None and str(port) == target.port_name) or (
-                        port is None
-                        and target_port is not None
-                        and str(target_port) in (str(target.target_port), str(target.port_number))
+                        port is None and _target_port_matches(endpoint.get("targetPort"), target)
                     ):
                         found.append(Scrape(monitor, i, endpoint, target))
         return found

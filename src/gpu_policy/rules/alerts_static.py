@@ -18,10 +18,13 @@ from typing import Any
 from gpu_policy.findings import Severity
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.promql.text import (
+    COMPARISONS,
+    Aggregation,
+    Token,
     aggregations,
-    comparison_threshold,
     dcgm_metric_names,
     divisors,
+    outer_aggregation,
     tokenize,
 )
 from gpu_policy.rules.context import CheckContext
@@ -136,33 +139,71 @@ def _absent_only(expr: str) -> bool:
     return len(tokens) > 1 and tokens[0].text in ("absent", "absent_over_time") and tokens[1].kind == "("
 
 
+GPU_ID_LABELS = ("gpu", "UUID")
+"""Either names the GPU: the exporter's `gpu` index (with Hostname) or its `UUID`."""
+
+
+def surviving(label: str, aggregation: Aggregation | None) -> bool:
+    """Does `label` survive the outermost aggregation? `by (...)` keeps only the listed labels, `without (...)` drops
+    the listed ones, no grouping drops all (prometheus docs querying/operators.md, aggregation operators)."""
+    if aggregation is None:
+        return True
+    if aggregation.grouping == "without":
+        return label not in aggregation.labels
+    return label in aggregation.labels
+
+
+def _ref(label: str) -> str:
+    return f"{{{{ $labels.{label} }}}}"
+
+
 @rule(
     "gpu-alert-names-gpu-and-pod",
     title="every GPU alert names the GPU and the pod in its summary or description",
     area="alerts",
-    rationale="""A DCGM series is per GPU (`gpu`, `UUID`, `Hostname`) and, with DCGM_EXPORTER_KUBERNETES, per
-    workload pod. An alert text without them ("GPU memory is low") sends the operator searching across
-    the fleet.
+    rationale="""A DCGM series is per GPU (`gpu` with `Hostname`, or `UUID`) and, with DCGM_EXPORTER_KUBERNETES, per
+    workload pod. An alert text without them ("GPU memory is low") sends the operator searching across the fleet.
     Templates reach labels as {{ $labels.gpu }} or {{ .Labels.gpu }} (prometheus docs alerting_rules.md
-    templating). absent() alerts are exempt: their series has no GPU.""",
-    fix="Put {{ $labels.gpu }} (or Hostname/UUID with it) and {{ $labels.pod }} in the summary or "
-    "description.",
-    sources=("prometheus docs configuration/alerting_rules.md (templating)", "NVIDIA/dcgm-exporter README"),
+    templating). Only labels that survive the expression's outermost aggregation can be named: `by (...)` keeps
+    just the listed labels and `without (...)` drops the listed ones (prometheus docs querying/operators.md), so
+    `max by (Hostname) (...)` needs neither gpu nor pod, only one of the labels it keeps. absent() alerts are
+    exempt: their series has no GPU.""",
+    fix="Put {{ $labels.gpu }} (with Hostname) or {{ $labels.UUID }}, and {{ $labels.pod }}, in the summary or "
+    "description; when the expression aggregates them away, name the labels its `by (...)` keeps.",
+    sources=(
+        "prometheus docs configuration/alerting_rules.md (templating)",
+        "prometheus docs querying/operators.md (aggregation operators, by/without)",
+        "NVIDIA/dcgm-exporter README (gpu, UUID, Hostname labels)",
+    ),
 )
 def gpu_alert_names_gpu_and_pod(ctx: CheckContext) -> Iterator[Violation]:
     for alert in alerts(ctx):
         if not alert.is_dcgm or _absent_only(alert.expr):
             continue
         text = " ".join(str(alert.annotations.get(k, "")) for k in ("summary", "description"))
-        missing = [label for label in ("gpu", "pod") if not _names(text, label)]
+        aggregation = outer_aggregation(alert.expr)
+        missing: list[str] = []
+        gpu_ids = [label for label in GPU_ID_LABELS if surviving(label, aggregation)]
+        if gpu_ids and not any(_names(text, label) for label in gpu_ids):
+            missing.append(" or ".join(_ref(label) for label in gpu_ids))
+        if surviving("pod", aggregation) and not _names(text, "pod"):
+            missing.append(_ref("pod"))
+        kept = aggregation.labels if aggregation is not None and aggregation.grouping == "by" else ()
+        if not gpu_ids and not surviving("pod", aggregation) and kept and not any(_names(text, k) for k in kept):
+            # gpu and pod are aggregated away: the text must name what the aggregation keeps
+            missing.append(" or ".join(_ref(label) for label in kept))
         if missing:
+            scope = (
+                f" (its outermost aggregation keeps only {', '.join(aggregation.labels) or 'no label'})"
+                if aggregation is not None and aggregation.grouping != "without"
+                else f" (its outermost aggregation drops {', '.join(aggregation.labels)})"
+                if aggregation is not None
+                else ""
+            )
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "annotations"),
-                message=(
-                    f"alert {alert.name}: summary/description never mention "
-                    + " or ".join(f"{{{{ $labels.{m} }}}}" for m in missing)
-                ),
+                message=f"alert {alert.name}: summary/description never mention " + " nor ".join(missing) + scope,
             )
 
 
@@ -200,17 +241,83 @@ def gpu_memory_alert_divides_by_total(ctx: CheckContext) -> Iterator[Violation]:
             )
 
 
+_FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
+_DIRECTION = {">": "above", ">=": "above", "<": "below", "<=": "below"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    written: str
+    """The operator as written (`90 < x` keeps `<`)."""
+    value: float
+    series_op: str
+    """The operator read as `<series> <op> <constant>`: `90 < x` is `x > 90`."""
+
+
+def _number(toks: tuple[Token, ...], j: int) -> float | None:
+    sign = 1.0
+    if j < len(toks) and toks[j].kind == "op" and toks[j].text in ("+", "-"):
+        sign = -1.0 if toks[j].text == "-" else 1.0
+        j += 1
+    if j >= len(toks):
+        return None
+    tok = toks[j]
+    if tok.kind == "number":
+        return sign * (float(int(tok.text, 16)) if tok.text[:2].lower() == "0x" else float(tok.text))
+    if tok.kind == "ident" and tok.word in ("inf", "nan"):
+        return sign * float(tok.word)
+    return None
+
+
+def comparison(expr: str) -> Comparison | None:
+    """The alert's comparison with a constant: the last `<op> [bool] <number>`, else the first `<number> <op>`
+    (the same choice as promql.text.comparison_threshold), with the side the constant is on, so `90 < x` reads as
+    x above 90. Comparisons inside label matchers (`{a!="x"}`) are not comparisons."""
+    toks = tokenize(expr)
+    braces = 0
+    right: Comparison | None = None
+    left: Comparison | None = None
+    for i, tok in enumerate(toks):
+        if tok.kind == "{":
+            braces += 1
+        elif tok.kind == "}":
+            braces = max(0, braces - 1)
+        if braces or tok.kind != "op" or tok.text not in COMPARISONS:
+            continue
+        j = i + 1
+        if j < len(toks) and toks[j].word == "bool":
+            j += 1
+        value = _number(toks, j)
+        if value is not None:
+            right = Comparison(tok.text, value, tok.text)
+        if left is None and i > 0:
+            # include a unary sign before the number (`-1 < x`), not a binary one (`a - 1 < x`)
+            signed = (
+                i > 1
+                and toks[i - 2].kind == "op"
+                and toks[i - 2].text in ("+", "-")
+                and (i == 2 or toks[i - 3].kind in ("op", "(", ","))
+            )
+            before = _number(toks, i - 2 if signed else i - 1)
+            if before is not None:
+                left = Comparison(tok.text, before, _FLIPPED[tok.text])
+    return right or left
+
+
 @rule(
     "gpu-alert-thresholds-match-policy",
     title="GPU alerts fire at the thresholds and durations of the alert policy",
     area="alerts",
-    rationale="""The alert policy (policies/alerts.yaml: HighGPUUtilization above 90% for 5m,
-    GPUMemoryPressure
+    rationale="""The alert policy (policies/alerts.yaml: HighGPUUtilization above 90% for 5m, GPUMemoryPressure
     above 0.9 of memory for 2m, with their severities) is what on-call agreed to be paged for. An alert whose
-    comparison constant, `for` or severity differs pages at another point than the one reviewed. Alerts are
-    found by name; the threshold is the expression's comparison constant.""",
-    fix="Set the comparison constant, `for` and `labels.severity` to the values in policies/alerts.yaml.",
-    sources=("prometheus docs configuration/alerting_rules.md",),
+    comparison constant, direction, `for` or severity differs pages at another point than the one reviewed:
+    `DCGM_FI_DEV_GPU_UTIL < 90` has the policy's constant yet fires on idle GPUs. Alerts are found by name; the
+    threshold is the expression's comparison constant, and its direction is the comparison read as `series <op>
+    constant` (`90 < x` is x above 90; prometheus docs querying/operators.md, comparison binary operators). A
+    policy `comparison: ">"` accepts `>` and `>=`, `"<"` accepts `<` and `<=`.""",
+    fix="Set the comparison operator and constant, `for` and `labels.severity` to the values in "
+    "policies/alerts.yaml.",
+    sources=("prometheus docs configuration/alerting_rules.md", "prometheus docs querying/operators.md"),
 )
 def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
     wanted = ctx.policy.alerts.get("alerts") or {}
@@ -218,21 +325,30 @@ def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
         policy = wanted.get(alert.name)
         if policy is None:
             continue
-        found = comparison_threshold(alert.expr)
+        found = comparison(alert.expr)
+        direction = _DIRECTION.get(str(policy.get("comparison", "")))
         if found is None:
+            want = f"{policy['comparison']} {policy['threshold']}" if direction else str(policy["threshold"])
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "expr"),
-                message=f"alert {alert.name} has no comparison with a constant; the policy wants "
-                f"{policy['threshold']}",
+                message=f"alert {alert.name} has no comparison with a constant; the policy wants {want}",
             )
-        elif found[1] != float(policy["threshold"]):
-            yield Violation(
-                doc=alert.doc,
-                path=(*alert.path, "expr"),
-                message=f"alert {alert.name} compares {found[0]} {found[1]:g}; the policy threshold is "
-                f"{policy['threshold']}",
-            )
+        else:
+            if found.value != float(policy["threshold"]):
+                yield Violation(
+                    doc=alert.doc,
+                    path=(*alert.path, "expr"),
+                    message=f"alert {alert.name} compares {found.written} {found.value:g}; the policy threshold is "
+                    f"{policy['threshold']}",
+                )
+            if direction is not None and _DIRECTION.get(found.series_op) != direction:
+                yield Violation(
+                    doc=alert.doc,
+                    path=(*alert.path, "expr"),
+                    message=f"alert {alert.name} fires when the series is {found.series_op} {found.value:g}; the "
+                    f"policy wants it to fire {direction} {policy['threshold']} (comparison {policy['comparison']})",
+                )
         have_for = prom_duration(alert.rule.get("for"))
         if have_for is not None and have_for != prom_duration(policy["for"]):
             yield Violation(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 
 from gpu_policy.graph.nodes.model import extended_resource_toleration, gpu_nodepools, placement_of, shapes_of
 from gpu_policy.graph.nodes.placement import every_node_failure
 from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.scheduling import untolerated
 from gpu_policy.graph.workloads import pod_template_of
-from gpu_policy.loading.document import Document
+from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.metrics import dcgm
 from gpu_policy.metrics import scrape as chain
 from gpu_policy.promql.sources import PromQLSource, promql_sources
@@ -274,6 +275,88 @@ def scrape_keeps_pod_labels(ctx: CheckContext) -> Iterator[Violation]:
                 )
 
 
+def _pod_label_problems(exporter: Document) -> Iterator[tuple[FieldPath, str]]:
+    """Why an exporter container's series would not carry pod/namespace/container: (field, reason)."""
+    template = pod_template_of(exporter)
+    assert template is not None
+    for path, container in dcgm.exporter_containers(template):
+        name = container.get("name")
+        mode = dcgm.kubernetes_mode(path, container)
+        if mode.problem is not None:
+            yield mode.configured_at or path, f"container {name}: {mode.problem}"
+            continue
+        if mode.value is not True:
+            yield mode.configured_at or path, (
+                f"container {name} does not run in Kubernetes mode ("
+                + ("DCGM_EXPORTER_KUBERNETES / -k is false" if mode.configured_at else "-k / --kubernetes / "
+                   f"{dcgm.KUBERNETES_ENV} is not set, default false")
+                + "): its series carry no pod, namespace or container label"
+            )
+            continue
+        old = dcgm.old_namespace_mode(path, container)
+        if old.problem is not None:
+            yield old.configured_at or path, f"container {name}: {old.problem}"
+        elif old.value is True:
+            yield old.configured_at or path, (
+                f"container {name} runs with the old 1.x namespace (use-old-namespace): the labels are "
+                "pod_name, pod_namespace and container_name, not pod, namespace and container"
+            )
+        socket = dcgm.pod_resources_socket(path, container)
+        if socket.value is None:
+            yield socket.configured_at or path, f"container {name}: {socket.problem}"
+            continue
+        socket_dir = str(PurePosixPath(str(socket.value)).parent)
+        host_dir = dcgm.mounted_host_path(template, container, socket_dir)
+        if host_dir != dcgm.KUBELET_POD_RESOURCES_DIR:
+            found = "no hostPath volume is mounted there" if host_dir is None else f"it is mounted from {host_dir}"
+            yield (*path, "volumeMounts") if container.get("volumeMounts") else path, (
+                f"container {name} reads the kubelet PodResources socket {socket.value}, but {found}; "
+                f"mount hostPath {dcgm.KUBELET_POD_RESOURCES_DIR} at {socket_dir} or the exporter cannot map "
+                "GPUs to pods"
+            )
+
+
+@rule(
+    "dcgm-exporter-labels-pods",
+    title="the DCGM exporter runs in Kubernetes mode when queries use its pod labels",
+    area="monitoring",
+    rationale="""The exporter adds the pod, namespace and container of the workload using each GPU only in
+    Kubernetes mode: `-k` / `--kubernetes` / DCGM_EXPORTER_KUBERNETES, a bool flag that defaults to false
+    (NVIDIA/dcgm-exporter pkg/cmd/app.go). urfave/cli v2 parses its env var with Go's strconv.ParseBool
+    (urfave/cli flag_bool.go), so only 1/t/T/TRUE/true/True turn it on and a value such as "yes" is an error the
+    exporter exits on. With `-o` / DCGM_EXPORTER_USE_OLD_NAMESPACE the labels are named pod_name, pod_namespace
+    and container_name instead (internal/pkg/transformation/const.go, kubernetes.go). The mapping comes from the
+    kubelet PodResources API socket (--pod-resources-kubelet-socket, default
+    /var/lib/kubelet/pod-resources/kubelet.sock), so the node's /var/lib/kubelet/pod-resources must be mounted
+    (kubernetes.io/docs/concepts/extend-kubernetes/compute-storage-net/device-plugins, "Monitoring device plugin
+    resources"). When a PrometheusRule, KEDA trigger or dashboard selects DCGM series by pod, namespace or
+    container (or an alert templates them), an exporter without those labels makes the query match nothing.""",
+    fix="""On every exporter container set DCGM_EXPORTER_KUBERNETES: "true" (or `-k`), drop
+    DCGM_EXPORTER_USE_OLD_NAMESPACE, and mount hostPath /var/lib/kubelet/pod-resources at
+    /var/lib/kubelet/pod-resources (readOnly).""",
+    sources=(
+        "NVIDIA/dcgm-exporter pkg/cmd/app.go (kubernetes, use-old-namespace, pod-resources-kubelet-socket)",
+        "NVIDIA/dcgm-exporter internal/pkg/transformation/const.go (pod vs pod_name labels)",
+        "urfave/cli v2 flag_bool.go (strconv.ParseBool)",
+        "kubernetes.io/docs/concepts/extend-kubernetes/compute-storage-net/device-plugins (pod-resources)",
+    ),
+)
+def exporter_labels_pods(ctx: CheckContext) -> Iterator[Violation]:
+    exporters = _exporters(ctx)
+    if not exporters:
+        return
+    needing = _queries_needing_pod_labels(ctx)
+    if not needing:
+        return
+    query, used = needing[0]
+    reason = f"{query.doc.ref} {query.where} uses the DCGM label(s) {', '.join(sorted(used))}" + (
+        f" (and {len(needing) - 1} more queries)" if len(needing) > 1 else ""
+    )
+    for exporter in exporters:
+        for path, problem in _pod_label_problems(exporter):
+            yield Violation(doc=exporter, path=path, message=f"{problem}; {reason}")
+
+
 def _not_selected(ctx: CheckContext, kind: str, selector_field: str, ns_field: str) -> Iterator[Violation]:
     proms = ctx.graph.of_kind("Prometheus")
     if not proms:
@@ -331,7 +414,11 @@ def prometheusrule_selected(ctx: CheckContext) -> Iterator[Violation]:
     area="monitoring",
     rationale="""The exporter only exports the DCGM fields listed (uncommented) in its collector CSV:
     `-f`/`--collectors`, else DCGM_EXPORTER_COLLECTORS, else /etc/dcgm-exporter/default-counters.csv
-    (NVIDIA/dcgm-exporter pkg/cmd/app.go). A PrometheusRule, KEDA trigger or dashboard panel querying a
+    (NVIDIA/dcgm-exporter pkg/cmd/app.go). When `-m`/`--configmap-data`/DCGM_EXPORTER_CONFIGMAP_DATA names a
+    ConfigMap (`<namespace>:<name>`), GetCounterSet (internal/pkg/counters/counter_config.go) reads the list from
+    its `metrics` key through the API instead and exits when it cannot; the suite then reads that ConfigMap from
+    the set, and reports the list as unreadable (not as missing metrics) when the ConfigMap is not in the set. A
+    PrometheusRule, KEDA trigger or dashboard panel querying a
     field that
     is not collected gets no series: alerts never fire, scalers read nothing (or 0 with ignoreNullValues) and
     panels stay empty. The CSVs are read for the exporter release policies/cluster.yaml pins
@@ -340,7 +427,11 @@ def prometheusrule_selected(ctx: CheckContext) -> Iterator[Violation]:
     fix="""Query a collected field (e.g. FB_USED + FB_FREE instead of FB_TOTAL), or enable the field in the
     collector CSV the exporter loads (a ConfigMap mounted over it, referenced by
     DCGM_EXPORTER_COLLECTORS).""",
-    sources=("NVIDIA/dcgm-exporter pkg/cmd/app.go (collectors flag)", "NVIDIA/dcgm-exporter etc/*.csv"),
+    sources=(
+        "NVIDIA/dcgm-exporter pkg/cmd/app.go (collectors, configmap-data flags)",
+        "NVIDIA/dcgm-exporter internal/pkg/counters/counter_config.go GetCounterSet",
+        "NVIDIA/dcgm-exporter etc/*.csv",
+    ),
 )
 def dcgm_metrics_are_collected(ctx: CheckContext) -> Iterator[Violation]:
     exporters = _exporters(ctx)
@@ -356,7 +447,7 @@ def dcgm_metrics_are_collected(ctx: CheckContext) -> Iterator[Violation]:
                     doc=exporter,
                     path=entry.configured_at,
                     message=(
-                        f"collector file {entry.file} could not be read ({entry.source}): the metrics it "
+                        f"collector list {entry.file} could not be read ({entry.source}): the metrics it "
                         "exports cannot be checked"
                     ),
                 )

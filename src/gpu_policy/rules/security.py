@@ -97,51 +97,71 @@ def no_host_namespaces(ctx: CheckContext) -> Iterator[Violation]:
             )
 
 
+def _is_root_uid(value: Any) -> bool:
+    return type(value) is int and value == 0
+
+
 @rule(
     "security-no-root-user",
     title="containers do not explicitly run as root unless exempted with a reason",
     area="security",
-    rationale=f"""`runAsUser: 0` or `runAsNonRoot: false` asks for root on purpose; root in a container is
-    root on the node's files it can reach (hostPath mounts). Pod Security Standards restricted requires
-    runAsNonRoot and a non-zero runAsUser ({PSS}, "Running as Non-root", "Running as Non-root user"). Only
-    explicit settings are judged, on the pod and on each container (a container's setting overrides the
-    pod's).""",
+    rationale=f"""`runAsUser: 0` runs the container as root; `runAsNonRoot: false` switches off the kubelet's check
+    that refuses to start a container whose user is root, so whatever user the image or runAsUser picks, root
+    included, runs. Root in a container is root on the node's files it can reach (hostPath mounts). Pod Security
+    Standards restricted requires runAsNonRoot: true and forbids runAsUser: 0 ({PSS}, "Running as Non-root",
+    "Running as Non-root user"), so both settings are flagged; the message says "runs as root" only when the
+    effective runAsUser is 0, and "does not enforce non-root" for runAsNonRoot: false with another or no
+    runAsUser. Only explicit settings are judged, on the pod and on each container (a container's setting
+    overrides the pod's).""",
     fix="Run as a non-root UID (runAsNonRoot: true, runAsUser: <uid>)."
     + EXEMPT_FIX.format(rule="security-no-root-user"),
-    sources=(PSS,),
+    sources=(PSS, "kubernetes.io/docs/tasks/configure-pod-container/security-context"),
 )
 def no_root_user(ctx: CheckContext) -> Iterator[Violation]:
     for template in _templates(ctx):
         pod_context = template.spec.get("securityContext")
         pod_context = pod_context if isinstance(pod_context, dict) else {}
-        # securityContext path -> (settings asking for root, containers affected, first offending field);
-        # a pod-level setting is reported once for all containers it applies to
-        found: dict[FieldPath, tuple[list[str], list[str], FieldPath]] = {}
+        pod_path: FieldPath = (*template.spec_path, "securityContext")
+        # securityContext path -> (settings found there, containers running as root, containers only not
+        # enforcing non-root, first offending field); a pod-level setting is reported once for all containers
+        found: dict[FieldPath, tuple[list[str], list[str], list[str], FieldPath]] = {}
         for path, container in template.containers(include_init=True):
             own = _security_context(container)
+            name = str(container.get("name"))
+            user = own["runAsUser"] if "runAsUser" in own else pod_context.get("runAsUser")
+            runs_as_root = _is_root_uid(user)
             for field, bad in (("runAsUser", 0), ("runAsNonRoot", False)):
                 source, context_path = (
-                    (own, (*path, "securityContext"))
-                    if field in own
-                    else (pod_context, (*template.spec_path, "securityContext"))
+                    (own, (*path, "securityContext")) if field in own else (pod_context, pod_path)
                 )
                 value = source.get(field)
                 if value is None or value != bad or type(value) is not type(bad):
                     continue
-                settings, names, _ = found.setdefault(context_path, ([], [], (*context_path, field)))
+                settings, root, unenforced, _ = found.setdefault(context_path, ([], [], [], (*context_path, field)))
                 setting = f"{field}: {str(bad).lower()}"
                 if setting not in settings:
                     settings.append(setting)
-                name = str(container.get("name"))
-                if name not in names:
-                    names.append(name)
-        for context_path, (settings, names, first) in found.items():
-            level = "pod" if context_path == (*template.spec_path, "securityContext") else "container"
+                if runs_as_root:
+                    if name not in root:
+                        root.append(name)
+                        if name in unenforced:
+                            unenforced.remove(name)
+                elif name not in unenforced and name not in root:
+                    unenforced.append(name)
+        for context_path, (settings, root, unenforced, first) in found.items():
+            level = "pod" if context_path == pod_path else "container"
+            parts = []
+            if root:
+                parts.append(f"{', '.join(root)} run{'s' if len(root) == 1 else ''} as root (runAsUser 0)")
+            if unenforced:
+                parts.append(
+                    f"{', '.join(unenforced)} do{'es' if len(unenforced) == 1 else ''} not enforce non-root "
+                    "(runAsNonRoot: false)"
+                )
             yield Violation(
                 doc=template.owner,
                 path=first,
-                message=f"{level} securityContext sets {', '.join(settings)}: "
-                f"{', '.join(names)} run{'s' if len(names) == 1 else ''} as root",
+                message=f"{level} securityContext sets {', '.join(settings)}: {'; '.join(parts)}",
             )
 
 
