@@ -107,14 +107,50 @@ def test_missing_behavior_means_300s_window_but_no_scale_down_rate_limit() -> No
     assert len(found) == 1 and "no rate limit" in found[0].message
 
 
-@pytest.mark.parametrize(("policy", "fraction"), [
-    ({"type": "Percent", "value": 25, "periodSeconds": 60}, 0.25),
-    ({"type": "Percent", "value": 10, "periodSeconds": 30}, 1 - 0.9 ** 2),
-    ({"type": "Pods", "value": 2, "periodSeconds": 60}, 0.2),
-    ({"type": "Pods", "value": 1, "periodSeconds": 15}, 0.4),
+def scale_down(policies: str, minimum: int, maximum: int, select: str = "Max") -> str:
+    return f"""  minReplicaCount: {minimum}
+  maxReplicaCount: {maximum}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleDown:
+          selectPolicy: {select}
+          policies: {policies}
+"""
+
+
+@pytest.mark.parametrize(("policies", "minimum", "maximum", "message"), [
+    # /tmp/audit/sd_pods1_max2.yaml: 1 pod of 2 per 60s is what Percent 25 removes from 2
+    # (2 - int32(2 x 0.75) = 1), so it passes; it was flagged as "50%".
+    ("[{type: Pods, value: 1, periodSeconds: 60}]", 1, 2, None),
+    ("[{type: Percent, value: 25, periodSeconds: 60}]", 1, 2, None),
+    ("[{type: Pods, value: 1, periodSeconds: 60}]", 1, 10, None),
+    # Pods 2/60s with max 10 passed as "20%" but removes 2 of 3 or 4 pods (Percent 25 removes 1); the
+    # message names the count with the largest excess (the smallest on a tie).
+    ("[{type: Pods, value: 2, periodSeconds: 60}]", 1, 10, "remove 2 of 3 pods in 60s; policy allows 25% "
+     "per 60s (1 of 3)"),
+    # Pods 1 per 15s: four syncs in 60s; at 4 replicas it removes 3 (Percent 25 removes 1).
+    ("[{type: Pods, value: 1, periodSeconds: 15}]", 1, 10, "remove 3 of 4 pods"),
+    # Percent truncates and compounds over two 30s periods: 3 -> int(2.7) = 2 -> int(1.8) = 1.
+    ("[{type: Percent, value: 10, periodSeconds: 30}]", 1, 10, "remove 2 of 3 pods"),
+    # 7 -> int(3.5) = 3: 4 of 7, where Percent 25 removes 7 - int(5.25) = 2.
+    ("[{type: Percent, value: 50, periodSeconds: 60}]", 1, 10, "remove 4 of 7 pods"),
 ])
-def test_scale_down_fraction_per_window(policy: dict[str, object], fraction: float) -> None:
-    assert keda._down_fraction(policy, 60, 10) == pytest.approx(fraction)
+def test_scale_down_rate_uses_the_hpas_arithmetic_per_replica_count(
+    policies: str, minimum: int, maximum: int, message: str | None
+) -> None:
+    found = list(keda.scale_down_rate_limited(context(DEPLOY + so(scale_down(policies, minimum, maximum)))))
+    if message is None:
+        assert found == []
+    else:
+        assert [v.doc.ref if v.doc else "" for v in found] == ["ScaledObject/ns/web-so"]
+        assert message in found[0].message, found[0].message
+
+
+def test_scale_down_minimum_bounds_what_the_hpa_removes() -> None:
+    # Pods 5 per 60s never removes more than max - min = 1 pod here: within 25% of 4 (1 pod).
+    text = DEPLOY + so(scale_down("[{type: Pods, value: 5, periodSeconds: 60}]", 3, 4))
+    assert list(keda.scale_down_rate_limited(context(text))) == []
 
 
 def test_select_policy_min_needs_only_one_compliant_policy() -> None:
@@ -131,6 +167,83 @@ def test_select_policy_min_needs_only_one_compliant_policy() -> None:
     assert list(keda.scale_down_rate_limited(context(DEPLOY + so(behavior.format(select="Min"))))) == []
     found = list(keda.scale_down_rate_limited(context(DEPLOY + so(behavior.format(select="Max")))))
     assert len(found) == 1 and "Percent 100 per 15s" in found[0].message
+
+
+def prometheus_trigger(query: str, metric_type: str, threshold: str) -> str:
+    return (f"  triggers: [{{type: prometheus, metricType: {metric_type}, metadata: "
+            f"{{serverAddress: 'http://p.m:9090', threshold: '{threshold}', query: '{query}'}}}}]")
+
+
+@pytest.mark.parametrize(("query", "want"), [
+    ("sum(x)", "sum"),
+    ("avg by (ns) (x)", "avg"),
+    ("sum(x) by (ns)", "sum"),
+    ("100 * avg(x)", "avg"),
+    ("sum(x) / 8", "sum"),
+    ("100 - avg(x)", "avg"),
+    ("sum by (pod) (x) * 2", "sum"),
+    ("sum(x) / count(x)", None),
+    ("avg(x) * count(x)", None),
+    ("sum(x) - sum(y)", None),
+    ("sum(x) / on() group_left count(y)", None),
+    ("x", None),
+    ("rate(x[5m])", None),
+    ("max(x) > 3", None),
+])
+def test_query_aggregation_needs_the_whole_query_or_constants(query: str, want: str | None) -> None:
+    assert keda.query_aggregation(query) == want
+
+
+@pytest.mark.parametrize(("query", "metric_type", "flagged"), [
+    # /tmp/audit/q_sum_div_count_value.yaml: a per-pod average written as sum/count, with Value: correct
+    ("sum(DCGM_FI_DEV_GPU_UTIL{pod=~\"web-.*\"}) / count(DCGM_FI_DEV_GPU_UTIL{pod=~\"web-.*\"})",
+     "Value", False),
+    # /tmp/audit/q_avg_times_count_avgvalue.yaml: a total written as avg x count, with AverageValue: correct
+    ("avg(DCGM_FI_DEV_GPU_UTIL{pod=~\"web-.*\"}) * count(DCGM_FI_DEV_GPU_UTIL{pod=~\"web-.*\"})",
+     "AverageValue", False),
+    ("100 * avg(DCGM_FI_DEV_GPU_UTIL)", "AverageValue", True),
+    ("avg(DCGM_FI_DEV_GPU_UTIL)", "AverageValue", True),
+    ("sum(DCGM_FI_DEV_GPU_UTIL) / 1", "Value", True),
+    ("sum(DCGM_FI_DEV_GPU_UTIL)", "AverageValue", False),
+    ("avg(DCGM_FI_DEV_GPU_UTIL)", "Value", False),
+])
+def test_query_aggregation_rule_judges_only_decidable_queries(
+    query: str, metric_type: str, flagged: bool
+) -> None:
+    text = DEPLOY + so(prometheus_trigger(query, metric_type, "70"))
+    found = list(keda.query_aggregation_matches_metric_type(context(text)))
+    assert [v.doc.ref if v.doc else "" for v in found] == (["ScaledObject/ns/web-so"] if flagged else [])
+
+
+@pytest.mark.parametrize(("gpus", "query", "metric_type", "threshold", "want"), [
+    # /tmp/audit/multigpu.yaml: 8 GPUs x 70% summed per GPU series = 560 per pod
+    (8, "sum(DCGM_FI_DEV_GPU_UTIL)", "AverageValue", "560", None),
+    (8, "sum(DCGM_FI_DEV_GPU_UTIL)", "AverageValue", "70", "must be 560"),
+    (1, "sum(DCGM_FI_DEV_GPU_UTIL)", "AverageValue", "70", None),
+    (1, "sum(DCGM_FI_DEV_GPU_UTIL)", "AverageValue", "560", "must be 70"),
+    (8, "avg(DCGM_FI_DEV_GPU_UTIL)", "Value", "70", None),
+    (8, "avg(DCGM_FI_DEV_GPU_UTIL)", "Value", "560", "must be 70"),
+])
+def test_gpu_threshold_scales_with_gpus_per_pod_for_a_sum(
+    gpus: int, query: str, metric_type: str, threshold: str, want: str | None
+) -> None:
+    deploy = DEPLOY.replace("nvidia.com/gpu: 1", f"nvidia.com/gpu: {gpus}")
+    text = deploy + so(prometheus_trigger(query, metric_type, threshold))
+    found = [v for v in keda.scaling_matches_workload_class(context(text)) if "threshold" in v.message]
+    if want is None:
+        assert found == []
+    else:
+        assert [v.doc.ref if v.doc else "" for v in found] == ["ScaledObject/ns/web-so"]
+        assert want in found[0].message, found[0].message
+
+
+def test_gpus_per_pod_sums_app_containers() -> None:
+    text = DEPLOY.replace(
+        "          resources: {limits: {nvidia.com/gpu: 1}}",
+        "          resources: {limits: {nvidia.com/gpu: 4}}\n"
+        "        - name: d\n          resources: {requests: {nvidia.com/gpu: '2'}}")
+    docs, _ = to_documents(text, "x.yaml")
+    assert keda.gpus_per_pod(docs[0]) == 6
 
 
 def test_fallback_for_cpu_only_triggers_is_refused() -> None:

@@ -142,6 +142,61 @@ spec:
     assert bool(list(workloads.gpu_pdb_allows_eviction(context(text)))) is blocks
 
 
+PDB_100_PERCENT = """
+---
+apiVersion: {api}
+kind: PodDisruptionBudget
+metadata: {{name: p, namespace: ns}}
+spec:
+  minAvailable: 100%
+{selector}"""
+
+
+@pytest.mark.parametrize(("api", "selector", "blocks"), [
+    # policy/v1: "an empty ({}) selector will select all pods within the namespace" (kubernetes/api
+    # policy/v1/types.go); /tmp/audit/pdb_empty.yaml was passed as "selects nothing".
+    ("policy/v1", "  selector: {}", True),
+    ("policy/v1", "  selector: {matchLabels: {app: d}}", True),
+    ("policy/v1", "  selector: {matchLabels: {app: other}}", False),
+    ("policy/v1", "  selector: null", False),        # "A null selector will match no pods"
+    ("policy/v1", "", False),                        # absent == null
+    ("policy/v1beta1", "  selector: {}", False),     # v1beta1: {} selected nothing
+])
+def test_pdb_selector_scope(api: str, selector: str, blocks: bool) -> None:
+    base = deployment("      hostNetwork: false")
+    text = base.replace("spec:\n  template", "spec:\n  replicas: 2\n  template")
+    text += PDB_100_PERCENT.format(api=api, selector=selector)
+    found = list(workloads.gpu_pdb_allows_eviction(context(text)))
+    assert [(v.doc.ref if v.doc else "", v.message.split(" allows")[0]) for v in found] == (
+        [("PodDisruptionBudget/ns/p", "minAvailable 100%")] if blocks else []
+    )
+    if blocks:
+        assert "Deployment/ns/d" in found[0].message
+
+
+def test_pdb_empty_selector_stays_in_its_namespace() -> None:
+    base = deployment("      hostNetwork: false")
+    text = base.replace("spec:\n  template", "spec:\n  replicas: 2\n  template")
+    text += PDB_100_PERCENT.format(api="policy/v1", selector="  selector: {}").replace(
+        "namespace: ns", "namespace: elsewhere")
+    assert list(workloads.gpu_pdb_allows_eviction(context(text))) == []
+
+
+def test_pool_memory_limit_compares_karpenters_capacity_not_nominal_memory() -> None:
+    """p4d.24xlarge is 1152 GiB nominal, 1065.6 GiB after the 7.5% VM overhead Karpenter subtracts before
+    comparing it.Capacity with the limits (scheduler.go filterByRemainingResources; aws provider types.go
+    memory()): a 1100Gi limit admits it (/tmp/audit/np_1100Gi.yaml), a 1000Gi limit does not."""
+    selector = "      nodeSelector: {node.kubernetes.io/instance-type: p4d.24xlarge}"
+
+    def pool(memory: str) -> str:
+        return POOL.replace('limits: {nvidia.com/gpu: "8"}', f'limits: {{nvidia.com/gpu: "8", memory: {memory}}}')
+
+    assert list(workloads.gpu_workload_lands_on_nodepool(context(pool("1100Gi") + deployment(selector)))) == []
+    found = list(workloads.gpu_workload_lands_on_nodepool(context(pool("1000Gi") + deployment(selector))))
+    assert [v.doc.ref if v.doc else "" for v in found] == ["Deployment/ns/d"]
+    assert any("p4d.24xlarge: one node exceeds the pool's limits (memory)" in d for d in found[0].details)
+
+
 def test_model_size_guide_boundaries() -> None:
     guide = PolicySet.load().instance_types["modelSizeGuide"]
     from decimal import Decimal

@@ -16,6 +16,7 @@ from gpu_policy.simulation.hpa import (
     DEFAULT_SCALE_UP,
     Behavior,
     HorizontalController,
+    MetricError,
     PodSample,
     ScalingPolicy,
     ScalingRules,
@@ -27,6 +28,7 @@ from gpu_policy.simulation.hpa import (
     object_value_replicas,
     per_pod_total_replicas,
     plain_metric_replicas,
+    pods_removed_within,
     resource_utilization_replicas,
     scale_down_limit,
     scale_up_limit,
@@ -542,9 +544,89 @@ def test_keda_fallback_vectors() -> None:
     # "should return error when fallback is enabled but scaledobject has invalid parameter" (threshold -3)
     bad, bad_trigger = _so(Fallback(-3, 10))
     assert FallbackState({bad_trigger.metric_name: 3}).observe(bad, bad_trigger, None, "Some error", 1)[1]
-    # "should behave as if fallback is disabled when the metrics spec target type is not average value metric"
-    value_so, value_trigger = _so(Fallback(3, 10), "Utilization")
-    assert (
-        FallbackState({value_trigger.metric_name: 9}).observe(value_so, value_trigger, None, "e", 1)[2]
-        is False
-    )
+    # "should behave as if fallback is disabled when the metrics spec target type is not average value
+    # metric" was removed upstream with kedacore/keda#6655 (v2.18): isFallbackEnabled no longer looks at the
+    # target type, so a Value trigger now falls back (see test_keda_fallback_value_triggers).
+
+
+@pytest.mark.parametrize(("behavior", "current", "expected"), [
+    # fallback_test.go "should use fallback replicas when current replicas is lower when behavior is
+    # 'currentReplicasIfHigher'": 10 replicas x target 10, current 4
+    ("currentReplicasIfHigher", 4, 100.0),
+    # "should use current replicas when behavior is 'currentReplicas'": 6 x 10
+    ("currentReplicas", 6, 60.0),
+    # "should ignore current replicas when behavior is 'static'": 10 x 10
+    ("static", 15, 100.0),
+    ("currentReplicasIfLower", 4, 40.0),
+])
+def test_keda_fallback_behaviors(behavior: str, current: int, expected: float) -> None:
+    so, trigger = _so(Fallback(3, 10, behavior))
+    assert FallbackState({trigger.metric_name: 3}).observe(so, trigger, None, "some error", current) == (
+        expected, "", True)
+
+
+def test_keda_fallback_value_triggers() -> None:
+    """pkg/fallback/fallback.go doFallback (v2.18+, kedacore/keda#6655): for a Value target the replicas are
+    divided by the ready replicas, so the HPA's ceil(ready x value / target) lands on fallback.replicas; no
+    ready replica means no fallback ("readyReplicas is zero, cannot do fallback" -> "error performing
+    fallback"). Vectors computed from doFallback: the fallback_test.go versions in the reference index hold no
+    Value-trigger case."""
+    so, trigger = _so(Fallback(3, 10), "Value")
+    # 10 replicas / 4 ready x target 10 = 25; the HPA then asks ceil(4 x 25 / 10) = 10 replicas
+    value, error, active = FallbackState({trigger.metric_name: 3}).observe(so, trigger, None, "e", 4, 4)
+    assert (value, error, active) == (25.0, "", True)
+    assert external_value_replicas(4, [25000], 10000, 4, TOL) == 10
+    # 10 / 3 ready: int64(10 x 1000 x 3.333...) milli = 33333 -> 33.333; ceil(3 x 33.333 / 10) = 10
+    assert FallbackState({trigger.metric_name: 3}).observe(so, trigger, None, "e", 5, 3)[0] == 33.333
+    assert external_value_replicas(5, [33333], 10000, 3, TOL) == 10
+    # no ready replica: the error stays, fallback inactive
+    assert FallbackState({trigger.metric_name: 3}).observe(so, trigger, None, "e", 4, 0) == (
+        None, "error performing fallback", False)
+    # below the threshold the scaler's error is returned whatever the type
+    assert FallbackState({trigger.metric_name: 0}).observe(so, trigger, None, "e", 4, 4) == (None, "e", False)
+
+
+def test_keda_fallback_fractional_threshold() -> None:
+    """normalisationValue is AsApproximateFloat64() of the target and the metric is
+    NewMilliQuantity(int64(normalisationValue * 1000 * replicas)): a threshold of 0.8 with 10 fallback
+    replicas gives 8 (8000 milli), not int64(0.8) x 10 = 0 as before v2.18's float port."""
+    trigger = Trigger(0, "prometheus", "AverageValue", 0.8, "sum(x)", False, None, "")
+    so = ScaledObjectModel("so", "ns", "Deployment", "app", 1, 20, 30, 300, None, (trigger,), Fallback(3, 10))
+    value, _, active = FallbackState({trigger.metric_name: 3}).observe(so, trigger, None, "e", 2)
+    assert (value, active) == (8.0, True)
+    # the HPA then proposes ceil(8000 / 800) = 10 replicas
+    assert external_per_pod_replicas(2, [8000], 800, TOL) == 10
+    # 0.25 per pod x 3 replicas = 750 milli
+    quarter = Trigger(0, "prometheus", "AverageValue", 0.25, "sum(x)", False, None, "")
+    so = ScaledObjectModel("so", "ns", "Deployment", "app", 1, 20, 30, 300, None, (quarter,), Fallback(0, 3))
+    assert FallbackState().observe(so, quarter, None, "e", 1)[0] == 0.75
+
+
+def test_usage_ratio_with_pods_but_none_ready_proposes_zero() -> None:
+    """getUsageRatioReplicaCount x getReadyPodsCount: pods exist but none is Running and Ready -> ready
+    count 0 -> ceil(ratio x 0) = 0 (clamped to minReplicas by the controller); only an empty pod list is
+    an error."""
+    assert external_value_replicas(3, [8600], 4400, 0, TOL) == 0
+    assert object_value_replicas(3, 20000, 10000, 0, TOL, pods=3) == 0
+    with pytest.raises(MetricError, match="no pods returned by selector"):
+        external_value_replicas(3, [8600], 4400, 0, TOL, pods=0)
+    # within tolerance the current count is kept before pods are even listed
+    assert external_value_replicas(3, [4400], 4400, 0, TOL, pods=0) == 3
+
+
+@pytest.mark.parametrize(("policies", "select", "current", "minimum", "removed"), [
+    ((ScalingPolicy("Percent", 25, 60),), "Max", 2, 1, 1),   # int32(2 x 0.75) = 1
+    ((ScalingPolicy("Percent", 25, 60),), "Max", 4, 1, 1),
+    ((ScalingPolicy("Percent", 25, 60),), "Max", 5, 1, 2),   # int32(3.75) = 3
+    ((ScalingPolicy("Pods", 1, 15),), "Max", 10, 1, 4),      # syncs at 0, 15, 30, 45
+    ((ScalingPolicy("Pods", 1, 15),), "Max", 3, 1, 2),       # stops at the minimum
+    ((ScalingPolicy("Percent", 10, 30),), "Max", 3, 1, 2),   # 3 -> 2 at 0s, 2 -> 1 at 30s
+    ((ScalingPolicy("Pods", 4, 60), ScalingPolicy("Percent", 10, 60)), "Min", 10, 1, 1),
+    ((ScalingPolicy("Pods", 4, 60), ScalingPolicy("Percent", 10, 60)), "Max", 10, 1, 4),
+    ((ScalingPolicy("Pods", 4, 60),), "Disabled", 10, 1, 0),
+])
+def test_pods_removed_within_a_window(
+    policies: tuple[ScalingPolicy, ...], select: str, current: int, minimum: int, removed: int
+) -> None:
+    rules = ScalingRules(None, select, policies)  # type: ignore[arg-type]
+    assert pods_removed_within(current, minimum, rules, 60) == removed

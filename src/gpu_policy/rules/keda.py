@@ -24,9 +24,10 @@ from gpu_policy.graph.quantities import parse_quantity
 from gpu_policy.graph.selectors import matches_map
 from gpu_policy.graph.workloads import pod_template_of
 from gpu_policy.loading.document import Document, FieldPath
-from gpu_policy.promql.text import metric_names, outer_aggregation
+from gpu_policy.promql.text import AGGREGATIONS, Token, metric_names, outer_aggregation, tokenize
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.simulation.hpa import ScalingPolicy, ScalingRules, pods_removed_within
 
 GPU_RESOURCE = "nvidia.com/gpu"
 SO_KIND = "ScaledObject"
@@ -138,6 +139,25 @@ def requests_gpu(doc: Document) -> bool:
     return template is not None and any(
         _container_requests(container, GPU_RESOURCE) for _, container in template.containers(include_init=True)
     )
+
+
+def gpus_per_pod(doc: Document) -> int:
+    """The nvidia.com/gpu a pod of the workload gets: the sum of its app containers' limits (extended
+    resources must have limit == request; a request alone is read when the limit is missing). Init containers
+    run before the model server and do not add GPUs the DCGM exporter reports alongside it."""
+    template = pod_template_of(doc)
+    if template is None:
+        return 0
+    total = 0
+    for _, container in template.containers():
+        resources = container.get("resources") or {}
+        for section in ("limits", "requests"):
+            value = (resources.get(section) or {}).get(GPU_RESOURCE)
+            if value is not None:
+                quantity = parse_quantity(value)
+                total += int(quantity) if quantity is not None else 0
+                break
+    return total
 
 
 def gpu_autoscalers(ctx: CheckContext) -> list[Autoscaler]:
@@ -662,19 +682,25 @@ def _policies(rules: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(i, p) for i, p in enumerate(value) if isinstance(p, dict)] if isinstance(value, list) else []
 
 
-def _down_fraction(policy: Mapping[str, Any], window: int, max_replicas: int) -> float:
-    """Largest fraction of the pods one policy lets the HPA remove within `window` seconds.
+def _scale_down_rules(policies: list[tuple[int, dict[str, Any]]], select: str) -> ScalingRules:
+    return ScalingRules(
+        None,
+        select,  # type: ignore[arg-type]
+        tuple(
+            ScalingPolicy(
+                "Percent" if p.get("type") == "Percent" else "Pods",
+                _int(p.get("value"), 0),
+                max(_int(p.get("periodSeconds"), 1), 1),
+            )
+            for _, p in policies
+        ),
+    )
 
-    A policy caps the change within its own trailing period; a shorter period than the window can be used
-    ceil(window / period) times (Percent compounds: floor(start * (1 - p))). Pods policies are measured
-    against
-    the maximum replica count, as the organisation's policy states."""
-    period = max(_int(policy.get("periodSeconds"), 1), 1)
-    value = _int(policy.get("value"), 0)
-    uses = max(1, math.ceil(window / period))
-    if policy.get("type") == "Percent":
-        return 1 - (1 - min(value, 100) / 100) ** uses
-    return min(1.0, value * uses / max_replicas) if max_replicas > 0 else 1.0
+
+def allowed_removal(replicas: int, max_percent: float) -> int:
+    """Pods a `max_percent` per-period policy removes from `replicas`, with the HPA's arithmetic:
+    int32(float64(replicas) * (1 - percent/100)) is the floor it may go down to."""
+    return replicas - int(replicas * (1 - max_percent / 100))
 
 
 @rule(
@@ -687,8 +713,13 @@ def _down_fraction(policy: Mapping[str, Any], window: int, max_replicas: int) ->
     (kubernetes pkg/controller/podautoscaler/horizontal.go calculateScaleDownLimitWithBehaviors). A behavior
     block without scaleDown policies gets Percent 100 per 15 s, and an HPA without any behavior has no
     scale-down rate limit at all (kubernetes pkg/apis/autoscaling/v2/defaults.go). Limits are
-    policies/scaling.yaml scaleDown maxPercentPerPeriod per periodSeconds (25% per 60 s by default); Pods
-    policies count against maxReplicaCount.""",
+    policies/scaling.yaml scaleDown maxPercentPerPeriod per periodSeconds (25% per 60 s by default). The
+    policies are judged the way the controller applies them: for every replica count between the minimum
+    and the maximum, the pods removed within the period by 15 s syncs, each policy counting the removals of
+    its own period, a Pods policy removing `value`, a Percent policy going down to
+    int32(float64(periodStart) * (1 - value/100)) (horizontal.go calculateScaleDownLimitWithBehaviors); that
+    must not exceed what a Percent policy of the organisation's limit removes from the same count (so
+    Percent 25 removes 1 of 2 pods, and Pods 1 per 60 s is as gentle at 2 replicas).""",
     fix="""Set behavior.scaleDown.policies to `[{type: Percent, value: 25, periodSeconds: 60}]` (or stricter),
     with selectPolicy Max only when every policy is within the limit.""",
     sources=(
@@ -698,7 +729,7 @@ def _down_fraction(policy: Mapping[str, Any], window: int, max_replicas: int) ->
 )
 def scale_down_rate_limited(ctx: CheckContext) -> Iterator[Violation]:
     policy = ctx.policy.scaling["scaleDown"]
-    limit = float(policy["maxPercentPerPeriod"]) / 100
+    max_percent = float(policy["maxPercentPerPeriod"])
     window = int(policy["periodSeconds"])
     for scaler in gpu_autoscalers(ctx):
         behavior = scaler.behavior
@@ -725,18 +756,35 @@ def scale_down_rate_limited(ctx: CheckContext) -> Iterator[Violation]:
                 path=path,
             )
             continue
-        fractions = [(_down_fraction(p, window, scaler.max_replicas), i, p) for i, p in policies]
-        chosen = max(fractions, key=lambda f: f[0]) if select == "Max" else min(fractions, key=lambda f: f[0])
-        if chosen[0] > limit + 1e-9:
-            p = chosen[2]
-            yield Violation(
-                scaler.doc,
-                f"scale-down policy {p.get('type')} {p.get('value')} per "
-                f"{p.get('periodSeconds')}s (selectPolicy {select}) can remove "
-                f"{chosen[0]:.0%} of the pods in {window}s; policy allows "
-                f"{policy['maxPercentPerPeriod']}%",
-                path=(*path, "policies", chosen[1]),
-            )
+        # For every replica count the HPA may scale down from, the pods the policies let it remove within
+        # the policy window (15 s syncs, each policy's own period, Pods/Percent rounding: simulation/hpa.py
+        # scale_down_limit, a port of horizontal.go calculateScaleDownLimitWithBehaviors), against what
+        # the organisation's Percent policy removes from the same count.
+        rules_model = _scale_down_rules(policies, select)
+        minimum = scaler.hpa_min
+        worst: tuple[int, int, int] | None = None  # (excess, replicas, removed)
+        for replicas in range(minimum + 1, scaler.max_replicas + 1):
+            removed = pods_removed_within(replicas, minimum, rules_model, window)
+            allowed = allowed_removal(replicas, max_percent)
+            if removed > allowed and (worst is None or removed - allowed > worst[0]):
+                worst = (removed - allowed, replicas, removed)
+        if worst is None:
+            continue
+        _, replicas, removed = worst
+        solo = [
+            (pods_removed_within(replicas, minimum, _scale_down_rules([(i, p)], "Max"), window), i, p)
+            for i, p in policies
+        ]
+        chosen = max(solo, key=lambda f: f[0]) if select == "Max" else min(solo, key=lambda f: f[0])
+        p = chosen[2]
+        yield Violation(
+            scaler.doc,
+            f"scale-down policy {p.get('type')} {p.get('value')} per {p.get('periodSeconds')}s "
+            f"(selectPolicy {select}) lets the HPA remove {removed} of {replicas} pods in {window}s; "
+            f"policy allows {policy['maxPercentPerPeriod']}% per {window}s "
+            f"({allowed_removal(replicas, max_percent)} of {replicas})",
+            path=(*path, "policies", chosen[1]),
+        )
 
 
 def _up_allowance(policies: list[dict[str, Any]], select: str, current: int, period: int) -> int:
@@ -862,10 +910,18 @@ def _threshold(trigger: Mapping[str, Any]) -> Decimal | None:
     has one target per metric) and the cooldown (cooldownSeconds = the scale-down stabilization window for
     1..N replicas; KEDA's cooldownPeriod only governs scaling to zero, keda-docs content/docs/2.20/reference/
     scaledobject-spec.md#cooldownperiod). A KEDA-scaled GPU workload must declare its class with the label
-    `gpu-policy.io/workload-class` (on the Deployment or its pod template) so the table can be applied.""",
+    `gpu-policy.io/workload-class` (on the Deployment or its pod template) so the table can be applied.
+    dcgm-exporter emits one DCGM_FI_DEV_GPU_UTIL series per GPU (NVIDIA/dcgm-exporter README: labels gpu,
+    UUID), so a `sum(...)` query with metricType AverageValue totals every GPU and its per-pod threshold is
+    scaleUpUtilization x the pod's nvidia.com/gpu limit (8 x 70 = 560 for an 8-GPU pod); an `avg(...)` with
+    metricType Value is a per-GPU figure and keeps threshold = scaleUpUtilization.""",
     fix="""Label the workload with its class, set the DCGM_FI_DEV_GPU_UTIL trigger's threshold to the class's
-    scaleUpUtilization, and a scale-down stabilizationWindowSeconds >= the class's cooldownSeconds.""",
-    sources=("kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",),
+    scaleUpUtilization (x GPUs per pod for a sum with AverageValue), and a scale-down
+    stabilizationWindowSeconds >= the class's cooldownSeconds.""",
+    sources=(
+        "kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",
+        "NVIDIA/dcgm-exporter README.md",
+    ),
 )
 def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
     classes = ctx.policy.workload_classes
@@ -895,17 +951,28 @@ def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
                 exemptible_by=(scaler.doc,),
             )
             continue
-        want = Decimal(str(spec["scaleUpUtilization"]))
+        utilization = Decimal(str(spec["scaleUpUtilization"]))
+        gpus = gpus_per_pod(scaler.target)
         for index, trigger in _triggers(scaler.doc):
             query = str(_metadata(trigger).get("query") or "")
             if trigger.get("type") != "prometheus" or GPU_UTIL_METRIC not in metric_names(query):
                 continue
+            # dcgm-exporter emits one DCGM_FI_DEV_GPU_UTIL series per GPU (labels gpu, UUID: NVIDIA/
+            # dcgm-exporter README): sum(...) with AverageValue totals the GPUs, so the per-pod target is
+            # scaleUpUtilization x the pod's GPUs; an avg (Value) is already per GPU.
+            summed = query_aggregation(query) == "sum" and _metric_type(trigger) == "AverageValue"
+            want = utilization * gpus if summed and gpus > 1 else utilization
             have = _threshold(trigger)
             if have is None or have != want:
+                per_gpu = (
+                    f" ({utilization}% x {gpus} GPUs per pod: the query sums one series per GPU)"
+                    if want != utilization else ""
+                )
                 yield Violation(
                     scaler.doc,
                     f"GPU-utilization trigger threshold is {_metadata(trigger).get('threshold')}"
-                    f"; class {value!r} scales up at {want}%",
+                    f"; class {value!r} scales up at {utilization}%, so the threshold must be "
+                    f"{want}{per_gpu}",
                     path=("spec", "triggers", index, "metadata", "threshold"),
                 )
         window, source = scale_down_window(scaler)
@@ -926,6 +993,66 @@ AVERAGING = frozenset({"avg", "max", "min", "quantile", "stddev", "stdvar", "gro
 SUMMING = frozenset({"sum", "count"})
 
 
+_CONSTANT_OPS = frozenset({"+", "-", "*", "/"})
+
+
+def _skip_group(tokens: tuple[Token, ...], i: int) -> int:
+    """Index after the bracket group opening at tokens[i]."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].kind in ("(", "{", "["):
+            depth += 1
+        elif tokens[j].kind in (")", "}", "]"):
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(tokens)
+
+
+def _only_constants(tokens: tuple[Token, ...]) -> bool:
+    return all(t.kind in ("number", "(", ")") or (t.kind == "op" and t.text in _CONSTANT_OPS) for t in tokens)
+
+
+def query_aggregation(query: str) -> str | None:
+    """The aggregation that decides what the query returns: one aggregation covering the whole query
+    (`sum(x)`, `avg by (ns) (x)`), or one combined only with number literals (`100 * avg(x)`,
+    `sum(x) / 100`), which scales the value but not its kind. None otherwise (`sum(x) / count(x)`,
+    `avg(x) * count(x)`: an aggregation of an aggregation's ratio or product is neither a total nor a per-pod
+    figure that the first operator names), and for a query without an aggregation."""
+    outer = outer_aggregation(query)
+    if outer is None:
+        return None
+    if outer.whole:
+        return outer.operator
+    tokens = tokenize(query)
+    found: str | None = None
+    rest: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.kind == "ident" and token.word in AGGREGATIONS:
+            if found is not None:
+                return None  # a second top-level aggregation
+            found = token.word
+            i += 1
+            # `op by (l) (expr)` or `op (expr) by (l)`
+            if i < len(tokens) and tokens[i].word in ("by", "without"):
+                i = _skip_group(tokens, i + 1)
+            if i < len(tokens) and tokens[i].kind == "(":
+                i = _skip_group(tokens, i)
+            if i < len(tokens) and tokens[i].word in ("by", "without"):
+                i = _skip_group(tokens, i + 1)
+            continue
+        if token.kind == "ident":
+            return None  # a function or a selector outside the aggregation
+        if token.kind in ("(", ")") or token.kind == "number" or token.kind == "op":
+            rest.append(token)
+            i += 1
+            continue
+        return None
+    return found if found is not None and _only_constants(tuple(rest)) else None
+
+
 def _prometheus_triggers(scaler: Autoscaler) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
     for index, trigger in _triggers(scaler.doc):
         if trigger.get("type") == "prometheus":
@@ -943,8 +1070,10 @@ def _prometheus_triggers(scaler: Autoscaler) -> Iterator[tuple[int, dict[str, An
     one pod's worth, so 80% average with threshold 70 asks for 2 replicas even when 10 run and the model never
     scales out. With metricType Value, desired = ceil(readyPods x value / threshold): the query must return a
     per-pod figure (avg); a sum already grows with the replicas, so every scale-up inflates the metric again
-    and the workload runs away to maxReplicaCount (kedacore/keda#5781, #4148). Light parsing: the first
-    aggregation operator at the outermost parenthesis level is taken as the query's aggregation.""",
+    and the workload runs away to maxReplicaCount (kedacore/keda#5781, #4148). Light parsing: a query is
+    judged only when one aggregation covers all of it, or is combined only with number literals
+    (`100 * avg(x)`); a binary operation between aggregations (`sum(x) / count(x)` is a per-pod average,
+    `avg(x) * count(x)` a total) is not judged by its first operator.""",
     fix="Use `sum(...)` with metricType AverageValue (threshold = per-pod target), or `avg(...)` with "
     "metricType "
     "Value.",
@@ -960,8 +1089,7 @@ def query_aggregation_matches_metric_type(ctx: CheckContext) -> Iterator[Violati
             query = str(meta.get("query") or "")
             if not query.strip():
                 continue
-            outer = outer_aggregation(query)
-            aggregation = outer.operator if outer is not None else ""
+            aggregation = query_aggregation(query) or ""
             metric_type = _metric_type(trigger)
             path = ("spec", "triggers", index, "metadata", "query")
             # A query without an outer aggregation (one series per GPU) is keda-query-reads-only-its-target's
@@ -1193,9 +1321,10 @@ def _parse_bool(value: Any, default: bool) -> bool:
     "lost-metric-is-not-zero",
     title="a lost GPU metric does not silently scale to the minimum",
     area="keda",
-    rationale="""With ignoreNullValues true (the default) the prometheus scaler reads an empty result, NaN or
-    Inf as 0 (keda-docs content/docs/2.20/scalers/prometheus.md; kedacore/keda
-    pkg/scalers/prometheus_scaler.go): when the DCGM exporter or its scrape is lost the model servers are
+    rationale="""With ignoreNullValues true (the default) the prometheus scaler reports 0 for an empty result,
+    an empty value list, or a NaN/Inf value (keda-docs content/docs/2.20/scalers/prometheus.md; kedacore/keda
+    pkg/scalers/prometheus_scaler.go ExecutePromQuery; releases before the NaN check passed NaN through):
+    when the DCGM exporter or its scrape is lost the model servers are
     scaled down to the minimum exactly when nobody can see their load, and `fallback` never fires because
     nothing failed. With "false" an empty result is an error: the HPA keeps the current replicas, or KEDA
     applies fallback. Required on every GPU-metric (DCGM_*) trigger and on every prometheus trigger of a

@@ -261,11 +261,15 @@ def _scaled_value(value: Any, total: int) -> int | None:
     and the idle GPU node keeps billing (https://karpenter.sh/docs/concepts/disruption/, "Pod-Level Controls"
     / PDBs). At the workload's minimum (autoscaler minimum, else spec.replicas), a minAvailable >= that
     minimum, or maxUnavailable 0 / "0%", allow no eviction (percentages round up, kubernetes
-    pkg/controller/disruption/disruption.go getExpectedScale / intstr.GetScaledValueFromIntOrPercent).""",
-    fix="Use `maxUnavailable: 1` (or a minAvailable below the workload's minimum replicas).",
+    pkg/controller/disruption/disruption.go getExpectedScale / intstr.GetScaledValueFromIntOrPercent). A
+    policy/v1 PDB with `selector: {}` covers every pod of its namespace; only an absent or null selector
+    covers none (kubernetes/api policy/v1/types.go PodDisruptionBudgetSpec.Selector).""",
+    fix="Use `maxUnavailable: 1` (or a minAvailable below the workload's minimum replicas), and scope the "
+    "selector to the workload's pods.",
     sources=(
         "https://karpenter.sh/docs/concepts/disruption/",
         "kubernetes/kubernetes pkg/controller/disruption/disruption.go",
+        "kubernetes/api policy/v1/types.go",
     ),
 )
 def gpu_pdb_allows_eviction(ctx: CheckContext) -> Iterator[Violation]:
@@ -275,8 +279,12 @@ def gpu_pdb_allows_eviction(ctx: CheckContext) -> Iterator[Violation]:
             by_namespace[template.owner.namespace].append(template)
     for pdb in ctx.graph.of_kind("PodDisruptionBudget"):
         selector = pdb.spec.get("selector")
-        if not isinstance(selector, dict) or not selector:
-            continue  # policy/v1: an empty selector selects nothing
+        if not isinstance(selector, dict):
+            continue  # absent or null: "A null selector will match no pods"
+        if not selector and pdb.api_version == "policy/v1beta1":
+            continue  # v1beta1 (removed in 1.25): an empty selector also selected nothing
+        # policy/v1: "an empty ({}) selector will select all pods within the namespace" (kubernetes/api
+        # policy/v1/types.go PodDisruptionBudgetSpec.Selector); `matches` treats {} as everything.
         for template in by_namespace.get(pdb.namespace, []):
             if not matches(selector, template.labels):
                 continue

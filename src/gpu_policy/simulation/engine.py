@@ -151,7 +151,7 @@ def workload_for_scaled_object(graph: ResourceGraph, name: str, kubernetes_versi
 
 
 def _keda_external_value(
-    autoscaler: Autoscaler, trigger: Trigger, per_pod: list[float], replicas: int
+    autoscaler: Autoscaler, trigger: Trigger, per_pod: list[float], replicas: int, ready: int
 ) -> tuple[float | None, str, bool]:
     """What KEDA's metrics adapter answers the HPA for one trigger (after fallback)."""
     so = autoscaler.scaled_object
@@ -163,7 +163,7 @@ def _keda_external_value(
         value, error = trigger.scaler_value(per_pod), ""
     except MetricError as exc:
         value, error = None, str(exc)
-    return autoscaler.fallback.observe(so, trigger, value, error, replicas)
+    return autoscaler.fallback.observe(so, trigger, value, error, replicas, ready)
 
 
 def _proposal_for_trigger(
@@ -293,7 +293,7 @@ def simulate(
             if autoscaler.scaled_object is not None:
                 proposals = []
                 for trigger in autoscaler.scaled_object.triggers:
-                    value, error, fb = _keda_external_value(autoscaler, trigger, per_pod, replicas)
+                    value, error, fb = _keda_external_value(autoscaler, trigger, per_pod, replicas, ready)
                     keda_values[trigger.metric_name] = (value, error, fb)
                     fallback_active = fallback_active or fb
                     if first_metric is None and trigger.index == 0:

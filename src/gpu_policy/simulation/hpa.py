@@ -319,21 +319,30 @@ def plain_metric_replicas(
     return new_replicas
 
 
-def usage_ratio_replicas(current: int, usage_ratio: float, ready_pods: int, tolerances: Tolerances) -> int:
-    """getUsageRatioReplicaCount: Object and External metrics with a Value target (scale by READY pods)."""
+def usage_ratio_replicas(
+    current: int, usage_ratio: float, ready_pods: int, tolerances: Tolerances, pods: int | None = None
+) -> int:
+    """getUsageRatioReplicaCount: Object and External metrics with a Value target (scale by READY pods).
+
+    `pods`: the pods the selector returns (default: `current`). getReadyPodsCount fails only when there is
+    no pod at all ("no pods returned by selector while calculating replica count"); pods that exist but are
+    not Running and Ready count 0, so the proposal is ceil(ratio x 0) = 0 and the controller clamps it to
+    minReplicas (kubernetes pkg/controller/podautoscaler/replica_calculator.go)."""
     if current != 0:
         if tolerances.is_within(usage_ratio):
             return current
-        if ready_pods == 0:
-            raise MetricError("unable to calculate ready pods: no pods returned by selector")
+        if (current if pods is None else pods) == 0:
+            raise MetricError(
+                "unable to calculate ready pods: no pods returned by selector while calculating replica count"
+            )
         return min(MAX_INT32, math.ceil(usage_ratio * ready_pods))
     return math.ceil(usage_ratio)
 
 
 def object_value_replicas(
-    current: int, usage: int, target: int, ready_pods: int, tolerances: Tolerances
+    current: int, usage: int, target: int, ready_pods: int, tolerances: Tolerances, pods: int | None = None
 ) -> int:
-    return usage_ratio_replicas(current, usage / target, ready_pods, tolerances)
+    return usage_ratio_replicas(current, usage / target, ready_pods, tolerances, pods)
 
 
 def per_pod_total_replicas(
@@ -351,11 +360,16 @@ def per_pod_total_replicas(
 
 
 def external_value_replicas(
-    current: int, values: Sequence[int], target: int, ready_pods: int, tolerances: Tolerances
+    current: int,
+    values: Sequence[int],
+    target: int,
+    ready_pods: int,
+    tolerances: Tolerances,
+    pods: int | None = None,
 ) -> int:
     if not values:
         raise MetricError("no metrics returned from external metrics API")
-    return usage_ratio_replicas(current, sum(values) / target, ready_pods, tolerances)
+    return usage_ratio_replicas(current, sum(values) / target, ready_pods, tolerances, pods)
 
 
 def external_per_pod_replicas(
@@ -435,6 +449,25 @@ def scale_down_limit(
         else:
             result = max(result, proposed) if rules.select_policy == "Min" else min(result, proposed)
     return current if result is None else result
+
+
+def pods_removed_within(
+    current: int, minimum: int, rules: ScalingRules, window: int, sync_period: int = SYNC_PERIOD_SECONDS
+) -> int:
+    """How many of `current` pods the controller may remove within `window` seconds when every sync asks for
+    `minimum`: convertDesiredReplicasWithBehaviorRate's scale-down limit applied at each sync (0, sync_period,
+    ... < window), with the scale-down events of the earlier syncs counted in each policy's period."""
+    replicas = current
+    down_events: list[_Event] = []
+    now = 0
+    while now < window and replicas > minimum:
+        limit = min(scale_down_limit(replicas, [], down_events, rules, now), replicas)
+        new = max(limit, minimum)
+        if new < replicas:
+            down_events.append(_Event(replicas - new, now))
+            replicas = new
+        now += sync_period
+    return current - replicas
 
 
 @dataclass(frozen=True)

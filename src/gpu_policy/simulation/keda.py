@@ -10,12 +10,13 @@ minReplicaCount
   (metadata.metricName is ignored since v2.12); an empty result is 0 with ignoreNullValues (default true) or
   the error "prometheus metrics 'prometheus' target may be lost, the result is empty"; more than one series is
   "prometheus query ... returned multiple elements".
-- pkg/fallback/fallback.go GetMetricsWithFallback: every failed metrics request increments the trigger's
-  NumberOfFailures; once it is strictly greater than failureThreshold (and the target is AverageValue) KEDA
-  returns
-  `target * fallbackReplicas` (behavior static; currentReplicas/IfHigher/IfLower use the workload's replicas);
-  a success resets the count to 0. The HPA then turns that value into `fallbackReplicas` through its own
-  tolerance, stabilization windows and rate policies.
+- pkg/fallback/fallback.go GetMetricsWithFallback / doFallback (v2.18+): every failed metrics request
+  increments the trigger's NumberOfFailures; once it is strictly greater than failureThreshold KEDA returns
+  `target * replicas` as a milli-quantity, `int64(target * 1000 * replicas)` with a float target (behavior
+  static: fallback.replicas; currentReplicas/IfHigher/IfLower use the workload's replicas). For a Value
+  target, replicas are divided by the target's ready replicas first (no fallback when none is ready:
+  "error performing fallback"). A success resets the count to 0. The HPA then turns that value into the
+  fallback replica count through its own tolerance, stabilization windows and rate policies.
 - activationThreshold only governs 0 <-> 1 (ignored when minReplicaCount >= 1); pollingInterval is the
 operator's
   activity loop and does not pace the HPA between 1 and N replicas, which asks the metrics adapter every 15 s.
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 from gpu_policy.loading.document import Document
 from gpu_policy.promql.text import is_bare_selector, outer_aggregation
-from gpu_policy.simulation.hpa import Behavior, MetricError, behavior_from_spec, parse_quantity
+from gpu_policy.simulation.hpa import Behavior, MetricError, behavior_from_spec, milli, parse_quantity
 
 QueryShape = Literal["sum", "avg", "max", "min", "count", "series", "unknown"]
 
@@ -194,6 +195,38 @@ class ScaledObjectModel:
         )
 
 
+def fallback_replicas(fb: Fallback, current_replicas: int) -> float:
+    """doFallback's replica count by `fallback.behavior` (an unknown behavior falls back to `replicas`)."""
+    if fb.behavior == "currentReplicas":
+        return float(current_replicas)
+    if fb.behavior == "currentReplicasIfHigher":
+        return float(max(current_replicas, fb.replicas))
+    if fb.behavior == "currentReplicasIfLower":
+        return float(min(current_replicas, fb.replicas))
+    return float(fb.replicas)
+
+
+def do_fallback(
+    fb: Fallback, metric_type: str, target: float, current_replicas: int, ready_replicas: int
+) -> float | None:
+    """kedacore/keda pkg/fallback/fallback.go doFallback (v2.18+, kedacore/keda#6655): the metric value that
+    makes the HPA settle on the fallback replica count, or None when KEDA cannot compute it ("error performing
+    fallback").
+
+    AverageValue: target x replicas (the HPA divides by the target). Value: the HPA multiplies value / target
+    by the READY pods, so replicas are first divided by the ready replica count; with no ready replica
+    KEDA logs "readyReplicas is zero, cannot do fallback" and returns no metric. The target is read as a float
+    (AsApproximateFloat64) and the result is `NewMilliQuantity(int64(normalisationValue*1000*replicas))`, so
+    a fractional threshold such as "0.8" is kept, not truncated to 0."""
+    replicas = fallback_replicas(fb, current_replicas)
+    if metric_type == "Value":
+        if ready_replicas <= 0:
+            return None
+        replicas /= ready_replicas
+    normalisation = target if metric_type in ("AverageValue", "Value") else 0.0
+    return int(normalisation * 1000 * replicas) / 1000
+
+
 @dataclass
 class FallbackState:
     """The ScaledObject's `status.health[metric].numberOfFailures` as KEDA keeps it per metric."""
@@ -201,25 +234,37 @@ class FallbackState:
     failures: dict[str, int] = field(default_factory=dict)
 
     def observe(
-        self, so: ScaledObjectModel, trigger: Trigger, value: float | None, error: str, current_replicas: int
+        self,
+        so: ScaledObjectModel,
+        trigger: Trigger,
+        value: float | None,
+        error: str,
+        current_replicas: int,
+        ready_replicas: int | None = None,
     ) -> tuple[float | None, str, bool]:
-        """GetMetricsWithFallback: (metric value for the HPA, error, fallback active)."""
+        """GetMetricsWithFallback: (metric value for the HPA, error, fallback active).
+
+        `ready_replicas`: Running and Ready pods of the target (getReadyReplicasCount), needed by Value
+        triggers; None means every current replica is ready."""
         if not error:
             self.failures[trigger.metric_name] = 0
             return value, "", False
         count = self.failures.get(trigger.metric_name, 0) + 1
         self.failures[trigger.metric_name] = count
         fb = so.fallback
-        if fb is None or trigger.metric_type != "AverageValue":
+        if fb is None:
             return None, error, False
         if fb.failure_threshold < 0 or fb.replicas < 0:
             return None, error, False  # HasValidFallback
-        if count > fb.failure_threshold:
-            replicas = {
-                "currentReplicas": current_replicas,
-                "currentReplicasIfHigher": max(current_replicas, fb.replicas),
-                "currentReplicasIfLower": min(current_replicas, fb.replicas),
-            }.get(fb.behavior, fb.replicas)
-            # normalisationValue = int64(target): the fallback metric is target * replicas (milli-quantity)
-            return float(int(trigger.threshold) * replicas), "", True
-        return None, error, False
+        if count <= fb.failure_threshold:
+            return None, error, False
+        if fb.behavior == "scalingModifiers":
+            # a placeholder for the scalingModifiers formula's `??`; formulas are not modeled
+            return None, error, False
+        ready = current_replicas if ready_replicas is None else ready_replicas
+        # the HPA's target is the trigger's threshold as a milli-quantity
+        fallback_value = do_fallback(fb, trigger.metric_type, milli(trigger.threshold) / 1000,
+                                     current_replicas, ready)
+        if fallback_value is None:
+            return None, "error performing fallback", False
+        return fallback_value, "", True

@@ -5,7 +5,8 @@ without that bound — when policies/instance-types.yaml describes it; the pool'
 filter it by its labels (Karpenter only launches types whose requirements are compatible with the pool's:
 kubernetes-sigs/karpenter pkg/controllers/provisioning/scheduling/nodeclaim.go `filterInstanceTypesByRequirements`).
 An unbounded pool also gets one unmodelled shape standing for the types the policy does not describe.
-A type whose single node exceeds a pool limit can never launch (scheduler.go filterByRemainingResources).
+A type whose single node exceeds a pool limit can never launch (scheduler.go filterByRemainingResources, which
+compares the capacity Karpenter counts — memory less the VM overhead — not the nominal memory).
 `minValues` is honoured the same way: when fewer distinct values remain than a requirement's minValues,
 Karpenter launches nothing from the pool (nodeclaim.go "minValues requirement is not met").
 """
@@ -13,7 +14,6 @@ Karpenter launches nothing from the pool (nodeclaim.go "minValues requirement is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from gpu_policy.graph.nodes.labels import (
@@ -35,7 +35,7 @@ from gpu_policy.graph.nodes.labels import (
     one_of,
 )
 from gpu_policy.graph.nodes.pools import NodePool
-from gpu_policy.graph.nodes.resources import Allocatable, allocatable, vm_memory_overhead
+from gpu_policy.graph.nodes.resources import Allocatable, allocatable, karpenter_capacity, vm_memory_overhead
 from gpu_policy.policy.loader import PolicySet
 
 
@@ -147,9 +147,13 @@ def pool_shapes(pool: NodePool, policy: PolicySet) -> PoolShapes:
             out.shapes.append(NodeShape(pool, instance_type, labels, None, None, gfd))
             continue
         room = allocatable(facts, overhead)
-        nominal = {"cpu": Decimal(int(facts["vcpu"])), "memory": Decimal(int(facts["memoryGiB"])) * 2**30,
-                   GPU_RESOURCE: room.gpus}
-        over = [name for name, have in nominal.items() if name in pool.limits and have > pool.limits[name]]
+        # Karpenter compares it.Capacity with the remaining limits (scheduler.go filterByRemainingResources),
+        # and the AWS provider's memory capacity already has the VM overhead subtracted (instancetype/types.go
+        # memory()): nominal memory would reject types Karpenter launches. `nodes` is a separate count, not
+        # part of one instance's capacity, so it is left to nodepool-limits-reachable.
+        capacity = karpenter_capacity(facts, overhead)
+        over = [name for name in ("cpu", "memory", GPU_RESOURCE)
+                if name in pool.limits and capacity[name] > pool.limits[name]]
         if over:
             out.excluded.append(f"{instance_type}: one node exceeds the pool's limits ({', '.join(over)})")
             continue
