@@ -161,13 +161,26 @@ def is_bare_selector(expr: str) -> bool:
     return toks[first].kind == "{" and parsed.close[first] + 1 == last
 
 
-def comparison_threshold(expr: str) -> tuple[str, float] | None:
-    """The constant an alert compares against, as (operator, number): the last `<op> [bool] <number>`, or
-    else the first `<number> <op>`; None when no comparison has a number literal beside it."""
+_FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    written: str
+    """The operator as written (`90 < x` keeps `<`)."""
+    value: float
+    series_op: str
+    """The operator read as `<series> <op> <constant>`: `90 < x` is `x > 90`."""
+
+
+def comparison(expr: str) -> Comparison | None:
+    """The constant an alert compares against: the last `<op> [bool] <number>`, or else the first `<number> <op>`
+    (then the operator is flipped for `series_op`); None when no comparison has a number literal beside it.
+    Comparisons inside label matchers (`{a!="x"}`) are not comparisons."""
     parsed = _parsed(expr)
     toks = parsed.tokens
-    right: tuple[str, float] | None = None
-    left: tuple[str, float] | None = None
+    right: Comparison | None = None
+    left: Comparison | None = None
     for i, tok in enumerate(toks):
         if tok.kind != "op" or tok.text not in COMPARISONS or parsed.brace_depth[i]:
             continue
@@ -176,13 +189,19 @@ def comparison_threshold(expr: str) -> tuple[str, float] | None:
             j += 1
         value = _signed_number(toks, j)
         if value is not None:
-            right = (tok.text, value)
+            right = Comparison(tok.text, value, tok.text)
         if left is None and i > 0:
             before = _number_value(toks[i - 1])
             if before is not None:
                 sign = -1.0 if i > 1 and toks[i - 2].text == "-" and _is_unary(toks, i - 2) else 1.0
-                left = (tok.text, sign * before)
+                left = Comparison(tok.text, sign * before, _FLIPPED[tok.text])
     return right or left
+
+
+def comparison_threshold(expr: str) -> tuple[str, float] | None:
+    """(operator as written, constant) of `comparison`."""
+    found = comparison(expr)
+    return None if found is None else (found.written, found.value)
 
 
 def divisors(expr: str) -> tuple[tuple[str, ...], ...]:

@@ -18,10 +18,9 @@ from typing import Any
 from gpu_policy.findings import Severity
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.promql.text import (
-    COMPARISONS,
     Aggregation,
-    Token,
     aggregations,
+    comparison,
     dcgm_metric_names,
     divisors,
     outer_aggregation,
@@ -241,67 +240,7 @@ def gpu_memory_alert_divides_by_total(ctx: CheckContext) -> Iterator[Violation]:
             )
 
 
-_FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
 _DIRECTION = {">": "above", ">=": "above", "<": "below", "<=": "below"}
-
-
-@dataclass(frozen=True)
-class Comparison:
-    written: str
-    """The operator as written (`90 < x` keeps `<`)."""
-    value: float
-    series_op: str
-    """The operator read as `<series> <op> <constant>`: `90 < x` is `x > 90`."""
-
-
-def _number(toks: tuple[Token, ...], j: int) -> float | None:
-    sign = 1.0
-    if j < len(toks) and toks[j].kind == "op" and toks[j].text in ("+", "-"):
-        sign = -1.0 if toks[j].text == "-" else 1.0
-        j += 1
-    if j >= len(toks):
-        return None
-    tok = toks[j]
-    if tok.kind == "number":
-        return sign * (float(int(tok.text, 16)) if tok.text[:2].lower() == "0x" else float(tok.text))
-    if tok.kind == "ident" and tok.word in ("inf", "nan"):
-        return sign * float(tok.word)
-    return None
-
-
-def comparison(expr: str) -> Comparison | None:
-    """The alert's comparison with a constant: the last `<op> [bool] <number>`, else the first `<number> <op>`
-    (the same choice as promql.text.comparison_threshold), with the side the constant is on, so `90 < x` reads as
-    x above 90. Comparisons inside label matchers (`{a!="x"}`) are not comparisons."""
-    toks = tokenize(expr)
-    braces = 0
-    right: Comparison | None = None
-    left: Comparison | None = None
-    for i, tok in enumerate(toks):
-        if tok.kind == "{":
-            braces += 1
-        elif tok.kind == "}":
-            braces = max(0, braces - 1)
-        if braces or tok.kind != "op" or tok.text not in COMPARISONS:
-            continue
-        j = i + 1
-        if j < len(toks) and toks[j].word == "bool":
-            j += 1
-        value = _number(toks, j)
-        if value is not None:
-            right = Comparison(tok.text, value, tok.text)
-        if left is None and i > 0:
-            # include a unary sign before the number (`-1 < x`), not a binary one (`a - 1 < x`)
-            signed = (
-                i > 1
-                and toks[i - 2].kind == "op"
-                and toks[i - 2].text in ("+", "-")
-                and (i == 2 or toks[i - 3].kind in ("op", "(", ","))
-            )
-            before = _number(toks, i - 2 if signed else i - 1)
-            if before is not None:
-                left = Comparison(tok.text, before, _FLIPPED[tok.text])
-    return right or left
 
 
 @rule(
