@@ -409,6 +409,11 @@ def _changes_in_period(period: int, events: list[_Event], now: float) -> int:
     return sum(e.change for e in events if e.at > cutoff)
 
 
+def _period_start(current: int, up_events: list[_Event], down_events: list[_Event], period: int, now: float) -> int:
+    """Replicas at the start of a policy's period: current - added + removed within it (horizontal.go)."""
+    return current - _changes_in_period(period, up_events, now) + _changes_in_period(period, down_events, now)
+
+
 def scale_up_limit(
     current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules, now: float
 ) -> int:
@@ -416,11 +421,7 @@ def scale_up_limit(
         return current
     result: int | None = None
     for policy in rules.policies:
-        start = (
-            current
-            - _changes_in_period(policy.period_seconds, up_events, now)
-            + _changes_in_period(policy.period_seconds, down_events, now)
-        )
+        start = _period_start(current, up_events, down_events, policy.period_seconds, now)
         # Percent rounds up, or a small workload would never grow.
         proposed = start + policy.value if policy.type == "Pods" else math.ceil(start * (1 + policy.value / 100))
         if result is None:
@@ -437,11 +438,7 @@ def scale_down_limit(
         return current
     result: int | None = None
     for policy in rules.policies:
-        start = (
-            current
-            - _changes_in_period(policy.period_seconds, up_events, now)
-            + _changes_in_period(policy.period_seconds, down_events, now)
-        )
+        start = _period_start(current, up_events, down_events, policy.period_seconds, now)
         # Percent truncates: int32(float64(start) * (1 - value/100)).
         proposed = start - policy.value if policy.type == "Pods" else int(start * (1 - policy.value / 100))
         if result is None:
