@@ -35,6 +35,12 @@ def traces_dir() -> Path:
     return bundled if bundled.is_dir() else _SOURCE_ROOT / "fixtures" / "traces"
 
 
+def alert_tests_dir() -> Path:
+    """Hand-written promtool tests of the reference alerts: shipped, since the bundled alerts feature runs them."""
+    bundled = _BUNDLED / "alert-tests"
+    return bundled if bundled.is_dir() else _SOURCE_ROOT / "fixtures" / "alerts"
+
+
 def fixtures_dir() -> Path:
     """Fixtures are only in the source tree: they prove the suite, they are not shipped."""
     return _SOURCE_ROOT / "fixtures"

@@ -31,7 +31,7 @@ from gpu_policy.promql.extract import RuleFile
 from gpu_policy.promql.keda_eval import QueryEvaluation, dcgm_honor_labels, evaluate_queries
 from gpu_policy.promql.sources import promql_sources
 from gpu_policy.promql.testrun import SeriesTable, format_duration, run_test_files, seconds
-from gpu_policy.resources import features_dir, fixtures_dir
+from gpu_policy.resources import alert_tests_dir, features_dir
 
 _SCOPE = re.compile(r'(\w+) "((?:[^"\\]|\\.)*)"')
 
@@ -213,8 +213,7 @@ def _alert_test_dirs(config: pytest.Config) -> list[Path]:
     given_dirs = config.getoption("alert_tests", None)
     if given_dirs:
         return [Path(d) for d in given_dirs]
-    default = fixtures_dir() / "alerts"
-    return [default] if default.is_dir() else []
+    return [alert_tests_dir()]
 
 
 def _alert_test_files(config: pytest.Config) -> list[Path]:
@@ -226,7 +225,8 @@ def hand_written_tests_pass(alert_rules: AlertRules, request: pytest.FixtureRequ
     files = _alert_test_files(request.config)
     if not files:
         pytest.fail(
-            f"no promtool test files in {', '.join(map(str, _alert_test_dirs(request.config)))}",
+            f"no promtool test files (*.yaml) in {', '.join(map(str, _alert_test_dirs(request.config)))}: "
+            "give the folder of yours with --alert-tests",
             pytrace=False,
         )
     failed = [
