@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +105,19 @@ def test_rules_that_cannot_be_evaluated_offline_are_listed_not_passed() -> None:
     assert done.returncode == 0
     section = done.stdout.split("schema rules not evaluated offline (neither passed nor failed):", 1)[1]
     assert "NodePool/gpu-inference-pool: transition rule (uses oldSelf) not evaluated" in section
+
+
+def test_missing_promtool_is_an_environment_error_naming_the_package(tmp_path: Path) -> None:
+    """No verdict without promtool: exit 2 and the package to install, not a finding and never a skip."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None
+    (tools / "kubectl").symlink_to(kubectl)  # the reference set is a kustomization
+    env = {k: v for k, v in os.environ.items() if k != "GPU_POLICY_PROMTOOL"}
+    env["PATH"] = str(tools)
+    done = subprocess.run([sys.executable, "-m", "gpu_policy", "check"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr
+    assert "promtool not found" in done.stderr
+    assert "apt-get install -y --no-install-recommends prometheus" in done.stderr

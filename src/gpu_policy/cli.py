@@ -71,6 +71,10 @@ def _check(args: argparse.Namespace) -> int:
     )
     # Run the engine once up front: environment errors exit 2 here, and the suite reuses the result.
     run = run_engine(options)
+    if run.environment_errors:
+        for error in run.environment_errors:
+            print(f"gpu-policy: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     plugin.preloaded_run = run
     if options.report_dir is not None:
         write_json_report(run, options.report_dir / "findings.json")

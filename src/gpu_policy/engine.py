@@ -63,6 +63,8 @@ class RunResult:
     """Documents nothing was checked on: unreadable ones, and (with --ignore-missing-schemas) schema-less ones."""
     not_evaluated: list[NotChecked] = field(default_factory=list)
     """Schema rules that could not be judged offline (transition rules, unsupported CEL): never counted as passed."""
+    environment_errors: list[str] = field(default_factory=list)
+    """What kept rules from giving a verdict (a missing tool or schema source); each is also a finding."""
 
 
 def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
@@ -105,11 +107,14 @@ class _ExemptionIndex:
         return None
 
 
-def _checked(rule: Rule, ctx: CheckContext) -> list[Violation]:
-    """A check that breaks must fail loudly without hiding what every other rule found."""
+def _checked(rule: Rule, ctx: CheckContext, environment_errors: list[str]) -> list[Violation]:
+    """A check that breaks must fail loudly without hiding what every other rule found. An environment error
+    (promtool missing, schemas unreadable) is also recorded, so that the CLI can exit 2 instead of 1."""
     try:
         return list(rule.check(ctx))
     except GpuPolicyError as exc:
+        if str(exc) not in environment_errors:
+            environment_errors.append(str(exc))
         return [Violation(doc=None, message=f"could not be checked: {exc}", resource="<manifest set>")]
     except Exception as exc:  # reported as a failure of this rule, with the cause
         return [Violation(doc=None, message=f"check crashed: {type(exc).__name__}: {exc}",
@@ -142,10 +147,11 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
     exemptions = _ExemptionIndex(graph, policy, options.today)
     findings: list[Finding] = []
     exempted: list[UsedExemption] = []
+    environment_errors: list[str] = []
     for rule in rules.values():
         if rule_ids is not None and rule.id not in rule_ids:
             continue
-        for violation in _checked(rule, ctx):
+        for violation in _checked(rule, ctx, environment_errors):
             finding = _violation_to_finding(rule, violation)
             exemption = exemptions.lookup(rule.id, [violation.doc, *violation.exemptible_by], finding.resource)
             if exemption is not None:
@@ -166,5 +172,5 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
         where = NotChecked(doc.source, doc.line_of(tuple(issue.path)), f"{doc.ref}: {issue.message}")
         (not_checked if issue.kind == "missing-schema" else not_evaluated).append(where)
     return RunResult(options=options, load=load, graph=graph, policy=policy, context=ctx, findings=findings,
-                     not_checked=not_checked, not_evaluated=not_evaluated,
+                     not_checked=not_checked, not_evaluated=not_evaluated, environment_errors=environment_errors,
                      exempted=exempted, rules=rules)
