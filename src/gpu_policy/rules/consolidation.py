@@ -36,8 +36,7 @@ def _same_delay(have: Any, want: str) -> bool:
     0m30s). Every GPU NodePool must appear in the map — a GPU pool nobody reviewed for cost and disruption
     fails; pools without GPUs that are not in the map are not checked.""",
     fix="Set spec.disruption.consolidationPolicy and consolidateAfter to the values of "
-        "policies/budgets.yaml (or "
-        "add the pool to its `consolidation` map after review).",
+        "policies/budgets.yaml (or add the pool to its `consolidation` map after review).",
     sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/disruption/#consolidation"),
 )
 def consolidation_matches_policy(ctx: CheckContext) -> Iterator[Violation]:
@@ -74,14 +73,12 @@ def consolidation_matches_policy(ctx: CheckContext) -> Iterator[Violation]:
     pkg/apis/v1/nodepool.go: pattern `^(([0-9]+(s|m|h))+|Never)$`, Never disables): empty and under-used GPU
     nodes then run until they expire, at $16-55 an hour each. Voluntary disruption during business hours is
     limited with a budget instead, which keeps consolidation on the rest of the time.""",
-    fix="Set spec.disruption.consolidateAfter to a duration (policies/budgets.yaml gives it per pool) and "
-        "use a "
+    fix="Set spec.disruption.consolidateAfter to a duration (policies/budgets.yaml gives it per pool) and use a "
         "`nodes: \"0\"` budget to protect business hours.",
     sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/disruption/#consolidation"),
 )
 def gpu_pool_consolidation_enabled(ctx: CheckContext) -> Iterator[Violation]:
     for pool in gpu_nodepools(ctx):
         if pool.doc.get((*DISRUPTION, "consolidateAfter")) == NEVER:
-            yield Violation(pool.doc, f"GPU NodePool {pool.name} sets consolidateAfter: Never — idle GPU "
-                                      f"nodes are "
+            yield Violation(pool.doc, f"GPU NodePool {pool.name} sets consolidateAfter: Never — idle GPU nodes are "
                                       f"never consolidated", path=(*DISRUPTION, "consolidateAfter"))

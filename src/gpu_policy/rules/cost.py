@@ -104,8 +104,7 @@ def most_expensive_fleet(
 def worst_case(ctx: CheckContext, pool: NodePool) -> WorstCase:
     def compute() -> WorstCase:
         if pool.instance_types is None:
-            return WorstCase(pool, None, notes=[f"no {INSTANCE_TYPE} In requirement: any GPU type may "
-                                                f"launch"])
+            return WorstCase(pool, None, notes=[f"no {INSTANCE_TYPE} In requirement: any GPU type may launch"])
         overhead = vm_memory_overhead(ctx.policy)
         options: list[FleetOption] = []
         notes: list[str] = []
@@ -152,8 +151,7 @@ def _fleet_text(case: WorstCase, ctx: CheckContext) -> str:
     on-demand for a ceiling). Summed over the GPU pools it must stay within policies/cost.yaml
     maxHourlyCostUSD ($700 by default). A GPU pool with no instance-type bound or no limit that bounds a type
     is unbounded. Limits are eventually consistent, so a burst can briefly overshoot.""",
-    fix="Lower the NodePools' limits (nvidia.com/gpu, cpu, memory) or the set of expensive instance types "
-        "until the "
+    fix="Lower the NodePools' limits (nvidia.com/gpu, cpu, memory) or the set of expensive instance types until the "
         "worst case fits maxHourlyCostUSD (or raise the budget in policies/cost.yaml after review).",
     sources=("kubernetes-sigs/karpenter pkg/controllers/provisioning/scheduling/scheduler.go",
              "kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go", "https://aws.amazon.com/ec2/pricing/on-demand/"),
@@ -176,8 +174,7 @@ def gpu_fleet_cost_within_budget(ctx: CheckContext) -> Iterator[Violation]:
     if total <= budget:
         return
     largest = max(cases, key=lambda c: c.cost or Decimal(0))
-    yield Violation(largest.pool.doc, f"the GPU NodePools can cost ${total.quantize(Decimal('0.01'))}/h at "
-                                      f"their "
+    yield Violation(largest.pool.doc, f"the GPU NodePools can cost ${total.quantize(Decimal('0.01'))}/h at their "
                                       f"limits, over the ${budget}/h of policies/cost.yaml maxHourlyCostUSD; "
                                       f"{largest.pool.name} alone ${largest.cost}/h",
                     path=LIMITS, details=details,
@@ -191,8 +188,7 @@ def gpu_fleet_cost_within_budget(ctx: CheckContext) -> Iterator[Violation]:
     rationale="""The worst-case cost of a GPU pool is priced from policies/cost.yaml onDemandHourlyUSD; an
     instance type the pool may launch without a price there is spend nobody reviewed, and the ceiling computed
     without it is wrong.""",
-    fix="Add the type's on-demand hourly price (policies/cost.yaml region) to onDemandHourlyUSD, or remove "
-        "the type "
+    fix="Add the type's on-demand hourly price (policies/cost.yaml region) to onDemandHourlyUSD, or remove the type "
         "from the NodePool.",
     sources=("https://aws.amazon.com/ec2/pricing/on-demand/",),
 )
@@ -262,8 +258,7 @@ def _policy_line(path: str, key: str) -> int:
     computed from stale prices is wrong in either direction. policies/cost.yaml pricesAsOf must be within
     pricesMaxAgeDays of today when pricesMaxAgeDays is set. A warning: it asks for a review, not a manifest
     change.""",
-    fix="Re-check the prices in policies/cost.yaml against https://aws.amazon.com/ec2/pricing/on-demand/ "
-        "and update "
+    fix="Re-check the prices in policies/cost.yaml against https://aws.amazon.com/ec2/pricing/on-demand/ and update "
         "pricesAsOf.",
     sources=("https://aws.amazon.com/ec2/pricing/on-demand/",),
     severity=Severity.WARNING,

@@ -371,8 +371,7 @@ def one_autoscaler_per_workload(ctx: CheckContext) -> Iterator[Violation]:
     when it is unset). The API server refuses an HPA whose maxReplicas is below minReplicas or whose
     minReplicas is below 1 (kubernetes pkg/apis/autoscaling/validation/validation.go
     validateHorizontalPodAutoscalerSpec).""",
-    fix="Make minReplicaCount <= maxReplicaCount and idleReplicaCount < minReplicaCount (idle 0 is the only "
-    "value "
+    fix="Make minReplicaCount <= maxReplicaCount and idleReplicaCount < minReplicaCount (idle 0 is the only value "
     "KEDA supports).",
     sources=(
         "kedacore/keda apis/keda/v1alpha1/scaledobject_types.go",
@@ -460,8 +459,7 @@ def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     `scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)`
     (kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go verifyCPUMemoryScalers; only Deployment and
     StatefulSet targets are checked).""",
-    fix="Give every container (or the trigger's `containerName`) a cpu/memory request, and a minReplicaCount "
-    ">= 1 "
+    fix="Give every container (or the trigger's `containerName`) a cpu/memory request, and a minReplicaCount >= 1 "
     "when only cpu/memory triggers are used.",
     sources=("kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go",),
 )
@@ -491,8 +489,7 @@ def cpu_memory_triggers_have_requests(ctx: CheckContext) -> Iterator[Violation]:
                     yield Violation(
                         scaler.doc,
                         f"the scaledobject has a {resource} trigger but the container "
-                        f"{container.get('name')} doesn't have the {resource} request "
-                        f"defined",
+                        f"{container.get('name')} doesn't have the {resource} request defined",
                         path=("spec", "triggers", index, "type"),
                         exemptible_by=(scaler.target,),
                     )
@@ -521,8 +518,7 @@ def cpu_memory_triggers_have_requests(ctx: CheckContext) -> Iterator[Violation]:
     an external scaler fails when the scaler is built (`'Utilization' metric type is unsupported for external
     metrics, allowed values are 'Value' or 'AverageValue'`, kedacore/keda pkg/scalers/scaler.go
     GetMetricTargetType).""",
-    fix="Give each trigger a unique name, drop useCachedMetrics from cpu/memory/cron triggers, and use "
-    "metricType "
+    fix="Give each trigger a unique name, drop useCachedMetrics from cpu/memory/cron triggers, and use metricType "
     "AverageValue or Value for external scalers.",
     sources=(
         "kedacore/keda apis/keda/v1alpha1/scaletriggers_types.go",
@@ -654,9 +650,7 @@ def scale_down_window(scaler: Autoscaler) -> tuple[int, str]:
     the controller flag --horizontal-pod-autoscaler-downscale-stabilization, 5m by default and not changeable
     on EKS (kubernetes pkg/apis/autoscaling/v2/defaults.go). The minimum window is policies/scaling.yaml
     scaleDown.minStabilizationWindowSeconds (300 s by default).""",
-    fix="Set advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds to at "
-    "least "
-    "the "
+    fix="Set advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds to at least the "
     "policy minimum (300).",
     sources=(
         "kubernetes/kubernetes pkg/apis/autoscaling/v2/defaults.go",
@@ -935,8 +929,7 @@ def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 scaler.target,
                 f"{scaler.target.ref} is scaled by ScaledObject {scaler.doc.name!r} on GPU "
-                f"metrics but has no {label} label (classes: "
-                f"{', '.join(classes['classes'])})",
+                f"metrics but has no {label} label (classes: {', '.join(classes['classes'])})",
                 path=label_path,
                 exemptible_by=(scaler.doc,),
             )
@@ -1074,8 +1067,7 @@ def _prometheus_triggers(scaler: Autoscaler) -> Iterator[tuple[int, dict[str, An
     judged only when one aggregation covers all of it, or is combined only with number literals
     (`100 * avg(x)`); a binary operation between aggregations (`sum(x) / count(x)` is a per-pod average,
     `avg(x) * count(x)` a total) is not judged by its first operator.""",
-    fix="Use `sum(...)` with metricType AverageValue (threshold = per-pod target), or `avg(...)` with "
-    "metricType "
+    fix="Use `sum(...)` with metricType AverageValue (threshold = per-pod target), or `avg(...)` with metricType "
     "Value.",
     sources=(
         "kedacore/keda pkg/scalers/scaler.go",
@@ -1154,8 +1146,7 @@ def _service_reaches_prometheus(ctx: CheckContext, service: Document, port: int)
         target_port = entry.get("targetPort", port)
         if target_port not in (PROMETHEUS_WEB_PORT, "web"):
             return (
-                f"Service {service.ref} port {port} forwards to targetPort {target_port!r}; Prometheus "
-                f"listens on "
+                f"Service {service.ref} port {port} forwards to targetPort {target_port!r}; Prometheus listens on "
                 f"{PROMETHEUS_WEB_PORT} (port name 'web')"
             )
         return None
@@ -1185,9 +1176,7 @@ def _service_reaches_prometheus(ctx: CheckContext, service: Document, port: int)
     operator.prometheus.io/name=<name> (prometheus-operator pkg/prometheus/server/statefulset.go) and creates
     the governing Service `prometheus-operated` (port 9090, web) in the Prometheus' namespace. Addresses
     outside the cluster (another domain) are not checked.""",
-    fix="Set serverAddress to `http://<service>.<namespace>.svc.cluster.local:<port>` of a Service in the "
-    "set "
-    "that "
+    fix="Set serverAddress to `http://<service>.<namespace>.svc.cluster.local:<port>` of a Service in the set that "
     "selects the Prometheus pods (or `prometheus-operated.<namespace>:9090`).",
     sources=(
         "kedacore/keda-docs content/docs/2.20/scalers/prometheus.md",

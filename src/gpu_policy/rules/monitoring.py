@@ -150,8 +150,7 @@ def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
             path=(*template.path, "metadata", "labels"),
             message=(
                 f"no Service in namespace {_ns(exporter)} selects pods labelled {template.labels} "
-                "with a named "
-                "port reaching the exporter's listen port"
+                "with a named port reaching the exporter's listen port"
             ),
         )
 
@@ -257,8 +256,7 @@ def scrape_keeps_pod_labels(ctx: CheckContext) -> Iterator[Violation]:
                 path=("spec", "endpoints", scrape.endpoint_index),
                 message=(
                     f"endpoint {scrape.endpoint_index} scraping {scrape.target.service.ref} does not set "
-                    f"honorLabels: true, so the exporter's pod/namespace/container labels become exported_*; "
-                    f"{reason}"
+                    f"honorLabels: true, so the exporter's pod/namespace/container labels become exported_*; {reason}"
                 ),
             )
         for prom in chain.selecting_prometheuses(

@@ -42,8 +42,7 @@ def _unattributed(run: CheckRun) -> Iterable[Violation]:
     evaluated — the
     alerts it holds never fire. `promtool check rules` is the same parser: PromQL syntax and types, durations,
     templates, repeated group names, and (lint) two rules with the same name and labels.""",
-    fix="Correct the expression, duration or template at the reported line; run `promtool check rules` "
-    "on the "
+    fix="Correct the expression, duration or template at the reported line; run `promtool check rules` on the "
     "group to confirm.",
     sources=(
         PROMTOOL_SOURCE,
@@ -141,8 +140,7 @@ def dashboard_query_parses(ctx: CheckContext) -> Iterable[Violation]:
     workloads' GPUs change — otherwise it scales one model on another's load (kedacore/keda
     pkg/scalers/prometheus_scaler.go; NVIDIA/dcgm-exporter PR #76 for the exported_pod renaming).""",
     fix='Select the target\'s pods (`pod=~"<deployment>-.*"`, `namespace="<ns>"`) and aggregate to one '
-    "series "
-    "(`sum(...)` with AverageValue); make the DCGM ServiceMonitor set `honorLabels: true`.",
+    "series (`sum(...)` with AverageValue); make the DCGM ServiceMonitor set `honorLabels: true`.",
     sources=(
         "kedacore/keda pkg/scalers/prometheus_scaler.go",
         "prometheus/prometheus scrape/scrape.go",

@@ -110,8 +110,7 @@ def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
     taints the pod does not tolerate (https://karpenter.sh/docs/concepts/nodepools/), so the pod never reaches
     that pool — it stays Pending, or lands on the spot capacity of a mixed on-demand+spot pool instead. When
     the set holds no spot pool the taint of policies/spot.yaml capacityTypeTaint is required.""",
-    fix="Add a toleration {key: karpenter.sh/capacity-type, operator: Equal, value: spot, effect: "
-        "NoSchedule}.",
+    fix="Add a toleration {key: karpenter.sh/capacity-type, operator: Equal, value: spot, effect: NoSchedule}.",
     sources=("https://karpenter.sh/docs/concepts/scheduling/#taints-and-tolerations",
              "kubernetes-sigs/karpenter pkg/scheduling/taints.go"),
 )
@@ -149,8 +148,7 @@ def spot_pods_tolerate_capacity_type_taint(ctx: CheckContext) -> Iterator[Violat
     plugin/pkg/admission/extendedresourcetoleration/admission.go). The seed's model-serving-spot tolerates
     only the capacity-type taint and requests no GPU, so it fails under either profile.""",
     fix="Add a toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} (and request "
-        "nvidia.com/gpu "
-        "if the pod serves a model on the GPU).",
+        "nvidia.com/gpu if the pod serves a model on the GPU).",
     sources=(ERT_SOURCE, "https://docs.aws.amazon.com/eks/latest/userguide/platform-versions.html"),
 )
 def spot_pods_tolerate_gpu_taint(ctx: CheckContext) -> Iterator[Violation]:
@@ -181,8 +179,7 @@ def spot_pods_tolerate_gpu_taint(ctx: CheckContext) -> Iterator[Violation]:
         pools_text = "; ".join(f"{p.name}: {', '.join(sorted({taint_text(t) for t in m}))}"
                                for p, m in blocked)
         yield Violation(pod.template.owner,
-                        f"{pod.template.owner.ref} is meant for spot but does not tolerate the GPU taint of "
-                        f"its "
+                        f"{pod.template.owner.ref} is meant for spot but does not tolerate the GPU taint of its "
                         f"spot-capable pool(s) ({pools_text}); {why}",
                         path=pod.path("tolerations") if pod.tolerations else pod.path())
 
@@ -219,8 +216,7 @@ def prestop_seconds(container: Mapping[str, Any]) -> tuple[float | None, FieldPa
     must fit the notice, and the preStop must finish strictly inside the grace period, leaving the server time
     to handle SIGTERM. preStop time is read from the `sleep` action or the `sleep N` commands of an exec hook;
     other hooks are not timed. Applies to every pod that may run on spot capacity.""",
-    fix="Set terminationGracePeriodSeconds <= 120 and keep the preStop sleep below it (e.g. 120 and sleep "
-        "90).",
+    fix="Set terminationGracePeriodSeconds <= 120 and keep the preStop sleep below it (e.g. 120 and sleep 90).",
     sources=(POD_TERMINATION_DOC, "https://karpenter.sh/docs/concepts/disruption/#interruption",
              "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html"),
 )
@@ -235,10 +231,8 @@ def spot_graceful_shutdown_fits_notice(ctx: CheckContext) -> Iterator[Violation]
             else DEFAULT_GRACE_SECONDS
         owner = pod.template.owner
         if grace > notice:
-            yield Violation(owner, f"{owner.ref} runs on spot ({why}) with terminationGracePeriodSeconds "
-                                   f"{grace}, "
-                                   f"longer than the {notice}s interruption notice: the instance is gone "
-                                   f"before "
+            yield Violation(owner, f"{owner.ref} runs on spot ({why}) with terminationGracePeriodSeconds {grace}, "
+                                   f"longer than the {notice}s interruption notice: the instance is gone before "
                                    f"the pod finishes", path=pod.path("terminationGracePeriodSeconds"))
             continue
         for path, container in pod.template.containers():
@@ -271,8 +265,7 @@ def _keeps_state(ctx: CheckContext, pod: Placement) -> str | None:
     another node — EBS volumes are zonal and detach slowly — so it must not run on spot. Counts every pod that
     may land on spot capacity: it selects spot, tolerates the capacity-type taint, or a NodePool offering spot
     (also a mixed on-demand+spot pool, where Karpenter prefers spot) admits it.""",
-    fix="Pin the workload to on-demand capacity (nodeSelector karpenter.sh/capacity-type: on-demand) and "
-        "drop the "
+    fix="Pin the workload to on-demand capacity (nodeSelector karpenter.sh/capacity-type: on-demand) and drop the "
         "spot toleration, or make it stateless.",
     sources=("https://karpenter.sh/docs/concepts/disruption/#interruption",
              "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-best-practices.html"),
