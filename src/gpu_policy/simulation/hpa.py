@@ -30,7 +30,7 @@ pod-level requests, the controller's work-queue jitter (every sync is exactly `S
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -231,6 +231,38 @@ def _metric_usage_ratio(metrics: dict[str, int], target: int) -> tuple[float, in
     return usage / target, usage
 
 
+def _replicas_with_missing_and_unready(
+    current: int,
+    metrics: dict[str, int],
+    groups: _Groups,
+    tolerances: Tolerances,
+    ratio_of: Callable[[dict[str, int]], float],
+    assumed_below: Callable[[str], int],
+) -> int:
+    """The shared second half of GetResourceReplicas and calcPlainMetricReplicas (replica_calculator.go): pods
+    without metrics count as at target (`assumed_below`) when scaling down and as 0 when scaling up, unready pods
+    as 0 when scaling up; the result is dropped if it lands in tolerance or reverses the direction."""
+    usage_ratio = ratio_of(metrics)
+    scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
+    if not scale_up_with_unready and not groups.missing:
+        if tolerances.is_within(usage_ratio):
+            return current
+        return math.ceil(usage_ratio * groups.ready_count)
+    if groups.missing and usage_ratio != 1.0:
+        for name in groups.missing:
+            metrics[name] = assumed_below(name) if usage_ratio < 1.0 else 0
+    if scale_up_with_unready:
+        for name in groups.unready:
+            metrics[name] = 0
+    new_ratio = ratio_of(metrics)
+    if tolerances.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio):
+        return current
+    new_replicas = math.ceil(new_ratio * len(metrics))
+    if (new_ratio < 1.0 and new_replicas > current) or (new_ratio > 1.0 and new_replicas < current):
+        return current
+    return new_replicas
+
+
 def resource_utilization_replicas(
     current: int,
     target_utilization: int,
@@ -256,30 +288,12 @@ def resource_utilization_replicas(
         if pod.request is None:
             raise MetricError(f"missing request for {resource}")
         requests[pod.name] = pod.request
-    usage_ratio, _ = _resource_utilization_ratio(metrics, requests, target_utilization)
-    scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
-    if not scale_up_with_unready and not groups.missing:
-        if tolerances.is_within(usage_ratio):
-            return current
-        return math.ceil(usage_ratio * groups.ready_count)
-    if groups.missing:
-        if usage_ratio < 1.0:
-            fallback = max(100, target_utilization)
-            for name in groups.missing:
-                metrics[name] = requests[name] * fallback // 100
-        elif usage_ratio > 1.0:
-            for name in groups.missing:
-                metrics[name] = 0
-    if scale_up_with_unready:
-        for name in groups.unready:
-            metrics[name] = 0
-    new_ratio, _ = _resource_utilization_ratio(metrics, requests, target_utilization)
-    if tolerances.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio):
-        return current
-    new_replicas = math.ceil(new_ratio * len(metrics))
-    if (new_ratio < 1.0 and new_replicas > current) or (new_ratio > 1.0 and new_replicas < current):
-        return current
-    return new_replicas
+    fallback = max(100, target_utilization)
+    return _replicas_with_missing_and_unready(
+        current, metrics, groups, tolerances,
+        ratio_of=lambda values: _resource_utilization_ratio(values, requests, target_utilization)[0],
+        assumed_below=lambda name: requests[name] * fallback // 100,
+    )
 
 
 def plain_metric_replicas(
@@ -294,29 +308,11 @@ def plain_metric_replicas(
         metrics.pop(name, None)
     if not metrics:
         raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
-    usage_ratio, _ = _metric_usage_ratio(metrics, target_usage)
-    scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
-    if not scale_up_with_unready and not groups.missing:
-        if tolerances.is_within(usage_ratio):
-            return current
-        return math.ceil(usage_ratio * groups.ready_count)
-    if groups.missing:
-        if usage_ratio < 1.0:
-            for name in groups.missing:
-                metrics[name] = target_usage
-        elif usage_ratio > 1.0:
-            for name in groups.missing:
-                metrics[name] = 0
-    if scale_up_with_unready:
-        for name in groups.unready:
-            metrics[name] = 0
-    new_ratio, _ = _metric_usage_ratio(metrics, target_usage)
-    if tolerances.is_within(new_ratio) or (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio):
-        return current
-    new_replicas = math.ceil(new_ratio * len(metrics))
-    if (new_ratio < 1.0 and new_replicas > current) or (new_ratio > 1.0 and new_replicas < current):
-        return current
-    return new_replicas
+    return _replicas_with_missing_and_unready(
+        current, metrics, groups, tolerances,
+        ratio_of=lambda values: _metric_usage_ratio(values, target_usage)[0],
+        assumed_below=lambda name: target_usage,
+    )
 
 
 def usage_ratio_replicas(
