@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import traceback
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,14 @@ from typing import Any
 from gpu_policy.errors import GpuPolicyError
 from gpu_policy.findings import Finding
 from gpu_policy.graph.graph import ResourceGraph
-from gpu_policy.loading.document import Document, format_path
+from gpu_policy.loading.document import format_path
 from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
 from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.exemptions import Exemption, ExemptionProblem, annotation_exemptions, file_exemptions
+from gpu_policy.rules.exemptions import Exemption, exemption_index
 from gpu_policy.rules.registry import Rule, Violation, all_rules
 from gpu_policy.rules.schema import schema_notes
 from gpu_policy.schemas.validator import ManifestValidator, default_crd_paths
-
-EXEMPTION_RULE = "exemptions-are-valid"
 
 
 @dataclass
@@ -83,30 +80,6 @@ def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
     )
 
 
-class _ExemptionIndex:
-    def __init__(self, graph: ResourceGraph, policy: PolicySet, today: dt.date) -> None:
-        self.by_resource: dict[str, dict[str, Exemption]] = defaultdict(dict)
-        self.problems: list[ExemptionProblem] = []
-        for doc in graph.documents:
-            exemptions, problems = annotation_exemptions(doc)
-            self.problems += problems
-            for e in exemptions:
-                self.by_resource[e.resource][e.rule_id] = e
-        source = str(policy.directory / "exemptions.yaml")
-        exemptions, problems = file_exemptions(policy.exemptions.get("exemptions", []), source, today)
-        self.problems += problems
-        for e in exemptions:
-            self.by_resource[e.resource][e.rule_id] = e
-
-    def lookup(self, rule_id: str, docs: list[Document | None], resource: str) -> Exemption | None:
-        refs = [d.ref for d in docs if d is not None] or [resource]
-        for ref in refs:
-            found = self.by_resource.get(ref, {}).get(rule_id)
-            if found is not None:
-                return found
-        return None
-
-
 def _checked(rule: Rule, ctx: CheckContext, environment_errors: list[str]) -> list[Violation]:
     """A check that breaks must fail loudly without hiding what every other rule found. An environment error
     (promtool missing, schemas unreadable) is also recorded, so that the CLI can exit 2 instead of 1."""
@@ -144,7 +117,7 @@ def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, Polic
 def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResult:
     load, graph, policy, ctx = build_context(options)
     rules = all_rules()
-    exemptions = _ExemptionIndex(graph, policy, options.today)
+    exemptions = exemption_index(ctx)
     findings: list[Finding] = []
     exempted: list[UsedExemption] = []
     environment_errors: list[str] = []
@@ -158,13 +131,6 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
                 exempted.append(UsedExemption(exemption, finding))
             else:
                 findings.append(finding)
-    for problem in exemptions.problems:
-        findings.append(Finding(
-            rule_id=EXEMPTION_RULE, resource=problem.resource, message=problem.message, file=problem.file,
-            line=problem.line or None,
-            why="An exemption waives a rule; without a reason, or past its expiry, it hides a real problem.",
-            fix="Give the exemption `<rule-id>: <reason>` (and renew or remove it when it expires).",
-        ))
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule_id, f.resource))
     not_checked = list(load.not_checked)
     not_evaluated: list[NotChecked] = []

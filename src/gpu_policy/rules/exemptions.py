@@ -8,11 +8,17 @@ Two ways to declare one:
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.graph.workloads import pod_template_of
 from gpu_policy.loading.document import Document
+from gpu_policy.policy.loader import PolicySet
+
+if TYPE_CHECKING:
+    from gpu_policy.rules.context import CheckContext
 
 ANNOTATION = "gpu-policy.io/exempt"
 
@@ -90,3 +96,35 @@ def file_exemptions(entries: list[dict[str, Any]], source: str, today: dt.date) 
             continue
         exemptions.append(Exemption(entry["rule"], entry["resource"], str(entry["reason"]), where, expiry))
     return exemptions, problems
+
+
+class ExemptionIndex:
+    """Every declared exemption by resource and rule, and the declarations refused (no reason, expired)."""
+
+    def __init__(self, graph: ResourceGraph, policy: PolicySet, today: dt.date) -> None:
+        self.by_resource: dict[str, dict[str, Exemption]] = defaultdict(dict)
+        self.problems: list[ExemptionProblem] = []
+        for doc in graph.documents:
+            exemptions, problems = annotation_exemptions(doc)
+            self.problems += problems
+            for e in exemptions:
+                self.by_resource[e.resource][e.rule_id] = e
+        source = str(policy.directory / "exemptions.yaml")
+        exemptions, problems = file_exemptions(policy.exemptions.get("exemptions", []), source, today)
+        self.problems += problems
+        for e in exemptions:
+            self.by_resource[e.resource][e.rule_id] = e
+
+    def lookup(self, rule_id: str, docs: list[Document | None], resource: str) -> Exemption | None:
+        refs = [d.ref for d in docs if d is not None] or [resource]
+        for ref in refs:
+            found = self.by_resource.get(ref, {}).get(rule_id)
+            if found is not None:
+                return found
+        return None
+
+
+def exemption_index(ctx: CheckContext) -> ExemptionIndex:
+    """Built once per run: the engine looks exemptions up in it, and `exemptions-are-valid` reports its problems."""
+    today = ctx.options.get("today") or dt.date.today()
+    return ctx.memo("exemptions", lambda: ExemptionIndex(ctx.graph, ctx.policy, today))

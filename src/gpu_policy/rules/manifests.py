@@ -9,6 +9,7 @@ from typing import Any
 from gpu_policy.loading.document import FieldPath
 from gpu_policy.loading.loader import LOAD_RULE, SHAPE_RULE
 from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.exemptions import exemption_index
 from gpu_policy.rules.registry import Violation, rule
 
 
@@ -67,8 +68,9 @@ def object_is_unique(ctx: CheckContext) -> Iterator[Violation]:
     fix="Give the exemption `<rule-id>: <reason>` (and renew or remove it when it expires).",
 )
 def exemptions_are_valid(ctx: CheckContext) -> Iterator[Violation]:
-    # The engine reports exemption problems itself (it owns the exemption index); registered here for the catalogue.
-    return iter(())
+    for problem in exemption_index(ctx).problems:
+        yield Violation(doc=None, message=problem.message, resource=problem.resource, file=problem.file,
+                        line=problem.line or None)
 
 
 _VARIABLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
