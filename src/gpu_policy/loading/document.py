@@ -81,6 +81,11 @@ class Document:
         return value if isinstance(value, str) else ""
 
     @property
+    def effective_namespace(self) -> str:
+        """The namespace a namespaced object lands in: `default` when the manifest names none."""
+        return self.namespace or "default"
+
+    @property
     def labels(self) -> dict[str, Any]:
         value = self.metadata.get("labels")
         return value if isinstance(value, dict) else {}

@@ -422,7 +422,7 @@ def collectors_of(graph: ResourceGraph, doc: Document, cluster_policy: Mapping[s
             out.append(from_api)
             continue
         file, configured_at = configured_collectors(path, container)
-        mounted = _configmap_csv(graph, template, container, file, doc.namespace or "default")
+        mounted = _configmap_csv(graph, template, container, file, doc.effective_namespace)
         if mounted is not None:
             fields, source = mounted
             out.append(Collectors(path, file, configured_at, fields, source))

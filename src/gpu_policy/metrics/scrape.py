@@ -21,10 +21,6 @@ from gpu_policy.metrics import dcgm
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def _ns(doc: Document) -> str:
-    return doc.namespace or "default"
-
-
 def listen_port(container: Mapping[str, Any]) -> int:
     """DCGM_EXPORTER_LISTEN / `-a` (default ":9400", NVIDIA/dcgm-exporter pkg/cmd/app.go)."""
     address = ":9400"
@@ -84,7 +80,7 @@ def exporter_services(graph: ResourceGraph) -> dict[str, list[ExporterService]]:
             for service in graph.of_kind("Service"):
                 selector = service.spec.get("selector")
                 if (
-                    _ns(service) != _ns(exporter)
+                    service.effective_namespace != exporter.effective_namespace
                     or not selector
                     or not matches_map(selector, template.labels)
                 ):
@@ -153,26 +149,27 @@ def prometheus_selection_failure(
         return f"{prom.ref} spec.{selector_field} {selector} does not match labels {obj.labels or '{}'}"
     ns_selector = prom.spec.get(ns_field)
     if ns_selector is None:
-        if _ns(obj) != _ns(prom):
+        if obj.effective_namespace != prom.effective_namespace:
             return (
-                f"{prom.ref} has no spec.{ns_field}, so it only looks in its own namespace {_ns(prom)}, "
-                f"not {_ns(obj)}"
+                f"{prom.ref} has no spec.{ns_field}, so it only looks in its own namespace {prom.effective_namespace}, "
+                f"not {obj.effective_namespace}"
             )
         return None
     if not ns_selector:
         return None
-    labels = namespace_labels(graph, _ns(obj))
+    labels = namespace_labels(graph, obj.effective_namespace)
     if labels is None:
-        labels = {NS_NAME_LABEL: _ns(obj)}
+        labels = {NS_NAME_LABEL: obj.effective_namespace}
         if matches(ns_selector, labels):
             return None
         return (
-            f"{prom.ref} spec.{ns_field} {ns_selector} needs namespace labels, and Namespace {_ns(obj)} "
+            f"{prom.ref} spec.{ns_field} {ns_selector} needs namespace labels, and Namespace {obj.effective_namespace} "
             "is not "
             "in the manifest set"
         )
     if not matches(ns_selector, labels):
-        return f"{prom.ref} spec.{ns_field} {ns_selector} does not match Namespace {_ns(obj)} labels {labels}"
+        namespace = obj.effective_namespace
+        return f"{prom.ref} spec.{ns_field} {ns_selector} does not match Namespace {namespace} labels {labels}"
     return None
 
 
@@ -197,13 +194,13 @@ def servicemonitor_namespaces_cover(graph: ResourceGraph, monitor: Document, nam
         )
     )
     if ignore or not ns_selector:
-        return namespace == _ns(monitor)
+        return namespace == monitor.effective_namespace
     if ns_selector.get("any") is True:
         return True
     names = ns_selector.get("matchNames")
     if names:
         return namespace in [str(n) for n in names]
-    return namespace == _ns(monitor)
+    return namespace == monitor.effective_namespace
 
 
 
@@ -247,7 +244,7 @@ def exporter_scrapes(graph: ResourceGraph) -> list[Scrape]:
                 continue
             for target in targets:
                 if not matches(selector, target.service.labels) or not servicemonitor_namespaces_cover(
-                    graph, monitor, _ns(target.service)
+                    graph, monitor, target.service.effective_namespace
                 ):
                     continue
                 for i, endpoint in enumerate(monitor.spec.get("endpoints") or []):
@@ -276,7 +273,7 @@ def monitors_meant_for_exporter(
         if monitor.ref in scraping or not selector:
             continue
         if not any(
-            matches(selector, t.labels) and servicemonitor_namespaces_cover(graph, monitor, _ns(t.owner))
+            matches(selector, t.labels) and servicemonitor_namespaces_cover(graph, monitor, t.owner.effective_namespace)
             for t in templates
         ):
             continue

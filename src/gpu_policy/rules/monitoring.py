@@ -44,10 +44,6 @@ def _queries(ctx: CheckContext) -> tuple[PromQLSource, ...]:
     return promql_sources(ctx.graph).all
 
 
-def _ns(doc: Document) -> str:
-    return doc.namespace or "default"
-
-
 # -- exporter placement
 # ---------------------------------------------------------------------------------------
 @rule(
@@ -149,7 +145,7 @@ def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
             doc=exporter,
             path=(*template.path, "metadata", "labels"),
             message=(
-                f"no Service in namespace {_ns(exporter)} selects pods labelled {template.labels} "
+                f"no Service in namespace {exporter.effective_namespace} selects pods labelled {template.labels} "
                 "with a named port reaching the exporter's listen port"
             ),
         )
@@ -178,7 +174,7 @@ def exporter_is_scraped(ctx: CheckContext) -> Iterator[Violation]:
                 path=("metadata", "labels"),
                 message=(
                     f"no ServiceMonitor selects this Service (labels {service.service.labels or '{}'}, "
-                    f"namespace {_ns(service.service)}) with endpoints[].port {service.port_name}"
+                    f"namespace {service.service.effective_namespace}) with endpoints[].port {service.port_name}"
                 ),
             )
 
