@@ -38,8 +38,23 @@ class FixtureSet:
         folder = self.root / "policies"
         return folder if folder.is_dir() else None
 
+    @property
+    def profile(self) -> str | None:
+        """The sets written for the reference system run with its profile unless they say `profile: none`."""
+        value = self.raw.get("profile", "reference")
+        return None if value == "none" else str(value)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.raw.get("complete", True))
+
+    def options(self) -> RunOptions:
+        return RunOptions(paths=[str(self.manifests)], policies_dir=self.policies,
+                          profile=None if self.policies else self.profile, complete=self.complete,
+                          config_path=self.root / "config.yaml" if (self.root / "config.yaml").is_file() else None)
+
     def run(self) -> RunResult:
-        return run_engine(RunOptions(paths=[str(self.manifests)], policies_dir=self.policies))
+        return run_engine(self.options())
 
 
 def discover() -> list[FixtureSet]:

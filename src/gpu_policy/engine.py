@@ -16,7 +16,8 @@ from gpu_policy.findings import Finding
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.document import format_path
 from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
-from gpu_policy.policy.loader import PolicySet
+from gpu_policy.policy.loader import REFERENCE_PROFILE, PolicySet, RepoConfig, discover_config
+from gpu_policy.resources import reference_manifests_dir
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import Exemption, exemption_index
 from gpu_policy.rules.registry import Rule, Violation, all_rules
@@ -34,6 +35,19 @@ class RunOptions:
     today: dt.date = field(default_factory=dt.date.today)
     report_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    complete: bool | None = None
+    """The set is the whole system (`--complete`); None: as the configuration says (the reference set is)."""
+    namespace: str | None = None
+    """Where namespaced objects without a namespace land (`--namespace`); None: the configuration's, else default."""
+    env: dict[str, str] | None = None
+    exclude: list[str] = field(default_factory=list)
+    allow_remote_bases: bool = False
+    config_path: Path | None = None
+    """A `.gpu-policy.yaml` or `gpu-policy/` folder; None: found from the working directory up."""
+    profile: str | None = None
+    """`reference` for the bundled reference organisation's policies."""
+    only: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -75,6 +89,7 @@ def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
         why=rule.rationale,
         fix=v.fix or rule.fix,
         severity=rule.severity,
+        rule_class=rule.rule_class.value,
         path=format_path(v.path),
         details=v.details,
     )
@@ -94,15 +109,52 @@ def _checked(rule: Rule, ctx: CheckContext, environment_errors: list[str]) -> li
                           resource="<manifest set>", details=(traceback.format_exc(),))]
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The policy in force and the run options a repository's configuration may set, resolved once."""
+
+    policy: PolicySet
+    complete: bool
+    namespace: str
+    exclude: list[str]
+    config: RepoConfig | None
+
+
+def resolve_settings(options: RunOptions) -> Settings:
+    """Command line first, then the repository's configuration, then the defaults (see policy/loader.py)."""
+    config_path = options.config_path
+    reference_set = [str(reference_manifests_dir())] == options.paths
+    if config_path is None and not options.policies_dir and options.profile is None and not reference_set:
+        config_path = discover_config(Path.cwd())
+    config = RepoConfig.read(config_path) if config_path is not None else None
+    if options.policies_dir is not None:
+        policy = PolicySet.load(options.policies_dir)
+    elif options.profile == REFERENCE_PROFILE or (reference_set and options.profile is None and config is None):
+        policy = PolicySet.load(None)
+    elif options.profile is not None:
+        raise GpuPolicyError(f"unknown profile {options.profile!r} (known: {REFERENCE_PROFILE})")
+    elif config is not None:
+        policy = PolicySet.from_config(config)
+    else:
+        policy = PolicySet.defaults()
+    complete = options.complete
+    if complete is None:
+        complete = bool(config.complete) if config is not None and config.complete is not None else reference_set
+    namespace = options.namespace or (config.namespace if config is not None else None) or "default"
+    exclude = [*(config.exclude if config is not None else ()), *options.exclude]
+    return Settings(policy=policy, complete=complete, namespace=namespace, exclude=exclude, config=config)
+
+
 def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, PolicySet, CheckContext]:
-    policy = PolicySet.load(options.policies_dir)
+    settings = resolve_settings(options)
+    policy = settings.policy
     load = load_manifests(options.paths)
     validator = ManifestValidator(
         policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(), use_cache=options.use_crd_cache
     )
-    graph = ResourceGraph(load.documents, validator.scope_of)
+    graph = ResourceGraph(load.documents, validator.scope_of, default_namespace=settings.namespace)
     ctx = CheckContext(
-        graph=graph, policy=policy, load=load,
+        graph=graph, policy=policy, load=load, complete=settings.complete,
         options={
             "ignore_missing_schemas": options.ignore_missing_schemas,
             "schema_validator": validator,
@@ -137,6 +189,8 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
     for doc, issue in schema_notes(ctx):
         where = NotChecked(doc.source, doc.line_of(tuple(issue.path)), f"{doc.ref}: {issue.message}")
         (not_checked if issue.kind == "missing-schema" else not_evaluated).append(where)
+    for note in ctx.unresolved:
+        not_checked.append(NotChecked(note.doc.source, note.doc.line_of(note.path), note.message))
     return RunResult(options=options, load=load, graph=graph, policy=policy, context=ctx, findings=findings,
                      not_checked=not_checked, not_evaluated=not_evaluated, environment_errors=environment_errors,
                      exempted=exempted, rules=rules)

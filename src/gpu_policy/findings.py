@@ -29,6 +29,8 @@ class Finding:
     """Dotted field path inside the resource (`spec.template.spec.taints[0]`), empty for the whole object."""
     details: tuple[str, ...] = field(default=(), compare=False)
     """Extra lines (a promtool diff, a simulation trace) shown under the message."""
+    rule_class: str = "correctness"
+    """`correctness` (wrong on any cluster) or `policy` (an organisation's choice, judged only where configured)."""
 
     @property
     def location(self) -> str:

@@ -24,8 +24,27 @@ def _default_scope(group: str, kind: str) -> bool | None:
     return True if not group and kind in CLUSTER_SCOPED_CORE_KINDS else None
 
 
+def _is_builtin_group(group: str) -> bool:
+    """Kubernetes' own API groups: the core group, `apps`, `batch`, ... and `*.k8s.io`."""
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def _namespaced(scope: ScopeLookup, doc: Document) -> bool:
+    known = scope(doc.group, doc.kind)
+    if known is None:
+        known = _default_scope(doc.group, doc.kind)
+    if known is None and _is_builtin_group(doc.group) and doc.kind:
+        known = doc.kind in CLUSTER_SCOPED_CORE_KINDS
+    return known is False
+
+
 class ResourceGraph:
-    def __init__(self, documents: Iterable[Document], scope_of: ScopeLookup | None = None) -> None:
+    def __init__(
+        self, documents: Iterable[Document], scope_of: ScopeLookup | None = None, *, default_namespace: str = "default"
+    ) -> None:
+        """`default_namespace` is where a namespaced object whose manifest names no namespace lands
+        (`kubectl apply` without `-n`: `default`); objects are indexed and named with it, so that an unset
+        namespace and `default` are the same place."""
         scope = scope_of or _default_scope
         self.documents: list[Document] = []
         self.duplicates: list[tuple[Document, Document]] = []
@@ -40,6 +59,8 @@ class ResourceGraph:
             if scope(doc.group, doc.kind) is True and doc.metadata.get("namespace"):
                 # kustomize's `namespace:` lands on cluster-scoped custom resources; the API server drops it.
                 doc.namespace_override = ""
+            elif not doc.namespace and doc.is_object and _namespaced(scope, doc):
+                doc.namespace_override = default_namespace
             key = (doc.kind, doc.namespace, doc.name)
             # Objects named by `generateName` get a fresh name from the API server: they never collide.
             first = self._by_key.get(key) if doc.name else None

@@ -27,7 +27,7 @@ from gpu_policy.promql.text import (
     tokenize,
 )
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 FB_USED = "DCGM_FI_DEV_FB_USED"
 FB_FREE = "DCGM_FI_DEV_FB_FREE"
@@ -99,6 +99,7 @@ def alerts(ctx: CheckContext) -> list[Alert]:
     "alert-is-complete",
     title="every alert has a for duration, a severity label and a summary annotation",
     area="alerts",
+    rule_class=RuleClass.POLICY,
     rationale="""Without `for`, one scrape above the threshold pages (a GPU spike during a batch is normal);
     routing in Alertmanager keys on the `severity` label; the notification shows the `summary` annotation.
     The required labels and annotations come from policies/alerts.yaml (requiredLabels,
@@ -160,6 +161,7 @@ def _ref(label: str) -> str:
     "gpu-alert-names-gpu-and-pod",
     title="every GPU alert names the GPU and the pod in its summary or description",
     area="alerts",
+    rule_class=RuleClass.POLICY,
     rationale="""A DCGM series is per GPU (`gpu` with `Hostname`, or `UUID`) and, with DCGM_EXPORTER_KUBERNETES, per
     workload pod. An alert text without them ("GPU memory is low") sends the operator searching across the fleet.
     Templates reach labels as {{ $labels.gpu }} or {{ .Labels.gpu }} (prometheus docs alerting_rules.md
@@ -219,6 +221,7 @@ def divides_used_by_free(expr: str) -> bool:
     "gpu-memory-alert-divides-by-total",
     title="GPU memory alerts measure used / (used + free) framebuffer",
     area="alerts",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The fraction of GPU memory in use is FB_USED / (FB_USED + FB_FREE) (add FB_RESERVED on newer
     drivers). FB_USED / FB_FREE is the ratio of used to free: `> 0.9` fires at about 47% use (0.9 / 1.9),
     paging
@@ -247,6 +250,7 @@ _DIRECTION = {">": "above", ">=": "above", "<": "below", "<=": "below"}
     "gpu-alert-thresholds-match-policy",
     title="GPU alerts fire at the thresholds and durations of the alert policy",
     area="alerts",
+    rule_class=RuleClass.POLICY,
     rationale="""The alert policy (policies/alerts.yaml: HighGPUUtilization above 90% for 5m, GPUMemoryPressure
     above 0.9 of memory for 2m, with their severities) is what on-call agreed to be paged for. An alert whose
     comparison constant, direction, `for` or severity differs pages at another point than the one reviewed:
@@ -309,6 +313,7 @@ def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
     "gpu-alert-not-fleet-average",
     title="GPU alerts do not average one hot GPU away across the fleet",
     area="alerts",
+    rule_class=RuleClass.POLICY,
     rationale="""`avg(DCGM_FI_DEV_GPU_UTIL) > 90` without `by` averages every GPU of every node into one
     number:
     one saturated GPU among ten idle ones reads 10% and never fires, and the alert carries no gpu/pod label to

@@ -11,7 +11,7 @@ from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools
 from gpu_policy.graph.quantities import parse_duration
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.karpenter import DISRUPTION, KARPENTER_SOURCES
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 DEFAULT_POLICY = "WhenEmptyOrUnderutilized"  # NodePool CRD default for spec.disruption.consolidationPolicy
 NEVER = "Never"
@@ -29,6 +29,7 @@ def _same_delay(have: Any, want: str) -> bool:
     "consolidation-matches-policy",
     title="each NodePool consolidates as policies/budgets.yaml says",
     area="consolidation",
+    rule_class=RuleClass.POLICY,
     rationale="""policies/budgets.yaml `consolidation` maps each NodePool to its consolidationPolicy and
     consolidateAfter: WhenEmptyOrUnderutilized (the CRD default) lets Karpenter repack under-used GPU nodes,
     WhenEmpty only removes empty ones, and consolidateAfter is how long a node must stay consolidatable first
@@ -69,6 +70,7 @@ def consolidation_matches_policy(ctx: CheckContext) -> Iterator[Violation]:
     "gpu-pool-consolidation-enabled",
     title="GPU pools never disable consolidation",
     area="consolidation",
+    rule_class=RuleClass.POLICY,
     rationale="""`consolidateAfter: Never` turns consolidation off (kubernetes-sigs/karpenter
     pkg/apis/v1/nodepool.go: pattern `^(([0-9]+(s|m|h))+|Never)$`, Never disables): empty and under-used GPU
     nodes then run until they expire, at $16-55 an hour each. Voluntary disruption during business hours is

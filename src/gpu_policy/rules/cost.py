@@ -17,7 +17,7 @@ from gpu_policy.graph.nodes.placement import allowed_capacity_types
 from gpu_policy.graph.nodes.pools import LIMITS, REQUIREMENTS, NodePool
 from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 from gpu_policy.rules.spot import spot_pools_running
 
 SEARCH_STEP_LIMIT = 200_000
@@ -143,6 +143,7 @@ def _fleet_text(case: WorstCase, ctx: CheckContext) -> str:
     "gpu-fleet-cost-within-budget",
     title="the GPU fleet at its NodePool limits costs at most the hourly budget",
     area="cost",
+    rule_class=RuleClass.POLICY,
     rationale="""NodePool `limits` are the only ceiling on what Karpenter launches, so they are the ceiling on
     spend. The worst case is the most expensive fleet the limits admit — a bounded search over the allowed
     types with Karpenter's own capacity accounting (vCPUs, memory less the VM overhead, GPUs:
@@ -185,6 +186,7 @@ def gpu_fleet_cost_within_budget(ctx: CheckContext) -> Iterator[Violation]:
     "gpu-instance-types-priced",
     title="every allowed GPU instance type has a price",
     area="cost",
+    rule_class=RuleClass.POLICY,
     rationale="""The worst-case cost of a GPU pool is priced from policies/cost.yaml onDemandHourlyUSD; an
     instance type the pool may launch without a price there is spend nobody reviewed, and the ceiling computed
     without it is wrong.""",
@@ -211,6 +213,7 @@ def _label_true(value: Any) -> bool:
     "spot-tolerant-workloads-use-spot",
     title="fault-tolerant GPU workloads can run on spot",
     area="cost",
+    rule_class=RuleClass.POLICY,
     rationale="""A GPU workload that declares it tolerates spot interruptions (policies/spot.yaml
     spotTolerantLabel, value "true") but that no spot-capable NodePool admits pays on-demand prices for
     nothing: GPU spot capacity costs 60-90% less (the seed's cost checklist). Placement is judged as Karpenter
@@ -254,6 +257,7 @@ def _policy_line(path: str, key: str) -> int:
     "instance-prices-are-current",
     title="instance prices are re-dated within their maximum age",
     area="cost",
+    rule_class=RuleClass.POLICY,
     rationale="""EC2 prices change (p5 on-demand prices fell by about 45% in June 2025); a cost ceiling
     computed from stale prices is wrong in either direction. policies/cost.yaml pricesAsOf must be within
     pricesMaxAgeDays of today when pricesMaxAgeDays is set. A warning: it asks for a review, not a manifest

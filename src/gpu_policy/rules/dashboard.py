@@ -14,7 +14,7 @@ from typing import Any
 from gpu_policy.promql.sources import Dashboard, Panel, promql_sources
 from gpu_policy.promql.text import DCGM_PREFIX, metric_names
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -27,6 +27,7 @@ def _dashboards(ctx: CheckContext) -> tuple[Dashboard, ...]:
     "dashboard-json-is-valid",
     title="every Grafana dashboard ConfigMap holds valid JSON",
     area="dashboard",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The Grafana sidecar loads each data key of a `grafana_dashboard` ConfigMap as a dashboard
     file; a JSON syntax error makes Grafana skip the dashboard with only a log line, so the panels operators
     rely on during an incident are simply missing.""",
@@ -59,6 +60,7 @@ def _matches(panel: Panel, spec: dict[str, Any]) -> bool:
     "dashboard-has-design-panels",
     title="the GPU dashboard has the five panels of the design",
     area="dashboard",
+    rule_class=RuleClass.POLICY,
     rationale="""The design asks for five panels: GPU utilization trend, GPU memory used and free, pod scaling
     events (HPA/KEDA), Karpenter node provisioning and GPU cost. A panel counts when its title has one of the
     keywords AND it queries the metrics that show it (policies/dashboard.yaml); a panel titled "GPU memory"
@@ -103,6 +105,7 @@ def _known(name: str, known: set[str], recorded: frozenset[str]) -> bool:
     "dashboard-queries-known-metrics",
     title="every dashboard panel queries metrics that exist",
     area="dashboard",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A panel querying a metric nobody exports shows "No data", which reads like "nothing
     happened".
     Non-DCGM names must be exported by kube-state-metrics, Karpenter, KEDA or the cost exporter (list in

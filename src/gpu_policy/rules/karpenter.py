@@ -29,7 +29,7 @@ from gpu_policy.graph.nodes.pools import LIMITS, NODECLASS_REF, REQUIREMENTS, TA
 from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 DISRUPTION_REASONS = REASONS
 KARPENTER_SOURCES = "kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go"
@@ -45,6 +45,7 @@ def is_ec2nodeclass(doc: Document) -> bool:
     "gpu-nodepool-taints-gpu",
     title="GPU pools taint nvidia.com/gpu",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     rationale="""Without an `nvidia.com/gpu` NoSchedule taint any pod — a log shipper, a web server — may land
     on a GPU node and keep it (and its $20-55/h) alive, or take the CPU and memory a model server needs.
     Karpenter copies `spec.template.spec.taints` onto every node it launches (kubernetes-sigs/karpenter
@@ -69,6 +70,7 @@ def gpu_nodepool_taints_gpu(ctx: CheckContext) -> Iterator[Violation]:
     "gpu-nodepool-instance-types-allowed",
     title="GPU pools launch only allowed GPU instance types",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     rationale="""Karpenter launches any instance type its NodePool requirements admit (the cheapest that fits
     the pending pods). The organisation reviews each GPU type it runs — GPU model, memory, price — in
     policies/instance-types.yaml; a type missing there has no reviewed facts, and a GPU pool with no
@@ -105,6 +107,7 @@ def gpu_nodepool_instance_types_allowed(ctx: CheckContext) -> Iterator[Violation
     "nodepool-nodeclass-resolves",
     title="every NodePool's nodeClassRef names an EC2NodeClass of the set",
     area="karpenter",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A NodePool whose `nodeClassRef` names no EC2NodeClass never becomes Ready and launches
     nothing: Karpenter marks it `NodeClassReady=False` and its pods stay Pending (kubernetes-sigs/karpenter
     pkg/controllers/nodepool/readiness). The reference is by group, kind and name; the EC2NodeClass is
@@ -138,6 +141,7 @@ def nodepool_nodeclass_resolves(ctx: CheckContext) -> Iterator[Violation]:
     "nodepool-limits-reachable",
     title="NodePool limits are mutually reachable",
     area="karpenter",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""Karpenter launches a node only while the node's capacity fits what remains of EVERY limit
     (kubernetes-sigs/karpenter pkg/controllers/provisioning/scheduling/scheduler.go: instance types whose
     capacity exceeds the remaining resources are filtered out; pkg/apis/v1/nodepool.go `Limits.ExceededBy`).
@@ -187,6 +191,7 @@ def nodepool_limits_reachable(ctx: CheckContext) -> Iterator[Violation]:
     "spot-pool-weight-below-on-demand",
     title="spot pool weight is below on-demand",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     rationale="""Karpenter tries NodePools in descending `weight` order (a pool without weight counts as 0;
     kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `Weight`; karpenter.sh/docs/concepts/scheduling/#weighted-
     nodepools). A spot-only GPU pool must weigh less than every GPU pool that offers on-demand capacity so that
@@ -220,6 +225,7 @@ def spot_pool_weight_below_on_demand(ctx: CheckContext) -> Iterator[Violation]:
     "ec2nodeclass-ami-pinned",
     title="EC2NodeClasses pin their AMI version",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     severity=Severity.WARNING,
     rationale="""An `alias: <family>@latest` AMI selector resolves to each new AMI as AWS publishes it; Karpenter
     then marks every node of the class as drifted and replaces it, so an untested AMI rolls through all GPU nodes
@@ -241,6 +247,7 @@ def ec2nodeclass_ami_pinned(ctx: CheckContext) -> Iterator[Violation]:
     "ec2nodeclass-requires-imdsv2",
     title="EC2NodeClasses require IMDSv2",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     rationale="""With `httpTokens: optional` a pod that reaches the instance metadata service reads the node
     role's credentials with a plain GET (IMDSv1). The EC2NodeClass CRD defaults metadataOptions to
     `httpTokens: required` with hop limit 1 (aws/karpenter-provider-aws pkg/apis/crds
@@ -298,6 +305,7 @@ def resolve_ami_family(doc: Document) -> ResolvedFamily:
     "ec2nodeclass-encrypts-volumes",
     title="EC2NodeClasses encrypt their EBS volumes",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     rationale="""GPU nodes hold model weights and request data on their volumes. When blockDeviceMappings is
     omitted, Karpenter applies the AMI family's default mappings (aws/karpenter-provider-aws
     pkg/providers/amifamily/resolver.go: `if len(resolved.BlockDeviceMappings) == 0 { resolved.BlockDeviceMappings
@@ -356,6 +364,7 @@ CRON_FIX = ("Write the schedule as the 5-field UTC cron Karpenter parses (robfig
     "disruption-budgets-within-max-percent",
     title="disruption budgets disrupt at most 20% of a pool's nodes",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     rationale="""A budget's `nodes` caps how many of the pool's nodes Karpenter disrupts at once (a percentage
     is rounded UP against the node count; kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go
     `GetAllowedDisruptions`). Draining more than policies/budgets.yaml maxDisruptionPercent (20%) of GPU nodes
@@ -493,6 +502,7 @@ def _describe(interval: Interval, zone: ZoneInfo) -> str:
     "business-hours-freeze-in-utc",
     title="the business-hours freeze is correct in UTC",
     area="karpenter",
+    rule_class=RuleClass.POLICY,
     rationale="""policies/budgets.yaml requires a `nodes: "0"` budget that blocks voluntary disruption during
     the business hours of policies/cluster.yaml. Karpenter evaluates a budget's `schedule` as cron in UTC —
     time zones are not supported (kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `IsActive` parses `TZ=UTC

@@ -26,7 +26,7 @@ from gpu_policy.graph.workloads import pod_template_of
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.promql.text import AGGREGATIONS, Token, metric_names, outer_aggregation, tokenize
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 from gpu_policy.simulation.hpa import ScalingPolicy, ScalingRules, pods_removed_within
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -203,6 +203,7 @@ def _is_gpu_query(query: str) -> bool:
     "autoscaler-target-exists",
     title="the autoscaler's target exists",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A ScaledObject or HPA whose scaleTargetRef names no object in its namespace scales nothing:
     KEDA reports `ScaleTargetNotFound` and the workload runs at whatever replica count it was applied with.
     KEDA defaults scaleTargetRef to apiVersion apps/v1, kind Deployment, and the target must live in the
@@ -261,6 +262,7 @@ def _target_key(scaler: Autoscaler) -> tuple[str, str, str, str]:
     "one-autoscaler-per-workload",
     title="one autoscaler per workload",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""Two autoscalers on one workload overwrite each other's replica count every sync. KEDA's
     admission webhook refuses a ScaledObject whose target is already managed by another HPA (`the workload
     '%s' of type '%s' is already managed by the hpa '%s'`) or another ScaledObject, and one whose generated
@@ -364,6 +366,7 @@ def one_autoscaler_per_workload(ctx: CheckContext) -> Iterator[Violation]:
     "autoscaler-replica-bounds",
     title="autoscaler replica bounds are valid",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""KEDA refuses `MinReplicaCount=%d must be less than MaxReplicaCount=%d` and
     `IdleReplicaCount=%d must be less than MinReplicaCount=%d` (kedacore/keda
     apis/keda/v1alpha1/scaledobject_types.go CheckReplicaCountBoundsAreValid, called by the webhook's
@@ -453,6 +456,7 @@ def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     "keda-cpu-memory-triggers-have-requests",
     title="cpu and memory triggers have container requests",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A cpu or memory trigger becomes an HPA Utilization target, which is a percentage of the
     containers' request; KEDA's webhook refuses `the scaledobject has a %v trigger but the container %s
     doesn't have the %v request defined` (unless a LimitRange in the namespace gives a default), and
@@ -512,6 +516,7 @@ def cpu_memory_triggers_have_requests(ctx: CheckContext) -> Iterator[Violation]:
     "keda-triggers-are-valid",
     title="ScaledObject triggers pass KEDA's checks",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""KEDA's webhook refuses `triggerName %q is defined multiple times in the ScaledObject, but it
     must be unique` and `property "useCachedMetrics" is not supported for %q scaler` (cpu, memory, cron)
     (kedacore/keda apis/keda/v1alpha1/scaletriggers_types.go ValidateTriggers); a metricType of Utilization on
@@ -559,6 +564,7 @@ def triggers_are_valid(ctx: CheckContext) -> Iterator[Violation]:
     "keda-fallback-is-valid",
     title="fallback is accepted by KEDA and lies within the replica bounds",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""KEDA refuses a fallback with negative values (`FailureThreshold=%d & Replicas=%d must both be
     greater than or equal to 0`) and a fallback on a ScaledObject whose triggers are all cpu/memory: fallback
     replaces a failing external metric, and in 2.20 works for Value and AverageValue triggers but never for
@@ -642,6 +648,7 @@ def scale_down_window(scaler: Autoscaler) -> tuple[int, str]:
     "scale-down-stabilization-window",
     title="scale-down stabilizes 300s",
     area="keda",
+    rule_class=RuleClass.POLICY,
     rationale="""GPU model servers take minutes to load weights; scaling them down on a short dip and back up
     costs a cold start. Within the scale-down stabilization window the HPA uses the HIGHEST recommendation
     (kubernetes pkg/controller/podautoscaler/horizontal.go stabilizeRecommendationWithBehaviors). KEDA copies
@@ -701,6 +708,7 @@ def allowed_removal(replicas: int, max_percent: float) -> int:
     "scale-down-rate-limited",
     title="scale-down removes at most 25% of the pods per 60s",
     area="keda",
+    rule_class=RuleClass.POLICY,
     rationale="""Removing many GPU replicas at once drops capacity faster than traffic falls and forfeits warm
     model caches. The HPA limits scale-down with behavior.scaleDown.policies: with selectPolicy Max (the
     default) the policy allowing the LARGEST change wins, with Min the smallest, Disabled forbids scale-down
@@ -802,6 +810,7 @@ def _up_allowance(policies: list[dict[str, Any]], select: str, current: int, per
     "scale-up-rate",
     title="scale-up allows 100% or 4 pods per 15s",
     area="keda",
+    rule_class=RuleClass.POLICY,
     rationale="""A traffic surge on a model server must add replicas quickly: GPU nodes take minutes to join,
     so the HPA must not hold scale-up back too. policies/scaling.yaml sets the floor: stabilization window at
     most scaleUp.maxStabilizationWindowSeconds, and per periodSeconds at least the larger of percent% and pods
@@ -899,6 +908,7 @@ def _threshold(trigger: Mapping[str, Any]) -> Decimal | None:
     "scaling-matches-workload-class",
     title="GPU autoscaling matches the workload class",
     area="keda",
+    rule_class=RuleClass.POLICY,
     rationale="""The seed's threshold table (policies/workload-classes.yaml) fixes, per workload class, the
     GPU utilization a pod is scaled at (scaleUpUtilization = the GPU-utilization trigger's threshold: the HPA
     has one target per metric) and the cooldown (cooldownSeconds = the scale-down stabilization window for
@@ -1056,6 +1066,7 @@ def _prometheus_triggers(scaler: Autoscaler) -> Iterator[tuple[int, dict[str, An
     "query-aggregation-matches-metric-type",
     title="the query's aggregation suits the metricType",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The prometheus trigger's threshold becomes the HPA target. With metricType AverageValue
     (KEDA's default, kedacore/keda pkg/scalers/scaler.go) the HPA computes desired = ceil(value / threshold)
     whatever the replica count (kubernetes pkg/controller/podautoscaler/replica_calculator.go
@@ -1167,6 +1178,7 @@ def _service_reaches_prometheus(ctx: CheckContext, service: Document, port: int)
     "server-address-reaches-prometheus",
     title="serverAddress reaches a Prometheus",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A prometheus trigger whose serverAddress does not resolve, or resolves to something other
     than Prometheus, fails every poll; with fallback KEDA then pins the fallback replica count, without it the
     HPA keeps the current count and never scales. The address is resolved by the KEDA operator, which runs in
@@ -1245,6 +1257,7 @@ def server_address_reaches_prometheus(ctx: CheckContext) -> Iterator[Violation]:
     "keda-no-dead-fields",
     title="ScaledObjects carry no removed or no-op fields",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     severity=Severity.WARNING,
     rationale="""Fields that do nothing mislead the reader into thinking they tune scaling. Trigger metadata
     `metricName` was deprecated in KEDA 2.10 and removed in 2.12 (ignored except by aws-cloudwatch,
@@ -1310,6 +1323,7 @@ def _parse_bool(value: Any, default: bool) -> bool:
     "lost-metric-is-not-zero",
     title="a lost GPU metric does not silently scale to the minimum",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""With ignoreNullValues true (the default) the prometheus scaler reports 0 for an empty result,
     an empty value list, or a NaN/Inf value (keda-docs content/docs/2.20/scalers/prometheus.md; kedacore/keda
     pkg/scalers/prometheus_scaler.go ExecutePromQuery; releases before the NaN check passed NaN through):
@@ -1350,6 +1364,7 @@ def lost_metric_is_not_zero(ctx: CheckContext) -> Iterator[Violation]:
     "sla-minimum-replicas",
     title="minimum replicas keep the SLA minimum",
     area="keda",
+    rule_class=RuleClass.POLICY,
     rationale="""The seed: "Model B의 최소 SLA를 보장하기 위해 minReplicas를 설정해야 합니다" — the
     autoscaler's minimum is the
     floor when traffic falls or capacity is reallocated to another model. policies/sla.yaml lists each model's
@@ -1402,6 +1417,7 @@ def sla_minimum_replicas(ctx: CheckContext) -> Iterator[Violation]:
     "autoscaled-replicas-unset",
     title="autoscaled workloads leave spec.replicas unset",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     severity=Severity.WARNING,
     rationale="""Once an HPA (or KEDA's HPA) owns a workload, a spec.replicas in the manifest resets the
     replica count on every apply (kubectl apply, Argo CD, Flux), undoing the autoscaler until its next sync:

@@ -10,7 +10,7 @@ from gpu_policy.loading.document import FieldPath
 from gpu_policy.loading.loader import LOAD_RULE, SHAPE_RULE
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import exemption_index
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 
 def _load_findings(ctx: CheckContext, rule_id: str) -> Iterator[Violation]:
@@ -24,6 +24,7 @@ def _load_findings(ctx: CheckContext, rule_id: str) -> Iterator[Violation]:
     LOAD_RULE,
     title="every manifest file is valid YAML",
     area="manifests",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A document that cannot be decoded is never applied and never checked. Decoding follows
     sigs.k8s.io/yaml: duplicate keys are errors, only standard tags exist, alias bombs are refused.""",
     fix="Correct the YAML at the reported line.",
@@ -37,6 +38,7 @@ def manifest_is_readable(ctx: CheckContext) -> Iterator[Violation]:
     SHAPE_RULE,
     title="every document is a Kubernetes object with apiVersion, kind and name",
     area="manifests",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="The API server rejects an object without apiVersion, kind and metadata.name.",
     fix="Give the document apiVersion, kind and metadata.name (or remove it).",
 )
@@ -48,6 +50,7 @@ def manifest_has_identity(ctx: CheckContext) -> Iterator[Violation]:
     "object-is-unique",
     title="no two manifests declare the same object",
     area="manifests",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""Two documents with the same kind, namespace and name are one object in the cluster: the one
     applied last silently replaces the other, so what is reviewed is not what runs.""",
     fix="Merge the two documents into one, or rename one of them.",
@@ -64,6 +67,7 @@ def object_is_unique(ctx: CheckContext) -> Iterator[Violation]:
     "exemptions-are-valid",
     title="every exemption has a reason and has not expired",
     area="manifests",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="An exemption waives a rule; without a reason, or past its expiry, it hides a real problem.",
     fix="Give the exemption `<rule-id>: <reason>` (and renew or remove it when it expires).",
 )
@@ -97,6 +101,7 @@ def _unrendered(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
     "manifest-has-no-unrendered-variables",
     title="no manifest carries an unsubstituted ${VARIABLE}",
     area="manifests",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""kubectl, kustomize and the API server never substitute shell variables: `${CLUSTER_NAME}` in an
     EC2NodeClass role or discovery tag is sent literally, Karpenter looks for a role and subnets tagged
     `${CLUSTER_NAME}`, and the node class never becomes Ready. A manifest that needs envsubst must be checked

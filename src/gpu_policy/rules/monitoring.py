@@ -21,7 +21,7 @@ from gpu_policy.metrics import scrape as chain
 from gpu_policy.promql.sources import PromQLSource, promql_sources
 from gpu_policy.promql.text import dcgm_metric_names, grouping_labels, selectors
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 POD_LABELS = ("pod", "namespace", "container")
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -50,6 +50,7 @@ def _queries(ctx: CheckContext) -> tuple[PromQLSource, ...]:
     "dcgm-exporter-tolerates-gpu-taints",
     title="the DCGM exporter tolerates every taint of the GPU NodePools",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A DaemonSet pod lands on a tainted node only if it tolerates every NoSchedule and NoExecute
     taint (kubernetes pkg/scheduler/framework/plugins/tainttoleration). The DCGM exporter does not request
     nvidia.com/gpu, so EKS's ExtendedResourceToleration admission plugin adds nothing for it; a GPU node whose
@@ -84,6 +85,7 @@ def exporter_tolerates_gpu_taints(ctx: CheckContext) -> Iterator[Violation]:
     "dcgm-exporter-selects-gpu-nodes",
     title="the DCGM exporter's node selection matches every GPU NodePool's nodes",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The exporter's nodeSelector and required node affinity must hold on the labels GPU nodes
     really
     carry. Karpenter labels its nodes with the NodePool's template labels, the value it chose for each
@@ -126,6 +128,7 @@ def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
     "dcgm-exporter-has-service",
     title="a Service exposes the DCGM exporter pods on a named metrics port",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A ServiceMonitor discovers targets through a Service's endpoints and names the Service port
     to scrape (`endpoints[].port` is `.spec.ports[].name`, prometheus-operator ServiceMonitor CRD). Without a
     Service in the exporter's namespace whose selector matches the exporter pods and whose named port reaches
@@ -155,6 +158,7 @@ def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
     "dcgm-exporter-is-scraped",
     title="a ServiceMonitor scrapes the DCGM exporter Service by port name",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The Prometheus Operator turns a ServiceMonitor into scrape configs for the Services its
     `selector` matches, in the namespaces `namespaceSelector` names (default: the ServiceMonitor's own),
     on the
@@ -207,6 +211,7 @@ def _queries_needing_pod_labels(ctx: CheckContext) -> list[tuple[PromQLSource, s
     "dcgm-scrape-keeps-pod-labels",
     title="the DCGM scrape keeps the exporter's pod, namespace and container labels",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""With DCGM_EXPORTER_KUBERNETES=true every series carries the pod, namespace and container
     using
     the GPU; the Prometheus Operator adds target labels with the same names (the exporter pod's own).
@@ -314,6 +319,7 @@ def _pod_label_problems(exporter: Document) -> Iterator[tuple[FieldPath, str]]:
     "dcgm-exporter-labels-pods",
     title="the DCGM exporter runs in Kubernetes mode when queries use its pod labels",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The exporter adds the pod, namespace and container of the workload using each GPU only in
     Kubernetes mode: `-k` / `--kubernetes` / DCGM_EXPORTER_KUBERNETES, a bool flag that defaults to false
     (NVIDIA/dcgm-exporter pkg/cmd/app.go). urfave/cli v2 parses its env var with Go's strconv.ParseBool
@@ -369,6 +375,7 @@ def _not_selected(ctx: CheckContext, kind: str, selector_field: str, ns_field: s
     "servicemonitor-selected-by-prometheus",
     title="every ServiceMonitor is selected by a Prometheus",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A Prometheus scrapes a ServiceMonitor only if spec.serviceMonitorSelector matches its labels
     (null selects nothing, {} everything) and spec.serviceMonitorNamespaceSelector matches its namespace (null
     means the Prometheus' own namespace only), per the Prometheus Operator v0.93.0 API. An unselected
@@ -387,6 +394,7 @@ def servicemonitor_selected(ctx: CheckContext) -> Iterator[Violation]:
     "prometheusrule-selected-by-prometheus",
     title="every PrometheusRule is loaded by a Prometheus",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A Prometheus loads a PrometheusRule only if spec.ruleSelector matches its labels (null
     selects
     nothing, {} everything) and spec.ruleNamespaceSelector matches its namespace (null means the
@@ -406,6 +414,7 @@ def prometheusrule_selected(ctx: CheckContext) -> Iterator[Violation]:
     "dcgm-metrics-are-collected",
     title="every DCGM metric queried is in the exporter's collectors",
     area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The exporter only exports the DCGM fields listed (uncommented) in its collector CSV:
     `-f`/`--collectors`, else DCGM_EXPORTER_COLLECTORS, else /etc/dcgm-exporter/default-counters.csv
     (NVIDIA/dcgm-exporter pkg/cmd/app.go). When `-m`/`--configmap-data`/DCGM_EXPORTER_CONFIGMAP_DATA names a
@@ -469,6 +478,7 @@ def dcgm_metrics_are_collected(ctx: CheckContext) -> Iterator[Violation]:
     "dcgm-exporter-version-pinned",
     title="the DCGM exporter image is the release the cluster policy pins",
     area="monitoring",
+    rule_class=RuleClass.POLICY,
     rationale="""Which DCGM fields exist, and what each collector file enables, depend on the exporter
     release;
     dcgm-exporter images are tagged `<DCGM version>-<exporter version>-<os>`. The suite checks metrics against

@@ -12,7 +12,7 @@ from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
 from gpu_policy.promql.keda_eval import dcgm_honor_labels, evaluate_queries
 from gpu_policy.promql.sources import promql_sources
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 PROMTOOL_SOURCE = "prometheus/prometheus cmd/promtool/main.go (checkRules, checkDuplicates)"
 
@@ -35,6 +35,7 @@ def _unattributed(run: CheckRun) -> Iterable[Violation]:
     "prometheusrule-passes-promtool-check",
     title="every PrometheusRule passes promtool check rules",
     area="alerts",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The Prometheus Operator renders each PrometheusRule's `spec` as a rule file and rejects
     the whole
     object when Prometheus' rule parser (rulefmt) fails on it (prometheus-operator pkg/operator/rules.go
@@ -71,6 +72,7 @@ def prometheusrule_passes_promtool(ctx: CheckContext) -> Iterable[Violation]:
     "keda-query-parses",
     title="every KEDA prometheus trigger query is valid PromQL",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""KEDA sends `metadata.query` to Prometheus' HTTP API on every poll; a query Prometheus cannot
     parse makes the scaler fail on every poll, and the workload scales only by `fallback` (if configured)
     or not at
@@ -99,6 +101,7 @@ def keda_query_parses(ctx: CheckContext) -> Iterable[Violation]:
     "dashboard-query-parses",
     title="every Grafana dashboard query is valid PromQL",
     area="dashboards",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A dashboard panel whose query does not parse shows an error instead of the GPU data the
     on-call
     person opens the dashboard for. Dashboards are read from ConfigMaps labelled `grafana_dashboard` (the
@@ -130,6 +133,7 @@ def dashboard_query_parses(ctx: CheckContext) -> Iterable[Violation]:
     "keda-query-reads-only-its-target",
     title="every KEDA GPU query returns one series that moves with its target's pods only",
     area="keda",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""Evaluated by promtool over synthetic DCGM series labelled as the manifests' scrape labels
     them
     (honorLabels of the ServiceMonitor scraping the exporter). KEDA needs exactly one series: several are

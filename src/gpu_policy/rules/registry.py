@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from gpu_policy.findings import Severity
@@ -18,6 +19,18 @@ if TYPE_CHECKING:
     from gpu_policy.rules.context import CheckContext
 
 RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class RuleClass(StrEnum):
+    """What a finding means to someone who did not write the policy.
+
+    CORRECTNESS: wrong on any cluster — schema, API semantics, how KEDA, the HPA, Karpenter, Prometheus and the DCGM
+    exporter behave, AWS facts (the 2-minute spot notice). POLICY: one organisation's choice (names, allow-lists,
+    time zones, thresholds, prices); such a rule judges only what the policy in force configures.
+    """
+
+    CORRECTNESS = "correctness"
+    POLICY = "policy"
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,7 @@ class Rule:
     title: str
     """The sentence an operator reads: what must hold."""
     area: str
+    rule_class: RuleClass
     rationale: str
     fix: str
     check: CheckFunction
@@ -60,6 +74,7 @@ def rule(
     *,
     title: str,
     area: str,
+    rule_class: RuleClass,
     rationale: str,
     fix: str,
     sources: Iterable[str] = (),
@@ -71,7 +86,7 @@ def rule(
     def register(check: CheckFunction) -> CheckFunction:
         if id in RULES and RULES[id].check is not check:
             raise ValueError(f"rule id {id!r} registered twice")
-        RULES[id] = Rule(id=id, title=title, area=area, rationale=" ".join(rationale.split()),
+        RULES[id] = Rule(id=id, title=title, area=area, rule_class=rule_class, rationale=" ".join(rationale.split()),
                          fix=" ".join(fix.split()), check=check, sources=tuple(sources), severity=severity)
         return check
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpu_policy.errors import SchemaSourceError
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 if TYPE_CHECKING:
     from gpu_policy.loading.document import Document
@@ -35,6 +35,7 @@ def _of_kind(ctx: CheckContext, *kinds: str) -> Iterator[Violation]:
     "schema-valid",
     title="every manifest is valid against its schema",
     area="schema",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The API server rejects an object that does not match its OpenAPI schema; with
     `kubectl apply --validate=strict` unknown fields are errors too, and for custom resources the API server prunes
     unknown fields silently, so a misspelt field is a setting that never takes effect. Core kinds use the
@@ -50,6 +51,7 @@ def schema_valid(ctx: CheckContext) -> Iterator[Violation]:
     "crd-cel-rules-hold",
     title="every custom resource satisfies its CRD's validation rules",
     area="schema",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""CRDs carry CEL rules (`x-kubernetes-validations`) that the API server enforces on admission;
     e.g. Karpenter refuses a budget schedule without a duration and requirement keys in restricted domains.""",
     fix="Change the object so the quoted rule holds.",
@@ -63,6 +65,7 @@ def crd_cel_rules_hold(ctx: CheckContext) -> Iterator[Violation]:
     "schema-known",
     title="every manifest has a schema to be checked against",
     area="schema",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""An object whose kind has no known schema cannot be checked: it may be a typo in apiVersion or
     kind, or a CRD that is not installed. It fails unless `--ignore-missing-schemas` is given.""",
     fix="""Point --crd-dir / GPU_POLICY_CRD_PATH at the CRD's YAML, run `gpu-policy schemas fetch`, correct the

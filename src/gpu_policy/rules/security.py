@@ -16,7 +16,7 @@ from gpu_policy.graph.workloads import PodTemplate
 from gpu_policy.loading.document import FieldPath
 from gpu_policy.metrics.dcgm import image_tag
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 PSS = "kubernetes.io/docs/concepts/security/pod-security-standards"
 EXEMPT_FIX = ' If the workload truly needs it, annotate it `gpu-policy.io/exempt: "{rule}: <why>"`.'
@@ -35,6 +35,7 @@ def _security_context(container: dict[str, Any]) -> dict[str, Any]:
     "security-no-privileged",
     title="containers do not run privileged unless exempted with a reason",
     area="security",
+    rule_class=RuleClass.POLICY,
     rationale=f"""A privileged container has every capability and all host devices: a compromise is a node
     compromise. Pod Security Standards baseline forbids it ({PSS}, "Privileged Containers").""",
     fix="Remove `securityContext.privileged: true`; grant only the capability needed."
@@ -56,6 +57,7 @@ def no_privileged(ctx: CheckContext) -> Iterator[Violation]:
     "security-no-added-capabilities",
     title="containers add no Linux capabilities unless exempted with a reason",
     area="security",
+    rule_class=RuleClass.POLICY,
     rationale=f"""Added capabilities such as SYS_ADMIN widen what a compromised container can do on the node.
     Pod Security Standards baseline allows only a short list of added capabilities and restricted only
     NET_BIND_SERVICE ({PSS}, "Capabilities"); every addition must be justified.""",
@@ -80,6 +82,7 @@ def no_added_capabilities(ctx: CheckContext) -> Iterator[Violation]:
     "security-no-host-namespaces",
     title="pods do not share the host's PID, IPC or network namespace unless exempted with a reason",
     area="security",
+    rule_class=RuleClass.POLICY,
     rationale=f"""hostPID lets a pod see and signal every process of the node, hostIPC read its shared memory,
     hostNetwork bind its interfaces and bypass NetworkPolicies. Pod Security Standards baseline forbids all
     three     ({PSS}, "Host Namespaces").""",
@@ -105,6 +108,7 @@ def _is_root_uid(value: Any) -> bool:
     "security-no-root-user",
     title="containers do not explicitly run as root unless exempted with a reason",
     area="security",
+    rule_class=RuleClass.POLICY,
     rationale=f"""`runAsUser: 0` runs the container as root; `runAsNonRoot: false` switches off the kubelet's check
     that refuses to start a container whose user is root, so whatever user the image or runAsUser picks, root
     included, runs. Root in a container is root on the node's files it can reach (hostPath mounts). Pod Security
@@ -169,6 +173,7 @@ def no_root_user(ctx: CheckContext) -> Iterator[Violation]:
     "security-image-pinned",
     title="container images are pinned to a version tag or digest, never latest",
     area="security",
+    rule_class=RuleClass.POLICY,
     rationale="""An image without a tag means `:latest`; `:latest` moves. The same manifest then runs
     different
     code on different nodes, and a rollback does not roll back. kubelet also defaults imagePullPolicy to

@@ -20,7 +20,7 @@ from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.scheduling import tolerates, untolerated
 from gpu_policy.loading.document import FieldPath
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 DEFAULT_GRACE_SECONDS = 30  # core/v1 PodSpec.terminationGracePeriodSeconds default
 _SLEEP = re.compile(r"(?<![\w-])sleep\s+(\d+(?:\.\d+)?)([smhd]?)(?![\w.])")
@@ -79,6 +79,7 @@ def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
     "spot-pool-taints-capacity-type",
     title="spot pools taint karpenter.sh/capacity-type",
     area="spot",
+    rule_class=RuleClass.POLICY,
     rationale="""A spot-only NodePool must taint its nodes with policies/spot.yaml capacityTypeTaint
     (`karpenter.sh/capacity-type=spot:NoSchedule`), so that only workloads that accept a 2-minute reclaim land
     there; Karpenter copies the taints of spec.template.spec.taints onto every node (kubernetes-sigs/karpenter
@@ -104,6 +105,7 @@ def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
     "spot-pods-tolerate-capacity-type-taint",
     title="spot pods tolerate the capacity-type taint",
     area="spot",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""A pod that can only run on spot (nodeSelector / required affinity
     `karpenter.sh/capacity-type: spot`, or selecting only spot-only NodePools) must tolerate the
     `karpenter.sh/capacity-type` taint of the spot pools it selects: Karpenter does not use a NodePool whose
@@ -140,6 +142,7 @@ def spot_pods_tolerate_capacity_type_taint(ctx: CheckContext) -> Iterator[Violat
     "spot-pods-tolerate-gpu-taint",
     title="spot pods tolerate the GPU taint of their spot pool",
     area="spot",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""The spot GPU pool taints its nodes `nvidia.com/gpu` as well as `karpenter.sh/capacity-type`;
     a pod meant for spot (it selects spot or tolerates the capacity-type taint) must tolerate both, or no pool
     admits it. On EKS the ExtendedResourceToleration admission plugin adds {nvidia.com/gpu, Exists,
@@ -208,6 +211,7 @@ def prestop_seconds(container: Mapping[str, Any]) -> tuple[float | None, FieldPa
     "spot-graceful-shutdown-fits-notice",
     title="spot pods shut down within the 2-minute interruption notice",
     area="spot",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""EC2 reclaims a spot instance two minutes after its interruption notice (policies/spot.yaml
     interruptionNoticeSeconds; Karpenter drains the node on the notice only when its interruption queue is
     configured). The pod's terminationGracePeriodSeconds (default 30) counts from the start of deletion and
@@ -260,6 +264,7 @@ def _keeps_state(ctx: CheckContext, pod: Placement) -> str | None:
     "spot-runs-stateless-workloads",
     title="only stateless workloads run on spot",
     area="spot",
+    rule_class=RuleClass.POLICY,
     rationale="""A spot node disappears two minutes after its notice. A StatefulSet pod (policies/spot.yaml
     statefulKinds) or a pod with a PersistentVolumeClaim loses its identity or has to re-attach its volume on
     another node — EBS volumes are zonal and detach slowly — so it must not run on spot. Counts every pod that

@@ -19,7 +19,7 @@ from gpu_policy.graph.workloads import SCALABLE_KINDS, PodTemplate
 from gpu_policy.loading.document import Document
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.keda import GPU_RESOURCE, autoscalers, workload_label
-from gpu_policy.rules.registry import Violation, rule
+from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 SYSTEM_PRIORITY_CLASSES = frozenset({"system-cluster-critical", "system-node-critical"})
 
@@ -43,6 +43,7 @@ def gpu_templates(ctx: CheckContext) -> list[PodTemplate]:
     "gpu-requests-equal-limits",
     title="GPU requests equal limits",
     area="gpu-workloads",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""nvidia.com/gpu is an extended resource: whole devices, never overcommitted. The API server
     refuses a fractional amount (`must be an integer`), a request without a limit (`Limit must be set for non
     overcommitable resources`) and a request different from the limit (`must be equal to nvidia.com/gpu
@@ -114,6 +115,7 @@ def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     "gpu-containers-request-cpu-memory",
     title="GPU containers request cpu and memory",
     area="gpu-workloads",
+    rule_class=RuleClass.POLICY,
     rationale="""Karpenter sizes a node from the pods' requests (kubernetes-sigs/karpenter
     pkg/scheduling/requirements + pkg/utils/resources: only requests count) and the scheduler packs by
     requests: a GPU pod without cpu/memory requests is treated as needing none, gets packed next to others on
@@ -148,6 +150,7 @@ def gpu_containers_request_cpu_memory(ctx: CheckContext) -> Iterator[Violation]:
     "gpu-workload-lands-on-nodepool",
     title="every GPU workload can land on a NodePool",
     area="gpu-workloads",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""Karpenter launches a node only for a pod some NodePool can serve: the pod must tolerate the
     pool's taints (EKS's ExtendedResourceToleration adds `nvidia.com/gpu:NoSchedule` to pods requesting GPUs,
     policies/cluster.yaml eks.extendedResourceToleration), its nodeSelector and required node affinity must be
@@ -187,6 +190,7 @@ def gpu_workload_lands_on_nodepool(ctx: CheckContext) -> Iterator[Violation]:
     "gpu-workloads-have-priority",
     title="GPU workloads set an existing priority class",
     area="gpu-workloads",
+    rule_class=RuleClass.POLICY,
     rationale="""When GPU capacity is short (a surge, a spot reclaim, a pool at its limit), the scheduler
     preempts by priority: without a priorityClassName a model server has priority 0 (or the globalDefault) and
     competes blindly, so the seed's "Priority-based Allocation" to protect important workloads cannot happen.
@@ -256,6 +260,7 @@ def _scaled_value(value: Any, total: int) -> int | None:
     "gpu-pdb-allows-eviction",
     title="PodDisruptionBudgets let Karpenter drain GPU nodes",
     area="gpu-workloads",
+    rule_class=RuleClass.CORRECTNESS,
     rationale="""Karpenter drains a node through the Eviction API and never violates a PodDisruptionBudget; a
     PDB that allows zero disruptions keeps the node forever, so consolidation, drift and expiry never finish
     and the idle GPU node keeps billing (https://karpenter.sh/docs/concepts/disruption/, "Pod-Level Controls"
@@ -329,6 +334,7 @@ def families_for(guide: list[Mapping[str, Any]], billions: Decimal) -> list[str]
     "model-size-matches-instance-family",
     title="the model size runs on its instance family",
     area="gpu-workloads",
+    rule_class=RuleClass.POLICY,
     rationale="""The seed's instance selection guide (policies/instance-types.yaml modelSizeGuide): 70B+ on p5
     (H100 80GB), 13B-70B on p4d (A100 40GB), up to 7B on g5 (A10G 24GB). A model on a smaller family does not
     fit in GPU memory (or runs with a tiny KV cache); one on a larger family wastes the most expensive GPUs. A
