@@ -115,3 +115,13 @@ def test_config_reader_keeps_policies_dir_relative_to_the_file(tmp_path: Path) -
     (tmp_path / ".gpu-policy.yaml").write_text("policiesDir: nowhere\n")
     with pytest.raises(PolicyDataError, match="no such folder"):
         RepoConfig.read(tmp_path / ".gpu-policy.yaml")
+
+
+def test_unquoted_yaml_dates_are_accepted_as_dates(tmp_path: Path) -> None:
+    (tmp_path / "exemptions.yaml").write_text(
+        "exemptions:\n  - {rule: security-no-privileged, resource: Deployment/a/b, reason: debugging, "
+        "expires: 2027-01-31}\n")
+    (tmp_path / "cost.yaml").write_text("pricesAsOf: 2026-11-01\n")
+    policy = PolicySet.load(tmp_path)
+    assert policy.exemptions["exemptions"][0]["expires"] == "2027-01-31"
+    assert policy.cost["pricesAsOf"] == "2026-11-01"
