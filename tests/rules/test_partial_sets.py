@@ -10,12 +10,13 @@ from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import Violation
 
+MESSAGE = "ConfigMap x/a references Secret x/b, which is not in the set"
 DOC = to_documents("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n", "x.yaml")[0][0]
 
 
 def _references(ctx: CheckContext) -> Iterator[Violation]:
     for _ in range(2):  # the same reference seen twice is noted once
-        yield from ctx.missing(DOC, ("metadata", "name"), "ConfigMap x/a references Secret x/b, which is not in the set")
+        yield from ctx.missing(DOC, ("metadata", "name"), MESSAGE)
 
 
 def test_partial_set_notes_the_reference_once_and_reports_nothing() -> None:
