@@ -168,14 +168,18 @@ def manifest_has_no_unrendered_variables(ctx: CheckContext) -> Iterator[Violatio
             where.setdefault(placeholder, f"{doc.ref} {format_path(path)}")
         listed = [f"{p}{f' (x{n})' if n > 1 else ''} at {where[p]}" for p, n in counts.items()]
         shown = "; ".join(listed[:_LISTED]) + (f"; and {len(listed) - _LISTED} more" if len(listed) > _LISTED else "")
-        count = len(found)
+        values = len({(id(doc), path) for doc, path, _ in found})
         yield Violation(
             doc=first_doc,
             path=first_path,
             severity=Severity.ERROR if ctx.complete else None,
-            message=(f"{count} value{'s' if count != 1 else ''} of this file hold unrendered placeholders, sent to "
-                     f"the cluster as text: {shown}; the file is a template, check it after rendering"),
+            message=(f"{_count(len(found), 'unrendered placeholder')} in {_count(values, 'value')} of this file, "
+                     f"sent to the cluster as text: {shown}; the file is a template, check it after rendering"),
         )
 
 
 _LISTED = 12
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
