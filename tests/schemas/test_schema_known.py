@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.policy.loader import PolicySet
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.schema import schema_known, schema_notes, schema_valid
 from gpu_policy.schemas.validator import ManifestValidator
-from tests.schemas.conftest import doc_of
+from tests.schemas.conftest import SHARED_CRDS, doc_of
+
+
+@pytest.fixture(scope="module")
+def validator() -> ManifestValidator:
+    """This module's own validator: the CRD schemas it compiles stay out of the session validator, whose CEL test
+    counts the rules of the schemas compiled so far."""
+    return ManifestValidator("1.33", [SHARED_CRDS], use_cache=False)
 
 AUTO_MODE = "apiVersion: eks.amazonaws.com/v1\nkind: NodeClass\nmetadata: {name: gpu}\nspec: {role: R}\n"
 UNKNOWN_PRODUCT = "apiVersion: widgets.example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: ns}\n"
