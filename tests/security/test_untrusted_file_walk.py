@@ -240,12 +240,18 @@ def test_a_folder_without_permissions_is_a_finding(tmp_path: Path) -> None:  # p
 
 
 def test_deep_folders_do_not_hit_the_recursion_limit(tmp_path: Path) -> None:
-    folder = tmp_path
-    for _ in range(1200):
-        folder = folder / "d"
+    chain = [tmp_path / "deep"]
+    for _ in range(600):  # the old recursive walk used two frames a level: over the recursion limit
+        chain.append(chain[-1] / "d")
+    for folder in chain:
         folder.mkdir()
-    write(folder / "deep.yaml", CONFIGMAP.format(name="deep"))
-    assert [d.name for d in load_manifests([str(tmp_path)]).documents] == ["deep"]
+    leaf = write(chain[-1] / "deep.yaml", CONFIGMAP.format(name="deep"))
+    try:
+        assert [d.name for d in load_manifests([str(tmp_path)]).documents] == ["deep"]
+    finally:  # shutil.rmtree (pytest's clean-up of old temporary folders) recurses: remove it bottom up here
+        leaf.unlink()
+        for folder in reversed(chain):
+            folder.rmdir()
 
 
 def test_the_walk_stops_after_its_entry_limit_and_says_so(tmp_path: Path) -> None:

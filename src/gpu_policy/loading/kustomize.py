@@ -250,16 +250,17 @@ class Renderer:
     def _label(self, folder: Path) -> str:
         return os.path.normpath(os.path.join(str(self.shown_root), os.path.relpath(folder, self.root)))
 
-    def _kustomize(self, kubectl: str, folder: Path, deadline: float) -> _Run:
+    def _kustomize(self, kubectl: str, target: Path, deadline: float, folder: Path) -> _Run:
+        """Run `kubectl kustomize -- target` (the folder or the overlay around it); messages name `folder`."""
         with tempfile.TemporaryDirectory(prefix="gpu-policy-kubectl-home-") as home:
             env = None if self.allow_remote else contained_environment(home)
-            return run_contained([kubectl, "kustomize", "--", str(folder)], env, home, self.limits, deadline,
+            return run_contained([kubectl, "kustomize", "--", str(target)], env, home, self.limits, deadline,
                                  self._label(folder))
 
     def render(self, folder: Path) -> str:
         """`kubectl kustomize folder` output (no origin annotations)."""
         kubectl = self._checked(folder)
-        return self._output(folder, self._kustomize(kubectl, folder, self._deadline()))
+        return self._output(folder, self._kustomize(kubectl, folder, self._deadline(), folder))
 
     def render_with_origins(self, folder: Path) -> tuple[str, Path | None]:
         """Render `folder` through a throw-away overlay that turns on kustomize's origin annotations.
@@ -279,10 +280,10 @@ class Renderer:
                 f"resources:\n  - {json.dumps(relative)}\nbuildMetadata: [originAnnotations]\n",
                 encoding="utf-8",
             )
-            done = self._kustomize(kubectl, overlay, deadline)
+            done = self._kustomize(kubectl, overlay, deadline, folder)
             if done.returncode == 0:
                 return self._output(folder, done), overlay
-        return self._output(folder, self._kustomize(kubectl, folder, deadline)), None
+        return self._output(folder, self._kustomize(kubectl, folder, deadline, folder)), None
 
     def _deadline(self) -> float:
         return time.monotonic() + self.limits.kubectl_timeout_seconds
