@@ -4,8 +4,8 @@
   their output, so checking the template itself would report every placeholder;
 - YAML of other tools, known by name (Helm's Chart.yaml and values files, docker compose, skaffold, CI files);
 - any other file none of whose documents has `apiVersion` or `kind` (see `looks_like_kubernetes`);
-- a file that is not valid YAML and holds `{{ ... }}` or `%{ ... }` placeholders: a Go/Helm/Jinja or Terraform
-  template that becomes YAML only when rendered.
+- a file that is not valid YAML and holds `{{ ... }}`, `{% ... %}` or `%{ ... }` placeholders: a Go/Helm, Jinja
+  or Terraform template that becomes YAML only when rendered.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ _OTHER_TOOLS: tuple[tuple[str, str], ...] = (
     (".gitlab-ci.yml", "a GitLab CI pipeline"),
 )
 
-_PLACEHOLDER = re.compile(r"\{\{.*?\}\}|%\{.*?\}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|%\{.*?\}", re.DOTALL)
+"""Go/Helm and Jinja `{{ ... }}`, Jinja `{% ... %}`, Terraform `%{ ... }` directives."""
 
 
 def template_reason(name: str) -> str | None:
@@ -41,8 +42,8 @@ def template_reason(name: str) -> str | None:
     lowered = name.lower()
     for suffix in TEMPLATE_SUFFIXES:
         if lowered.endswith(suffix):
-            return (f"a template ({suffix}): what is applied is its rendered output; not checked "
-                    "(render it and check the output, e.g. `... | gpu-policy check -`)")
+            return (f"a template ({suffix}): what is applied is its rendered output; not checked (render it and "
+                    "check the output, `... | gpu-policy check -`, or substitute $VARS with --env/--env-file)")
     return None
 
 
