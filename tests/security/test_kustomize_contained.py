@@ -309,18 +309,18 @@ def test_an_origin_annotation_patched_to_point_outside_is_ignored(
 
 
 @needs_kubectl
-def test_an_origin_annotation_pointing_at_a_fifo_inside_is_not_opened(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    write(tmp_path / "app" / "kustomization.yaml", ORIGIN_PATCH.format(path="pipe.yaml"))
+def test_an_origin_annotation_pointing_at_a_fifo_inside_the_input_is_not_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")  # inside the input folder, outside the kustomization
+    write(tmp_path / "app" / "kustomization.yaml", ORIGIN_PATCH.format(path=tmp_path / "pipe.yaml"))
     write(tmp_path / "app" / "cm.yaml", CONFIGMAP.format(name="a"))
-    result_before_fifo: Any = None
-    os.mkfifo(tmp_path / "app" / "pipe.yaml")
     started = time.monotonic()
-    result_before_fifo = load_manifests([str(tmp_path / "app")])
+    result = load_manifests([str(tmp_path)])
     assert time.monotonic() - started < 5
-    (doc,) = result_before_fifo.documents
+    (doc,) = result.documents
     assert doc.source == f"{tmp_path / 'app'} (kustomize output)"
+    assert [n.reason.split(": ")[1] for n in result.not_checked] == [
+        "a FIFO (named pipe), not a regular file; not read"
+    ]
 
 
 @needs_kubectl
@@ -331,3 +331,16 @@ def test_origins_inside_the_folder_still_point_at_the_written_file(tmp_path: Pat
     result = load_manifests([str(tmp_path)], exclude=["base"])
     (doc,) = result.documents
     assert (doc.name, doc.source, doc.line) == ("p-a", str(tmp_path / "base" / "cm.yaml"), 2)
+
+
+def test_a_fifo_inside_a_kustomization_is_refused_before_kubectl_blocks_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = fake_kubectl(tmp_path, monkeypatch, "exit 1")
+    write(tmp_path / "k" / "kustomization.yaml", "configMapGenerator:\n  - name: c\n    files: [conf/pipe.txt]\n")
+    (tmp_path / "k" / "conf").mkdir()
+    os.mkfifo(tmp_path / "k" / "conf" / "pipe.txt")
+    result = load_manifests([str(tmp_path / "k")])
+    assert load_messages(result) == [f"{tmp_path / 'k' / 'conf' / 'pipe.txt'}: a FIFO (named pipe) inside a "
+                                     "kustomization; not rendered (kubectl could block reading it)"]
+    assert not ran.exists()

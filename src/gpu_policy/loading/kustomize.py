@@ -6,7 +6,9 @@ refused, with the reason, when an entry of `resources`/`bases`/`components`/`gen
 when a local entry resolves outside the input folder, or when the bases listed multiply past
 `Limits.max_kustomize_expansions` (kustomize builds a base once per listing, so a chain of bases each listed twice
 grows as 2^n). kustomize's own load restrictor (`LoadRestrictionsRootOnly`, the default) keeps patches and
-generator files inside each kustomization's folder.
+generator files inside each kustomization's folder, symbolic links resolved ("security; file ... is not in or below
+..." with kubectl 1.32 / kustomize 5.5); a FIFO or device inside a kustomization folder is refused here, since
+kubectl would block on it.
 
 kubectl then runs (defence in depth) with git's protocols disabled (`GIT_ALLOW_PROTOCOL`, `protocol.allow=never`),
 ssh and askpass replaced by `false`, every proxy variable pointing at a closed port on 127.0.0.1, an empty
@@ -23,6 +25,7 @@ import re
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_policy.errors import InputError
-from gpu_policy.loading.files import read_regular
+from gpu_policy.loading.files import file_kind, read_regular
 from gpu_policy.loading.limits import Limits
 from gpu_policy.loading.walk import KUSTOMIZATION_FILES, is_within
 from gpu_policy.loading.yaml_reader import to_documents
@@ -83,7 +86,29 @@ class _Scan:
     def _label(self, path: Path) -> str:
         return os.path.join(str(self.shown_root), os.path.relpath(path, self.root))
 
+    def _refuse_special_files(self, folder: Path) -> None:
+        """kubectl would block on a FIFO (or read a device) a generator names: none may be in the folder."""
+        stack = [folder]
+        seen = 0
+        while stack:
+            current = stack.pop()
+            try:
+                entries = list(os.scandir(current))
+            except OSError:
+                continue  # kustomize reports what it cannot read
+            for entry in entries:
+                seen += 1
+                if seen > self.limits.max_walk_entries:
+                    return
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if stat.S_ISDIR(mode):
+                    stack.append(Path(entry.path))
+                elif not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                    raise KustomizeRefused(f"{self._label(Path(entry.path))}: {file_kind(mode)} inside a "
+                                           "kustomization; not rendered (kubectl could block reading it)")
+
     def _read(self, folder: Path) -> dict[str, Any]:
+        self._refuse_special_files(folder)
         file = kustomization_file(folder)
         if file is None:
             return {}
