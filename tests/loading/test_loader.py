@@ -47,7 +47,9 @@ def test_folders_recurse_over_yaml_yml_and_json_in_sorted_order(tmp_path: Path) 
     result = load_manifests([str(tmp_path)])
     assert refs(result) == ["ConfigMap/default/c", "ConfigMap/default/b", "ConfigMap/d"]
     assert result.findings == []
-    assert [n.reason for n in result.not_checked] == [f"{tmp_path / '.hidden'}: hidden folder; not checked"]
+    assert [(n.source, n.reason) for n in result.not_checked] == [
+        (str(tmp_path / ".hidden"), "hidden folder; not checked")
+    ]
 
 
 def test_files_and_multi_document_streams_keep_file_and_line(tmp_path: Path) -> None:

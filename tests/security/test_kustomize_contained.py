@@ -318,8 +318,8 @@ def test_an_origin_annotation_pointing_at_a_fifo_inside_the_input_is_not_opened(
     assert time.monotonic() - started < 5
     (doc,) = result.documents
     assert doc.source == f"{tmp_path / 'app'} (kustomize output)"
-    assert [n.reason.split(": ")[1] for n in result.not_checked] == [
-        "a FIFO (named pipe), not a regular file; not read"
+    assert [(n.source, n.reason) for n in result.not_checked] == [
+        (str(tmp_path / "pipe.yaml"), "a FIFO (named pipe), not a regular file; not read")
     ]
 
 

@@ -275,19 +275,18 @@ def _not_a_manifest(stream: Stream, text: str, raws: list[RawDocument], errors: 
     if stream.template is not None and unrendered_template_reason(text) is not None:
         return stream.template  # substituted, but placeholders of another template language remain
     if errors:
-        reason = unrendered_template_reason(text)
-        return f"{stream.source}: {reason}" if reason is not None else None
+        return unrendered_template_reason(text)
     values = [raw.value for raw in raws if raw.value is not None]
     if values and not looks_like_kubernetes(values):
-        return f"{stream.source}: {NOT_KUBERNETES}"
+        return NOT_KUBERNETES
     return None
 
 
 def load_stream(stream: Stream, result: LoadResult, limits: Limits = DEFAULT_LIMITS,
                 env: Mapping[str, str] | None = None) -> None:
     result.sources.append(stream.source)
-    if stream.skipped is not None:
-        result.not_checked.append(NotChecked(stream.source, 1, stream.skipped))
+    if stream.skipped is not None:  # the listing shows the path: the reason need not repeat it
+        result.not_checked.append(NotChecked(stream.source, 1, stream.skipped.removeprefix(f"{stream.source}: ")))
         return
     if stream.error is not None:
         result.findings.append(_load_finding(stream, 1, stream.error))
@@ -297,7 +296,7 @@ def load_stream(stream: Stream, result: LoadResult, limits: Limits = DEFAULT_LIM
     raws, errors = read_raw(text, limits)
     reason = _not_a_manifest(stream, text, raws, errors)
     if reason is not None:
-        result.not_checked.append(NotChecked(stream.source, 1, reason))
+        result.not_checked.append(NotChecked(stream.source, 1, reason.removeprefix(f"{stream.source}: ")))
         return
     for error in errors:
         result.findings.append(_load_finding(stream, error.line, error.message))
