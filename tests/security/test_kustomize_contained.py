@@ -344,3 +344,34 @@ def test_a_fifo_inside_a_kustomization_is_refused_before_kubectl_blocks_on_it(
     assert load_messages(result) == [f"{tmp_path / 'k' / 'conf' / 'pipe.txt'}: a FIFO (named pipe) inside a "
                                      "kustomization; not rendered (kubectl could block reading it)"]
     assert not ran.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("patchesStrategicMerge: ['http://127.0.0.1:1/p.yaml']\n", "patchesStrategicMerge"),
+        ("patches:\n  - path: https://127.0.0.1:1/p.yaml\n", "patches"),
+        ("configMapGenerator:\n  - name: c\n    files: ['k=https://127.0.0.1:1/f']\n", "configMapGenerator.files"),
+        ("secretGenerator:\n  - name: s\n    envs: ['http://127.0.0.1:1/e.env']\n", "secretGenerator.envs"),
+        ("openapi:\n  path: https://127.0.0.1:1/schema.json\n", "openapi"),
+        ("replacements:\n  - path: http://127.0.0.1:1/r.yaml\n", "replacements"),
+    ],
+)
+def test_a_remote_file_in_a_file_field_is_refused_without_running_kubectl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, field: str
+) -> None:
+    # kustomize's file loader fetches http(s) URLs before its load restrictor looks (SSRF to 127.0.0.1)
+    ran = fake_kubectl(tmp_path, monkeypatch, "exit 1")
+    write(tmp_path / "k" / "kustomization.yaml", "resources: []\n" + text)
+    (message,) = load_messages(load_manifests([str(tmp_path / "k")]))
+    assert f": {field} entry " in message and "is a remote file; not rendered" in message
+    assert not ran.exists()
+
+
+def test_urls_in_values_that_are_not_files_are_not_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_kubectl(tmp_path, monkeypatch, 'printf "apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: ok}\\n"')
+    write(tmp_path / "k" / "kustomization.yaml",
+          "commonAnnotations: {docs: 'https://example.com/runbook'}\n"
+          "configMapGenerator:\n  - name: c\n    literals: ['URL=https://example.com']\n")
+    result = load_manifests([str(tmp_path / "k")])
+    assert [d.name for d in result.documents] == ["ok"] and result.findings == []

@@ -40,6 +40,11 @@ from gpu_policy.loading.walk import KUSTOMIZATION_FILES, is_within
 from gpu_policy.loading.yaml_reader import to_documents
 
 _PATH_FIELDS = ("resources", "bases", "components", "generators", "transformers", "validators")
+_FILE_LISTS = ("patchesStrategicMerge", "configurations", "crds")
+"""Fields listing files that kustomize's file loader reads: an http(s) URL there is fetched, not refused by the
+load restrictor (api/internal/loader/fileloader.go: `IsRemoteFile` is checked before the restrictor)."""
+_FILE_ITEMS = ("patches", "patchesJson6902", "replacements")
+_GENERATORS = ("configMapGenerator", "secretGenerator")
 _REMOTE_PREFIXES = ("git@", "git::", "github.com/", "gitlab.com/", "bitbucket.org/", "dev.azure.com/")
 _REMOTE_QUERY = re.compile(r"[?&](?:ref|version|submodules|timeout)=")
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
@@ -139,6 +144,10 @@ class _Scan:
             raise KustomizeRefused(f"{self._label(folder)}: bases nested more than {_MAX_DEPTH} deep; not rendered")
         kustomization = self._read(folder)
         label = self._label(kustomization_file(folder) or folder)
+        if not self.allow_remote:
+            for field, url in _remote_files(kustomization):
+                raise KustomizeRefused(f"{label}: {field} entry {url!r} is a remote file; not rendered "
+                                       f"({ALLOW_REMOTE_HINT})")
         own = 1
         for field in _PATH_FIELDS:
             entries = kustomization.get(field)
@@ -168,6 +177,37 @@ class _Scan:
         if target.is_dir() and kustomization_file(target) is not None:
             return self.count(target, stack, memo)
         return 1
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
+
+
+def _remote_files(kustomization: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, URL) of every file entry kustomize would fetch over HTTP instead of reading from the folder."""
+    found: list[tuple[str, str]] = []
+    for field in _FILE_LISTS:
+        entries = kustomization.get(field)
+        found += [(field, e) for e in entries if _is_url(e)] if isinstance(entries, list) else []
+    for field in _FILE_ITEMS:
+        entries = kustomization.get(field)
+        items = entries if isinstance(entries, list) else []
+        found += [(field, e["path"]) for e in items if isinstance(e, dict) and _is_url(e.get("path"))]
+    openapi = kustomization.get("openapi")
+    if isinstance(openapi, dict) and _is_url(openapi.get("path")):
+        found.append(("openapi", openapi["path"]))
+    for field in _GENERATORS:
+        generators = kustomization.get(field)
+        for generator in generators if isinstance(generators, list) else []:
+            if not isinstance(generator, dict):
+                continue
+            for key in ("files", "envs", "env"):
+                values = generator.get(key)
+                for value in values if isinstance(values, list) else [values]:
+                    # `files` entries may be `key=path`
+                    if isinstance(value, str) and (_is_url(value) or _is_url(value.split("=", 1)[-1])):
+                        found.append((f"{field}.{key}", value))
+    return found
 
 
 def check_kustomization(folder: Path, root: Path, shown_root: Path, limits: Limits, allow_remote: bool) -> None:
