@@ -260,6 +260,27 @@ def test_the_walk_stops_after_its_entry_limit_and_says_so(tmp_path: Path) -> Non
         write(tmp_path / f"cm{i}.yaml", CONFIGMAP.format(name=f"cm{i}"))
     result = load_manifests([str(tmp_path)], limits=Limits(max_walk_entries=4))
     assert [d.name for d in result.documents] == ["cm0", "cm1", "cm2", "cm3"]
-    assert [(n.source, n.reason) for n in result.not_checked] == [
-        (str(tmp_path), "more than 4 entries; the rest is not checked")
+    assert [(f.resource, f.message) for f in result.findings] == [
+        (f"<file:{tmp_path.name}>", f"{tmp_path}: more than 4 entries; the rest is not checked")
+    ]
+
+
+def test_a_file_of_many_tiny_documents_stops_at_the_document_limit(tmp_path: Path) -> None:
+    write(tmp_path / "many.yaml", "a: 1\n---\n" * 50 + CONFIGMAP.format(name="late"))
+    result = load_manifests([str(tmp_path)], limits=Limits(max_documents_per_file=20))
+    assert result.documents == []
+    messages = sorted({f.message for f in result.findings})
+    assert messages[-1] == ("the file holds more than 20 documents; this document and the rest of the file are "
+                            "not read")
+    assert len(result.findings) == 21  # 20 documents without identity (a manifest file: errors) and the limit
+
+
+def test_past_the_runs_text_budget_inputs_are_not_parsed(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        write(tmp_path / f"{name}.yaml", CONFIGMAP.format(name=name))  # 71 bytes each
+    result = load_manifests([str(tmp_path)], limits=Limits(max_total_bytes=150))
+    assert [d.name for d in result.documents] == ["a", "b"]
+    assert [f.message for f in result.findings] == [
+        f"{tmp_path / 'c.yaml'}: the inputs hold more than 150 bytes of text in all; this and every later input are "
+        "not checked"
     ]

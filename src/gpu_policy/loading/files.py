@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpu_policy.loading.limits import MIB, Limits
+from gpu_policy.loading.limits import Limits, shown_size
 
 _CHUNK = 1024 * 1024
 
@@ -43,11 +43,8 @@ def not_regular(label: str, mode: int) -> str:
 
 
 def too_large(label: str, size: int, limits: Limits, *, at_least: bool = False) -> str:
-    shown = f"{size // MIB} MiB" if size >= MIB else f"{size} bytes"
     more = "more than " if at_least else ""
-    limit = limits.max_file_bytes
-    limit_shown = f"{limit // MIB} MiB" if limit >= MIB else f"{limit} bytes"
-    return f"{label}: {more}{shown}, over the {limit_shown} limit; refused"
+    return f"{label}: {more}{shown_size(size)}, over the {shown_size(limits.max_file_bytes)} limit; refused"
 
 
 def _read_capped(fd: int, limit: int) -> bytes:

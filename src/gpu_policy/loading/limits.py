@@ -21,6 +21,12 @@ class Limits:
     (written values) and again after alias expansion; ~4 s and ~0.5 GB of parsing at the limit."""
     max_nodes_per_file: int = 2_000_000
     """Values a whole file may hold, all its documents together; the documents after the limit are not read."""
+    max_documents_per_file: int = 10_000
+    """Documents one file may hold (a rendered platform of hundreds of objects is far below); the rest of the
+    file is not read. Bounds the per-document work and the findings one file can produce."""
+    max_total_bytes: int = 128 * MIB
+    """Text read in one run, all files, stdin and kustomize output together; files after it are listed as not
+    checked."""
     max_alias_expansion_ratio: int = 100
     """go-yaml refuses 'excessive aliasing' the same way: expanded values may not dwarf the values written."""
     kubectl_timeout_seconds: float = 60.0
@@ -36,3 +42,8 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def shown_size(size: int) -> str:
+    """`32 MiB`, or `150 bytes` under a MiB (tests use small limits)."""
+    return f"{size // MIB} MiB" if size >= MIB else f"{size} bytes"

@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gpu_policy.errors import InputError
 from gpu_policy.loading.exclude import Exclude
 from gpu_policy.loading.files import FileRead, read_regular, read_stdin, too_large
 from gpu_policy.loading.kustomize import KustomizeRefused, Renderer
-from gpu_policy.loading.limits import DEFAULT_LIMITS, Limits
+from gpu_policy.loading.limits import DEFAULT_LIMITS, Limits, shown_size
 from gpu_policy.loading.not_manifests import MANIFEST_SUFFIXES, other_tool_reason, template_reason
 from gpu_policy.loading.walk import Entry, walk
 
@@ -151,11 +151,29 @@ def iter_streams(paths: Sequence[str], *, limits: Limits = DEFAULT_LIMITS, exclu
                  allow_remote_bases: bool = False, substitute: bool = False) -> Iterator[Stream]:
     """Every input as text, in the order given; folders recurse in sorted order so runs are reproducible."""
     options = _Options(limits, Exclude(exclude), allow_remote_bases, substitute)
+    total = 0
+    over = False
+    for stream in _all_streams(paths, options):
+        total += len(stream.text)
+        if total <= limits.max_total_bytes:
+            yield stream
+            continue
+        # Parsing is what costs: text past the run's budget is dropped before it is parsed.
+        budget = shown_size(limits.max_total_bytes)
+        if not over:
+            over = True
+            yield replace(stream, text="", error=f"{stream.source}: the inputs hold more than {budget} of text "
+                                                 "in all; this and every later input are not checked")
+        else:
+            yield replace(stream, text="", skipped=f"not checked: the inputs hold more than {budget} in all")
+
+
+def _all_streams(paths: Sequence[str], options: _Options) -> Iterator[Stream]:
     for raw in paths:
         if raw == "-":
-            data, error = read_stdin(STDIN, limits)
+            data, error = read_stdin(STDIN, options.limits)
             if isinstance(data, bytes) and error is None:
-                text, error = decode_bytes(data, STDIN, limits)
+                text, error = decode_bytes(data, STDIN, options.limits)
             else:
                 text = data if isinstance(data, str) else ""
             yield Stream(text, STDIN, STDIN, error=error)

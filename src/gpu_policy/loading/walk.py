@@ -7,7 +7,8 @@
 - an unreadable folder is an `error` entry (reported), never a crash;
 - hidden entries, other tools' YAML, Helm charts and `--exclude`d paths are listed as not checked; templates
   (by suffix) are `template` entries: read only when `--env` substitutes them;
-- the walk is iterative (no recursion limit) and stops after `Limits.max_walk_entries` entries.
+- the walk is iterative (no recursion limit) and stops after `Limits.max_walk_entries` entries (an error:
+  whatever follows is not checked).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class _Walk:
             self.count += 1
             if self.count > self.limits.max_walk_entries:
                 self.stopped = True
-                yield Entry("skipped", self.top, "", reason=(
+                yield Entry("error", self.top, "", reason=(
                     f"{self.top}: more than {self.limits.max_walk_entries} entries; the rest is not checked"))
                 return
             yield from self._child(folder, name)

@@ -436,7 +436,7 @@ def read_documents(text: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[RawDo
         # JSON allows tab indentation, YAML does not; JSON strings cannot hold a raw tab: no value changes.
         text = text.replace("\t", " ")
     offset = 0
-    used = [0]
+    used = [0, 0]  # values and documents read so far in this file
     while True:
         error_line = yield from _read_from(text, offset, keep_floats, limits, used)
         if error_line is None:
@@ -476,7 +476,7 @@ def _read_from(
 ) -> Generator[RawDocument | YamlError, None, int | None]:
     """Documents of `text` (lines shifted by `offset`); returns the chunk-relative line of a syntax error.
 
-    `used` counts the values parsed in earlier chunks of the same file (the file's budget).
+    `used` counts the values and documents parsed in earlier chunks of the same file (the file's budget).
     """
     loader = _Loader(text)
     try:
@@ -500,6 +500,11 @@ def _read_from(
             used[0] += loader.nodes
             if node is None:
                 continue
+            used[1] += 1
+            if used[1] > limits.max_documents_per_file:
+                yield YamlError(f"the file holds more than {limits.max_documents_per_file} documents; this "
+                                "document and the rest of the file are not read", _node_line(node) + offset)
+                return None
             builder = _Builder(node, offset, keep_floats, limits)
             try:
                 value = builder.build(node, ())
