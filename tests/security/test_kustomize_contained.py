@@ -375,3 +375,19 @@ def test_urls_in_values_that_are_not_files_are_not_remote(tmp_path: Path, monkey
           "configMapGenerator:\n  - name: c\n    literals: ['URL=https://example.com']\n")
     result = load_manifests([str(tmp_path / "k")])
     assert [d.name for d in result.documents] == ["ok"] and result.findings == []
+
+
+@needs_kubectl
+def test_a_base_of_an_overlay_in_the_same_input_is_checked_through_the_overlay_only(tmp_path: Path) -> None:
+    write(tmp_path / "base" / "kustomization.yaml", "resources: [cm.yaml]\n")
+    write(tmp_path / "base" / "cm.yaml", CONFIGMAP.format(name="settings"))
+    write(tmp_path / "overlays" / "prod" / "kustomization.yaml", "resources: [../../base]\nnamespace: prod\n")
+    write(tmp_path / "other" / "kustomization.yaml", "resources: [cm.yaml]\n")
+    write(tmp_path / "other" / "cm.yaml", CONFIGMAP.format(name="other"))
+    result = load_manifests([str(tmp_path)])
+    assert sorted(d.ref for d in result.documents) == ["ConfigMap/other", "ConfigMap/prod/settings"]
+    assert [(n.source, n.reason) for n in result.not_checked] == [(
+        str(tmp_path / "base"),
+        f"a kustomization that {tmp_path / 'overlays' / 'prod'} builds on: checked as part of it, as it is applied "
+        "(`kubectl apply -k`), not rendered on its own",
+    )]

@@ -210,6 +210,29 @@ def _remote_files(kustomization: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def local_bases(folder: Path, root: Path, shown_root: Path, limits: Limits) -> list[Path]:
+    """The kustomization folders (resolved, inside `root`) that `folder`'s kustomization builds on.
+
+    An overlay renders its bases; when both are in the input, the base is checked as part of the overlay, the
+    way it is applied (`kubectl apply -k overlay`), not a second time alone. Unreadable kustomizations: [].
+    """
+    scan = _Scan(root, shown_root, limits, allow_remote=True)
+    try:
+        kustomization = scan._read(folder)
+    except KustomizeRefused:
+        return []
+    found: list[Path] = []
+    for field in ("resources", "bases", "components"):
+        entries = kustomization.get(field)
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, str) or is_remote(entry, folder):
+                continue
+            target = Path(os.path.realpath(folder / entry))
+            if is_within(target, root) and target.is_dir() and kustomization_file(target) is not None:
+                found.append(target)
+    return found
+
+
 def check_kustomization(folder: Path, root: Path, shown_root: Path, limits: Limits, allow_remote: bool) -> None:
     """Raise KustomizeRefused when `folder` (resolved, inside resolved `root`) must not be rendered."""
     _Scan(root, shown_root, limits, allow_remote).count(folder, (), {})

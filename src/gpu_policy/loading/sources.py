@@ -20,7 +20,7 @@ from pathlib import Path
 from gpu_policy.errors import InputError
 from gpu_policy.loading.exclude import Exclude
 from gpu_policy.loading.files import FileRead, read_regular, read_stdin, too_large
-from gpu_policy.loading.kustomize import KustomizeRefused, Renderer
+from gpu_policy.loading.kustomize import KustomizeRefused, Renderer, local_bases
 from gpu_policy.loading.limits import DEFAULT_LIMITS, Limits, shown_size
 from gpu_policy.loading.not_manifests import MANIFEST_SUFFIXES, other_tool_reason, template_reason
 from gpu_policy.loading.walk import Entry, walk
@@ -112,6 +112,21 @@ def _entry_stream(entry: Entry, root: Path, renderer: Renderer, options: _Option
     return Stream("", source, entry.name, skipped=entry.reason, root=root)
 
 
+def _bases_rendered_by_overlays(entries: list[Entry], root: Path, shown_root: Path, limits: Limits
+                                ) -> dict[Path | None, str]:
+    """Kustomization folders of the walk that another kustomization of the walk builds on -> that one (shown)."""
+    folders = {entry.real: entry for entry in entries if entry.kind == "kustomization"}
+    if len(folders) < 2:
+        return {}
+    rendered_in: dict[Path | None, str] = {}
+    for folder, entry in folders.items():
+        assert folder is not None
+        for base in local_bases(folder, root, shown_root, limits):
+            if base in folders and base != folder:
+                rendered_in.setdefault(base, str(entry.shown))
+    return rendered_in
+
+
 def _path_streams(raw: str, options: _Options) -> Iterator[Stream]:
     path = Path(raw)
     try:
@@ -124,8 +139,16 @@ def _path_streams(raw: str, options: _Options) -> Iterator[Stream]:
     if stat.S_ISDIR(st.st_mode):
         root = Path(os.path.realpath(path))
         renderer = Renderer(root, path, options.limits, options.allow_remote_bases)
-        for entry in walk(path, options.limits, options.exclude):
-            yield _entry_stream(entry, root, renderer, options)
+        entries = list(walk(path, options.limits, options.exclude))
+        rendered_in = _bases_rendered_by_overlays(entries, root, path, options.limits)
+        for entry in entries:
+            overlay = rendered_in.get(entry.real) if entry.kind == "kustomization" else None
+            if overlay is not None:
+                yield Stream("", str(entry.shown), entry.name, root=root, skipped=(
+                    f"a kustomization that {overlay} builds on: checked as part of it, as it is applied "
+                    "(`kubectl apply -k`), not rendered on its own"))
+            else:
+                yield _entry_stream(entry, root, renderer, options)
         return
     # A file named on the command line is read even through a symbolic link: the user chose that path.
     name = path.name
