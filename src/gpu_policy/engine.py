@@ -150,7 +150,8 @@ def resolve_settings(options: RunOptions) -> Settings:
 def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, PolicySet, CheckContext]:
     settings = resolve_settings(options)
     policy = settings.policy
-    load = load_manifests(options.paths)
+    load = load_manifests(options.paths, exclude=settings.exclude, env=options.env,
+                          allow_remote_bases=options.allow_remote_bases)
     validator = ManifestValidator(
         policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(), use_cache=options.use_crd_cache
     )
