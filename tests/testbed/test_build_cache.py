@@ -23,7 +23,9 @@ def _fill(bin_dir: Path, names: tuple[str, ...]) -> None:
         path.chmod(0o755)
 
 
-def test_nothing_is_built_when_every_binary_of_the_key_is_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_is_built_when_every_binary_of_the_key_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GPU_POLICY_TESTBED_CACHE", str(tmp_path))
     target = build.layout()
     _fill(target.bin_dir, build.BINARY_NAMES)
@@ -49,7 +51,7 @@ def test_only_the_missing_binary_is_built_and_a_failure_names_command_and_error(
         assert kwargs["env"]["CGO_ENABLED"] == "0"
         return subprocess.CompletedProcess(command, 1, "", "go: sigs.k8s.io/kwok@v0.8.0: reading proxy: 404 Not Found")
 
-    with pytest.raises(build.BuildError, match=r"go build .*sigs.k8s.io/kwok/cmd/kwok.* exited 1:\ngo: sigs.k8s.io/kwok@v0.8.0"):
+    with pytest.raises(build.BuildError, match=r"go build .*kwok/cmd/kwok.* exited 1:\ngo: sigs.k8s.io/kwok@v0.8.0"):
         build.build(runner=failing_go)
     assert len(calls) == 1 and calls[0][-1] == "sigs.k8s.io/kwok/cmd/kwok"
     assert target.missing() == ["kwok"]

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from gpu_policy.resources import default_policies_dir
 from gpu_policy.schemas.crds import default_crd_paths
 from gpu_policy.testbed import processes
 from gpu_policy.testbed.api import ApiError, Client, http_ok, unverified_loopback_context, wait_until
@@ -64,6 +65,7 @@ class State:
     processes: list[processes.ProcessRecord] = field(default_factory=list)
     started_at: float = 0.0
     ready_seconds: float | None = None
+    admission_plugins: list[str] = field(default_factory=list)
 
     @property
     def file(self) -> Path:
@@ -85,6 +87,7 @@ class State:
             "processes": [record.to_json() for record in self.processes],
             "startedAt": self.started_at,
             "readySeconds": self.ready_seconds,
+            "admissionPlugins": self.admission_plugins,
         }
         tmp = self.file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -106,6 +109,7 @@ class State:
             processes=[processes.ProcessRecord.from_json(p) for p in data.get("processes", [])],
             started_at=float(data.get("startedAt", 0.0)),
             ready_seconds=data.get("readySeconds"),
+            admission_plugins=[str(p) for p in data.get("admissionPlugins", [])],
         )
 
 
@@ -172,6 +176,7 @@ def _argv(name: str, binary: Path, state: State, pki: PKI) -> list[str]:
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none",
             "--enable-aggregator-routing=true", "--allow-privileged=true", "--profiling=false",
             f"--cert-dir={d / 'pki'}", "--v=1",
+            *([f"--enable-admission-plugins={','.join(state.admission_plugins)}"] if state.admission_plugins else []),
         ]  # fmt: skip
     common = [
         f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
@@ -275,7 +280,27 @@ def _log_tail(log: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def up(state_dir: Path | None = None, progress: TextIO = sys.stderr, binaries: Layout | None = None) -> State:
+def profile_admission_plugins(profile: Path | None = None) -> list[str]:
+    """Admission plugins beyond kube-apiserver's defaults that the cluster profile says the platform runs.
+
+    policies/cluster.yaml `eks.extendedResourceToleration: true` -> ExtendedResourceToleration (not on by default in
+    kube-apiserver; EKS enables it): a pod requesting nvidia.com/gpu gets a toleration for the nvidia.com/gpu taint.
+    """
+    path = profile or default_policies_dir() / "cluster.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TestbedError(f"{path}: cannot read the cluster profile: {exc}") from exc
+    eks = data.get("eks") if isinstance(data, dict) else None
+    return ["ExtendedResourceToleration"] if isinstance(eks, dict) and eks.get("extendedResourceToleration") else []
+
+
+def up(
+    state_dir: Path | None = None,
+    progress: TextIO = sys.stderr,
+    binaries: Layout | None = None,
+    cluster_profile: Path | None = None,
+) -> State:
     """Start a testbed; on any failure everything started so far is stopped and its folder removed."""
     directory = state_dir or default_state_dir()
     existing = State.load(directory)
@@ -294,6 +319,7 @@ def up(state_dir: Path | None = None, progress: TextIO = sys.stderr, binaries: L
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     state = State(directory=directory, key=binaries.key, bin_dir=str(binaries.bin_dir), started_at=time.time())
+    state.admission_plugins = profile_admission_plugins(cluster_profile)
     state.ports = free_ports(["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler"])
     state.save()
     try:

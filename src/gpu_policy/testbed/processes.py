@@ -104,6 +104,16 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
     return ProcessRecord(name=name, pid=process.pid, executable=argv[0], start_ticks=ticks, log=str(log))
 
 
+def wait_running(record: ProcessRecord, timeout: float = 5.0) -> bool:
+    """True once the started program has exec'd (its cmdline shows the executable), False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_ours(record):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _reap(pid: int) -> None:
     """Collect the exit status when the process is our own child (started by this Python process)."""
     with contextlib.suppress(ChildProcessError, OSError):

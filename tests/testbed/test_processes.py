@@ -1,0 +1,53 @@
+"""Processes are stopped by recorded pid only, and only while the pid is still the process that was started."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gpu_policy.testbed import processes
+
+SLEEP = shutil.which("sleep")
+pytestmark = pytest.mark.skipif(SLEEP is None or not Path("/proc/self/stat").exists(), reason="needs sleep and /proc")
+
+
+def test_a_started_process_is_recognised_and_stopped_with_its_group(tmp_path: Path) -> None:
+    assert SLEEP is not None
+    record = processes.start("sleeper", [SLEEP, "60"], tmp_path / "logs" / "sleeper.log")
+    try:
+        assert processes.is_ours(record)
+        assert record.start_ticks == processes.start_ticks(record.pid)
+        assert processes.stop(record, grace=5) == "stopped"
+        assert not processes.is_ours(record)
+        assert processes.stop(record) == "not running"
+    finally:
+        processes.stop(record, grace=1)
+
+
+def test_a_pid_with_another_start_time_or_executable_is_never_signalled(tmp_path: Path) -> None:
+    assert SLEEP is not None
+    record = processes.start("sleeper", [SLEEP, "60"], tmp_path / "sleeper.log")
+    try:
+        reused = dataclasses.replace(record, start_ticks=record.start_ticks + 1)
+        assert processes.stop(reused) == "not running"
+        other_program = dataclasses.replace(record, executable="/usr/bin/etcd")
+        assert processes.stop(other_program) == "not running"
+        assert processes.is_ours(record), "the real process must survive both stop attempts"
+    finally:
+        assert processes.stop(record, grace=5) == "stopped"
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    shell = shutil.which("sh")
+    if shell is None:
+        pytest.skip("no sh")
+    record = processes.start("stubborn", [shell, "-c", "trap '' TERM; sleep 60 & wait"], tmp_path / "stubborn.log")
+    try:
+        assert processes.wait_running(record)
+        assert processes.stop(record, grace=0.5) == "killed"
+        assert not processes.is_ours(record)
+    finally:
+        processes.stop(record, grace=0.5)
