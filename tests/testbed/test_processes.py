@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,13 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) ->
     shell = shutil.which("sh")
     if shell is None:
         pytest.skip("no sh")
-    record = processes.start("stubborn", [shell, "-c", "trap '' TERM; sleep 60 & wait"], tmp_path / "stubborn.log")
+    log = tmp_path / "stubborn.log"
+    record = processes.start("stubborn", [shell, "-c", "trap '' TERM; echo trapped; sleep 60 & wait"], log)
     try:
-        assert processes.wait_running(record)
+        deadline = time.monotonic() + 10
+        while "trapped" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "trapped" in log.read_text(), "the shell did not install its SIGTERM trap"
         assert processes.stop(record, grace=0.5) == "killed"
         assert not processes.is_ours(record)
     finally:

@@ -63,32 +63,47 @@ class ClusterReader:
     def close(self) -> None:
         self.api.close()
 
-    def get_json(self, path: str, query: list[tuple[str, Any]] | None = None, verb: str = "get") -> Any:
-        try:
-            response = self.api.call_api(
-                path, "GET", query_params=query or [], header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
+    def _get(self, path: str, query: list[tuple[str, Any]]) -> tuple[int, bytes, str]:
+        """(status, body, reason) of one GET; the client's own auth (token, exec plugin, client cert) applies."""
+        headers = {"Accept": "application/json"}
+        if hasattr(self.api, "param_serialize"):  # kubernetes >= 35: the newer OpenAPI generator's ApiClient
+            method, url, headers, _, _ = self.api.param_serialize(
+                "GET", path, query_params=query, header_params=headers, auth_settings=["BearerToken"]
+            )
+            response = self.api.call_api(method, url, header_params=headers, _request_timeout=REQUEST_TIMEOUT)
+            return int(response.status), bytes(response.read() or b""), str(response.reason or "")
+        try:  # older clients raise ApiException for an error status themselves
+            raw = self.api.call_api(
+                path, "GET", query_params=query, header_params=headers, auth_settings=["BearerToken"],
+                _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
             )  # fmt: skip
         except ApiException as exc:
-            raise LiveError(self._describe(exc, verb, path)) from exc
+            return int(exc.status or 0), (exc.body or "").encode(), str(exc.reason or "")
+        raw = raw[0] if isinstance(raw, tuple) else raw
+        return int(raw.status), bytes(raw.data or b""), str(raw.reason or "")
+
+    def get_json(self, path: str, query: list[tuple[str, Any]] | None = None, verb: str = "get") -> Any:
+        try:
+            status, body, reason = self._get(path, query or [])
+        except ApiException as exc:  # status 0: TLS failure
+            raise LiveError(f"cluster {self.context} ({self.server}) unreachable: {exc.reason}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise LiveError(f"cluster {self.context} ({self.server}) unreachable: {type(exc).__name__}: {exc}") from exc
+        if status >= 400 or status == 0:
+            raise LiveError(self._describe(status, body, reason, verb, path))
         try:
-            return json.loads(response.data)
+            return json.loads(body)
         except ValueError as exc:
             raise LiveError(f"cluster {self.context}: {path} did not answer JSON") from exc
 
-    def _describe(self, exc: ApiException, verb: str, path: str) -> str:
-        status = exc.status
+    def _describe(self, status: int, body: bytes, reason: str, verb: str, path: str) -> str:
         if status == 401:
             return f"cluster {self.context} ({self.server}): credentials rejected (401): expired or wrong token/cert"
         if status == 403:
-            return (
-                f"cluster {self.context}: forbidden: the runner may not `{verb}` {path} (grant it in the ClusterRole)"
-            )
-        reason = exc.reason or ""
+            where = f"cluster {self.context}: forbidden"
+            return f"{where}: the runner may not `{verb}` {path} (grant it in the ClusterRole)"
         with contextlib.suppress(ValueError, AttributeError):
-            reason = json.loads(exc.body or "{}").get("message", reason)
+            reason = json.loads(body or b"{}").get("message", reason)
         return f"cluster {self.context}: GET {path}: HTTP {status}: {reason}"
 
     # -- discovery ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpu_policy.testbed.gomod import ETCD_TOOLS, KUBERNETES_TOOLS, KWOK_TOOLS
+from gpu_policy.testbed.gomod import ETCD_TOOLS, KUBERNETES_TOOLS, KWOK_HELPERS, KWOK_TOOLS
 from gpu_policy.testbed.pins import Pins, load_pins, wrapper_modules_dir
 
 BUILD_TIMEOUT_SECONDS = 3 * 3600
@@ -41,7 +41,7 @@ class Binary:
 BINARIES: tuple[Binary, ...] = (
     *(Binary(name, "etcd", package) for name, package in ETCD_TOOLS.items()),
     *(Binary(name, "kubernetes", package) for name, package in KUBERNETES_TOOLS.items()),
-    *(Binary(name, "kwok", package) for name, package in KWOK_TOOLS.items()),
+    *(Binary(name, "kwok", package) for name, package in {**KWOK_TOOLS, **KWOK_HELPERS}.items()),
 )
 BINARY_NAMES = tuple(binary.name for binary in BINARIES)
 
@@ -200,3 +200,37 @@ def _read_times(path: Path) -> dict[str, float]:
     except (OSError, ValueError):
         return {}
     return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def regenerate_modules(root: Path | None = None, progress: TextIO = sys.stderr) -> None:
+    """Rewrite the wrapper modules' go.mod from pins.yaml and upstream's go.mod, then `go mod tidy` each (network)."""
+    from gpu_policy.testbed import gomod  # local: only maintainers regenerate
+
+    root = root or wrapper_modules_dir()
+    pins = load_pins(root / "pins.yaml")
+    go = go_executable()
+    env = {**os.environ, "GOFLAGS": "-mod=mod"}
+    try:
+        out = subprocess.run(
+            [go, "mod", "download", "-json", f"k8s.io/kubernetes@{pins.kubernetes}"],
+            capture_output=True, text=True, timeout=900, check=True, env=env, cwd=root,
+        ).stdout  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        raise BuildError(f"`go mod download k8s.io/kubernetes@{pins.kubernetes}` failed: {exc.stderr.strip()}") from exc
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildError(f"`go mod download k8s.io/kubernetes@{pins.kubernetes}` failed: {exc}") from exc
+    upstream = gomod.parse_upstream(Path(json.loads(out)["GoMod"]).read_text(encoding="utf-8"))
+    texts = {
+        "kubernetes": gomod.kubernetes_gomod(pins, upstream),
+        "etcd": gomod.etcd_gomod(pins, upstream.go),
+        "kwok": gomod.kwok_gomod(pins, gomod.KWOK_GO),
+    }
+    for module, text in texts.items():
+        (root / module / "go.mod").write_text(text, encoding="utf-8")
+        print(f"testbed gomod: go mod tidy in testbed/{module} ...", file=progress, flush=True)
+        result = subprocess.run(
+            [go, "mod", "tidy"], cwd=root / module, env=env, capture_output=True, text=True, timeout=1800,
+            preexec_fn=_lower_priority,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise BuildError(f"`go mod tidy` in testbed/{module} exited {result.returncode}: {result.stderr.strip()}")

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from gpu_policy.loading.yaml_reader import YamlError, read_documents
 from gpu_policy.resources import default_policies_dir
 from gpu_policy.schemas.crds import default_crd_paths
 from gpu_policy.testbed import processes
@@ -178,6 +180,12 @@ def _argv(name: str, binary: Path, state: State, pki: PKI) -> list[str]:
             f"--cert-dir={d / 'pki'}", "--v=1",
             *([f"--enable-admission-plugins={','.join(state.admission_plugins)}"] if state.admission_plugins else []),
         ]  # fmt: skip
+    if name == "kwok":
+        return [
+            str(binary), f"--kubeconfig={kubeconfig}", f"--config={d / 'kwok.yaml'}",
+            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
+            f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}", "--node-lease-duration-seconds=40",
+        ]  # fmt: skip
     common = [
         f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}", f"--bind-address={LOOPBACK}", f"--secure-port={ports[name]}",
@@ -192,13 +200,19 @@ def _argv(name: str, binary: Path, state: State, pki: PKI) -> list[str]:
         ]  # fmt: skip
     if name == "kube-scheduler":
         return [str(binary), *common]
-    if name == "kwok":
-        return [
-            str(binary), f"--kubeconfig={kubeconfig}",
-            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
-            f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}", "--node-lease-duration-seconds=40",
-        ]  # fmt: skip
     raise TestbedError(f"unknown component {name}")
+
+
+def _write_kwok_config(path: Path, stages_binary: Path) -> None:
+    """kwok's --config: the pinned release's default Stages (what kwokctl configures), printed by kwok-stages."""
+    try:
+        result = subprocess.run([str(stages_binary)], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise TestbedError(f"{stages_binary} failed: {exc}") from exc
+    stages = [doc for doc in yaml.safe_load_all(result.stdout) if isinstance(doc, dict) and doc.get("kind") == "Stage"]
+    if not stages:
+        raise TestbedError(f"{stages_binary} printed no kwok Stage")
+    path.write_text(result.stdout, encoding="utf-8")
 
 
 def _niceness() -> int:
@@ -232,9 +246,15 @@ def _crd_documents() -> list[dict[str, Any]]:
         )
         for file in files:
             try:
-                documents = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
-            except (OSError, yaml.YAMLError) as exc:
+                text = file.read_text(encoding="utf-8")
+            except OSError as exc:
                 raise TestbedError(f"{file}: cannot read CRDs: {exc}") from exc
+            documents = []
+            # Kubernetes' YAML decoding (the suite's reader), not PyYAML's YAML 1.1 (`=` would be a value tag).
+            for item in read_documents(text):
+                if isinstance(item, YamlError):
+                    raise TestbedError(f"{file}:{item.line}: cannot read CRDs: {item}")
+                documents.append(item.value)
             for document in documents:
                 if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
                     name = str(document.get("metadata", {}).get("name", ""))
@@ -338,16 +358,18 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float)
     _write_kubeconfig(state.kubeconfig, state.server, pki, "admin")
     for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
         _write_kubeconfig(state.directory / f"{name}.kubeconfig", state.server, pki, name)
-    say("certificates and kubeconfigs written")
+    _write_kwok_config(state.directory / "kwok.yaml", binaries.binary("kwok-stages"))
+    say("certificates, kubeconfigs and kwok stages written")
     niceness = _niceness()
-    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
-        argv = _argv(name, binaries.binary(name), state, pki)
-        record = processes.start(
-            name, argv, state.directory / "logs" / f"{name}.log", _component_env(state, name), niceness
-        )
-        state.processes.append(record)
-        state.save()
-    say(f"started {', '.join(r.name for r in state.processes)}")
+
+    def launch(*names: str) -> None:
+        for name in names:
+            argv = _argv(name, binaries.binary(name), state, pki)
+            log = state.directory / "logs" / f"{name}.log"
+            state.processes.append(processes.start(name, argv, log, _component_env(state, name), niceness))
+            state.save()
+        say(f"started {', '.join(names)}")
+
     client = Client(state.server, str(pki.ca_cert), str(pki.client_cert("admin")), str(pki.client_key("admin")))
 
     def alive_and(probe: Any) -> Any:
@@ -357,12 +379,16 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float)
 
         return check
 
+    launch("etcd", "kube-apiserver")
     wait_until(
         "etcd", alive_and(lambda: http_ok(f"http://{LOOPBACK}:{state.ports['etcd']}/health")), READY_TIMEOUT_SECONDS
     )
     say("etcd healthy")
+    # /readyz includes the RBAC bootstrap: the controller manager and scheduler exit when they start before it
+    # (they cannot read kube-system/extension-apiserver-authentication yet).
     wait_until("kube-apiserver", alive_and(lambda: client.request("GET", "/readyz") == "ok"), READY_TIMEOUT_SECONDS)
     say("kube-apiserver ready")
+    launch("kube-controller-manager", "kube-scheduler", "kwok")
     crds = _crd_documents()
     _install_crds(client, crds)
     say(f"{len(crds)} CRDs established")
@@ -421,7 +447,7 @@ def down(state_dir: Path | None = None, progress: TextIO = sys.stderr) -> list[t
 
 def _looks_like_testbed(directory: Path) -> bool:
     """A folder left by an `up` that died before writing state.json holds only what `up` makes."""
-    allowed = {"pki", "logs", "etcd", "kwok-home", "kubeconfig", STATE_FILE, STATE_FILE.replace(".json", ".tmp")}
+    allowed = {"pki", "logs", "etcd", "kwok-home", "kwok.yaml", "kubeconfig", STATE_FILE, "state.tmp"}
     allowed |= {f"{name}.kubeconfig" for name in BINARY_NAMES}
     return all(child.name in allowed for child in directory.iterdir())
 

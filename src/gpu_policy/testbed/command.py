@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="testbed_action", required=True, metavar="{build,up,down,status}")
+    actions = parser.add_subparsers(dest="testbed_action", required=True, metavar="{build,up,down,status,gomod}")
     build = actions.add_parser("build", help="build the pinned binaries into ~/.cache/gpu-policy/testbed/<key>/bin")
     build.add_argument(
         "binaries",
@@ -37,6 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"only these ({', '.join(BINARY_NAMES)}); default: all missing ones",
     )
     build.add_argument("--print-bin-dir", action="store_true", help="print the binaries' folder and exit")
+    actions.add_parser("gomod", help="maintainers: regenerate testbed/*/go.mod from testbed/pins.yaml (network)")
     for name, text in (
         ("up", "start the testbed and print how to use it"),
         ("down", "stop it and remove its files"),
@@ -51,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except (cluster.TestbedError, BuildError, PinsError, PKIError, ApiError, TimeoutError) as exc:
+    except (cluster.TestbedError, BuildError, PinsError, PKIError, ApiError, TimeoutError, OSError) as exc:
         print(f"gpu-policy testbed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -69,6 +70,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"testbed pins: kubernetes {pins.kubernetes}, etcd {pins.etcd}, kwok {pins.kwok}", file=sys.stderr)
         target = build_module.build(list(args.binaries) or None)
         print(target.bin_dir)
+        return 0
+    if action == "gomod":
+        build_module.regenerate_modules()
         return 0
     if action == "up":
         started = cluster.up(args.state_dir)

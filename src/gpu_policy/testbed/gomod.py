@@ -23,6 +23,10 @@ KUBERNETES_TOOLS = {
     "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
 }
 KWOK_TOOLS = {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}
+#: Prints the pinned release's default Stages (kwok starts only with stages in its --config).
+KWOK_HELPERS = {"kwok-stages": f"{MODULE_PREFIX}/kwok/cmd/kwok-stages"}
+#: The `go` line of sigs.k8s.io/kwok's own go.mod at the pin (a wrapper may not declare an older one).
+KWOK_GO = "1.26.0"
 #: etcd's own main package lives in its root module; the wrapper's main.go calls server/v3's etcdmain.Main instead.
 ETCD_TOOLS = {"etcd": f"{MODULE_PREFIX}/etcd/cmd/etcd"}
 

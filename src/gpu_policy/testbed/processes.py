@@ -104,20 +104,16 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
     return ProcessRecord(name=name, pid=process.pid, executable=argv[0], start_ticks=ticks, log=str(log))
 
 
-def wait_running(record: ProcessRecord, timeout: float = 5.0) -> bool:
-    """True once the started program has exec'd (its cmdline shows the executable), False after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if is_ours(record):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _reap(pid: int) -> None:
     """Collect the exit status when the process is our own child (started by this Python process)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    for _ in range(20):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except (ChildProcessError, OSError):
+            return  # not our child (another process started it) or already collected
+        if done:
+            return
+        time.sleep(0.05)
 
 
 def stop(record: ProcessRecord, grace: float = STOP_GRACE_SECONDS) -> str:
@@ -129,19 +125,18 @@ def stop(record: ProcessRecord, grace: float = STOP_GRACE_SECONDS) -> str:
         os.killpg(record.pid, signal.SIGTERM)
     except ProcessLookupError:
         return "not running"
+    outcome = "stopped"
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(record.pid)
-        if not is_ours(record):
-            return "stopped"
+    while is_ours(record) and time.monotonic() < deadline:
         time.sleep(0.1)
     if is_ours(record):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, signal.SIGKILL)
+        outcome = "killed"
         for _ in range(50):
-            _reap(record.pid)
             if not is_ours(record):
                 break
             time.sleep(0.1)
-        return "killed"
-    return "stopped"
+    # When this Python process started it, the exited process stays a zombie until collected here.
+    _reap(record.pid)
+    return outcome
