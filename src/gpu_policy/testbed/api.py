@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-REQUEST_TIMEOUT_SECONDS = 10.0
+REQUEST_TIMEOUT_SECONDS = 60.0  # a large CRD create on a busy, niced API server takes seconds
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 class ApiError(RuntimeError):
@@ -50,7 +51,14 @@ class Client:
         context.load_cert_chain(self.cert_file, self.key_file)
         return context
 
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> Any:
         url = self.server + path
         require_loopback(url)
         data = None if body is None else json.dumps(body).encode()
@@ -59,7 +67,7 @@ class Client:
         if data is not None:
             request.add_header("Content-Type", content_type)
         try:
-            with urllib.request.urlopen(request, context=self._context(), timeout=REQUEST_TIMEOUT_SECONDS) as response:
+            with urllib.request.urlopen(request, context=self._context(), timeout=timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
@@ -97,7 +105,7 @@ def http_ok(url: str, verify: ssl.SSLContext | None = None) -> bool:
     """GET `url` (loopback only); True on HTTP 200."""
     require_loopback(url)
     try:
-        with urllib.request.urlopen(url, context=verify, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(url, context=verify, timeout=PROBE_TIMEOUT_SECONDS) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, TimeoutError):
         return False

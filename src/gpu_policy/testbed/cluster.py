@@ -29,7 +29,14 @@ from gpu_policy.loading.yaml_reader import YamlError, read_documents
 from gpu_policy.resources import default_policies_dir
 from gpu_policy.schemas.crds import default_crd_paths
 from gpu_policy.testbed import processes
-from gpu_policy.testbed.api import ApiError, Client, http_ok, unverified_loopback_context, wait_until
+from gpu_policy.testbed.api import (
+    PROBE_TIMEOUT_SECONDS,
+    ApiError,
+    Client,
+    http_ok,
+    unverified_loopback_context,
+    wait_until,
+)
 from gpu_policy.testbed.build import BINARY_NAMES, Layout, layout
 from gpu_policy.testbed.nodes import FAKE_NODES, KWOK_ANNOTATION
 from gpu_policy.testbed.pki import PKI, make_pki
@@ -386,7 +393,7 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float)
     say("etcd healthy")
     # /readyz includes the RBAC bootstrap: the controller manager and scheduler exit when they start before it
     # (they cannot read kube-system/extension-apiserver-authentication yet).
-    wait_until("kube-apiserver", alive_and(lambda: client.request("GET", "/readyz") == "ok"), READY_TIMEOUT_SECONDS)
+    wait_until("kube-apiserver", alive_and(lambda: client.request("GET", "/readyz", timeout=PROBE_TIMEOUT_SECONDS) == "ok"), READY_TIMEOUT_SECONDS)
     say("kube-apiserver ready")
     launch("kube-controller-manager", "kube-scheduler", "kwok")
     crds = _crd_documents()
