@@ -393,7 +393,10 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float)
     say("etcd healthy")
     # /readyz includes the RBAC bootstrap: the controller manager and scheduler exit when they start before it
     # (they cannot read kube-system/extension-apiserver-authentication yet).
-    wait_until("kube-apiserver", alive_and(lambda: client.request("GET", "/readyz", timeout=PROBE_TIMEOUT_SECONDS) == "ok"), READY_TIMEOUT_SECONDS)
+    def apiserver_ready() -> bool:
+        return bool(client.request("GET", "/readyz", timeout=PROBE_TIMEOUT_SECONDS) == "ok")
+
+    wait_until("kube-apiserver", alive_and(apiserver_ready), READY_TIMEOUT_SECONDS)
     say("kube-apiserver ready")
     launch("kube-controller-manager", "kube-scheduler", "kwok")
     crds = _crd_documents()
