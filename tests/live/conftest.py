@@ -19,7 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]:
     binaries = binaries_or_skip()
     state_dir = tmp_path_factory.mktemp("testbed") / "state"
-    state = cluster.up(state_dir, binaries=binaries)
+    state = cluster.up(state_dir, binaries=binaries, die_with_caller=True)
     try:
         yield state
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,3 +58,31 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) ->
         assert not processes.is_ours(record)
     finally:
         processes.stop(record, grace=0.5)
+
+
+def test_a_process_tied_to_its_caller_ends_when_the_caller_is_killed(tmp_path: Path) -> None:
+    """What a killed test run leaves: nothing, since the fixtures start the testbed with die_with_parent."""
+    assert SLEEP is not None
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from gpu_policy.testbed import processes\n"
+        f"r = processes.start('sleeper', [{SLEEP!r}, '60'], Path({str(tmp_path / 'log')!r}), die_with_parent=True)\n"
+        "print(r.pid, r.start_ticks, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert caller.stdout is not None
+        pid, ticks = (int(x) for x in caller.stdout.readline().split())
+        record = processes.ProcessRecord("sleeper", pid, SLEEP, ticks, str(tmp_path / "log"))
+        assert processes.is_ours(record)
+        caller.kill()
+        caller.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while processes.is_ours(record) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not processes.is_ours(record), "the tied process outlived its killed caller"
+    finally:
+        caller.kill()
+        caller.wait(timeout=10)

@@ -327,8 +327,11 @@ def up(
     progress: TextIO = sys.stderr,
     binaries: Layout | None = None,
     cluster_profile: Path | None = None,
+    die_with_caller: bool = False,
 ) -> State:
-    """Start a testbed; on any failure everything started so far is stopped and its folder removed."""
+    """Start a testbed; on any failure everything started so far is stopped and its folder removed.
+
+    `die_with_caller=True` (test fixtures) makes the kernel stop the components when the calling process ends."""
     directory = state_dir or default_state_dir()
     existing = State.load(directory)
     if existing is not None and any(processes.is_ours(r) for r in existing.processes):
@@ -350,14 +353,14 @@ def up(
     state.ports = free_ports(["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler"])
     state.save()
     try:
-        _start_all(state, binaries, progress, started)
+        _start_all(state, binaries, progress, started, die_with_caller)
     except BaseException:
         down(directory, progress=progress)
         raise
     return state
 
 
-def _start_all(state: State, binaries: Layout, progress: TextIO, started: float) -> None:
+def _start_all(state: State, binaries: Layout, progress: TextIO, started: float, die_with_caller: bool) -> None:
     def say(message: str) -> None:
         print(f"testbed: {message} ({time.monotonic() - started:.1f} s)", file=progress, flush=True)
 
@@ -373,7 +376,8 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float)
         for name in names:
             argv = _argv(name, binaries.binary(name), state, pki)
             log = state.directory / "logs" / f"{name}.log"
-            state.processes.append(processes.start(name, argv, log, _component_env(state, name), niceness))
+            env = _component_env(state, name)
+            state.processes.append(processes.start(name, argv, log, env, niceness, die_with_parent=die_with_caller))
             state.save()
         say(f"started {', '.join(names)}")
 

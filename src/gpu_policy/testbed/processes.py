@@ -8,6 +8,7 @@ same start time, so a pid the kernel has since given to another program is never
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -79,11 +80,32 @@ def is_ours(record: ProcessRecord) -> bool:
     return bool(argv) and argv[0] == record.executable
 
 
-def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None, niceness: int = 0) -> ProcessRecord:
-    """Start `argv` in a new session with stdout and stderr to `log`; return its record."""
+def _die_with_parent() -> None:
+    """Linux prctl(PR_SET_PDEATHSIG, SIGTERM): the kernel signals the child when the thread that started it ends."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: `down` (or the test fixture's teardown) stops it
+
+
+def start(
+    name: str,
+    argv: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    niceness: int = 0,
+    die_with_parent: bool = False,
+) -> ProcessRecord:
+    """Start `argv` in a new session with stdout and stderr to `log`; return its record.
+
+    `die_with_parent` ties the process to the calling process (tests: a killed test run leaves nothing running);
+    the CLI's `up` leaves it off, since its processes must outlive the command."""
     log.parent.mkdir(parents=True, exist_ok=True)
 
     def lower_priority() -> None:
+        if die_with_parent:
+            _die_with_parent()
         if niceness:
             os.nice(niceness)
 
