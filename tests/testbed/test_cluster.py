@@ -17,11 +17,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from gpu_policy.testbed import cluster, processes
-from gpu_policy.testbed.nodes import FAKE_NODES, GPU_RESOURCE
+from gpu_policy.testbed.nodes import FAKE_NODES, GPU_RESOURCE, node_manifests
 
 pytestmark = pytest.mark.testbed
 
-GPU_NODES = {node.name: node for node in FAKE_NODES if node.gpus}
+GPU_NODES = {node.name: node for node in FAKE_NODES if node.nodepool}
+EXPECTED = {m["metadata"]["name"]: m for m in node_manifests()}
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,9 @@ def test_kubectl_lists_the_fake_nodes_with_their_gpu_capacity(kubeconfig: Path) 
     ).stdout  # fmt: skip
     nodes = {item["metadata"]["name"]: item for item in json.loads(out)["items"]}
     assert set(nodes) == {node.name for node in FAKE_NODES}
-    for name, node in GPU_NODES.items():
-        assert nodes[name]["status"]["allocatable"][GPU_RESOURCE] == str(node.gpus), name
+    for name in GPU_NODES:
+        gpus = nodes[name]["status"]["allocatable"][GPU_RESOURCE]
+        assert gpus == EXPECTED[name]["status"]["capacity"][GPU_RESOURCE] and int(gpus) > 0, name
 
 
 def test_kubernetes_client_sees_ready_gpu_nodes_with_karpenter_labels(api: k8s.ApiClient) -> None:
@@ -89,7 +91,7 @@ def _deployment(name: str, gpus: int, tolerate_gpu_taint: bool) -> dict[str, Any
             "template": {
                 "metadata": {"labels": {"app": name}},
                 "spec": {
-                    "nodeSelector": {"node-type": "gpu-inference"},
+                    "nodeSelector": {"node.kubernetes.io/instance-type": "p4d.24xlarge"},
                     "tolerations": tolerations,
                     "containers": [
                         {
@@ -119,7 +121,7 @@ def test_scheduler_places_a_gpu_deployment_on_the_kwok_gpu_node(api: k8s.ApiClie
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     apps.create_namespaced_deployment("default", _deployment("gpu-tolerating", gpus=2, tolerate_gpu_taint=True))
     pod = _running_pod(core, "gpu-tolerating")
-    assert pod.spec.node_name == "kwok-gpu-inference-0"
+    assert pod.spec.node_name == "kwok-p4d-ondemand-0"
     assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(cluster.POD_CIDR)
 
 
@@ -132,7 +134,7 @@ def test_extended_resource_toleration_admits_a_gpu_pod_without_its_own_toleratio
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     apps.create_namespaced_deployment("default", _deployment("gpu-admitted", gpus=1, tolerate_gpu_taint=False))
     pod = _running_pod(core, "gpu-admitted")
-    assert pod.spec.node_name == "kwok-gpu-inference-0"
+    assert pod.spec.node_name == "kwok-p4d-ondemand-0"
     added = [(t.key, t.operator, t.effect) for t in pod.spec.tolerations if t.key == GPU_RESOURCE]
     assert added == [(GPU_RESOURCE, "Exists", "NoSchedule")]
 

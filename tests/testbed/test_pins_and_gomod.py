@@ -141,3 +141,30 @@ def test_ldflags_stamp_the_pinned_kubernetes_version() -> None:
     flags = build.ldflags(Pins(kubernetes="v1.33.13", etcd="v3.5.24", kwok="v0.8.0"))
     assert "-X k8s.io/component-base/version.gitVersion=v1.33.13" in flags
     assert "-X k8s.io/component-base/version.gitMinor=33" in flags
+
+
+def test_fake_gpu_nodes_carry_their_pool_and_the_aws_instance_labels() -> None:
+    from gpu_policy.testbed.nodes import node_manifests
+
+    nodes = {m["metadata"]["name"]: m for m in node_manifests()}
+    p4d = nodes["kwok-p4d-ondemand-0"]
+    labels = p4d["metadata"]["labels"]
+    # From manifests/karpenter/nodepools.yaml (gpu-inference-pool's template) and policies/instance-types.yaml.
+    assert labels["node-type"] == "gpu-inference" and labels["karpenter.sh/nodepool"] == "gpu-inference-pool"
+    assert labels["karpenter.k8s.aws/instance-family"] == "p4d"
+    assert labels["karpenter.k8s.aws/instance-category"] == "p"
+    assert labels["karpenter.k8s.aws/instance-generation"] == "4"
+    assert labels["karpenter.k8s.aws/instance-size"] == "24xlarge"
+    assert labels["karpenter.k8s.aws/instance-gpu-name"] == "a100"
+    assert labels["karpenter.k8s.aws/instance-gpu-memory"] == "40960"
+    assert labels["karpenter.k8s.aws/instance-memory"] == str(1152 * 1024)
+    assert p4d["status"]["capacity"]["nvidia.com/gpu"] == "8"
+    assert p4d["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    spot = nodes["kwok-g5-spot-0"]
+    assert {(t["key"], t["effect"]) for t in spot["spec"]["taints"]} == {
+        ("nvidia.com/gpu", "NoSchedule"),
+        ("karpenter.sh/capacity-type", "NoSchedule"),
+    }
+    assert spot["metadata"]["labels"]["karpenter.sh/capacity-type"] == "spot"
+    system = nodes["kwok-system-0"]
+    assert system["spec"]["taints"] == [] and "nvidia.com/gpu" not in system["status"]["capacity"]

@@ -38,7 +38,7 @@ from gpu_policy.testbed.api import (
     wait_until,
 )
 from gpu_policy.testbed.build import BINARY_NAMES, Layout, layout
-from gpu_policy.testbed.nodes import FAKE_NODES, KWOK_ANNOTATION
+from gpu_policy.testbed.nodes import FAKE_NODES, KWOK_ANNOTATION, NodeSpecError, node_manifests
 from gpu_policy.testbed.pki import PKI, make_pki
 
 STATE_ENV = "GPU_POLICY_TESTBED_STATE"
@@ -364,6 +364,10 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float,
     def say(message: str) -> None:
         print(f"testbed: {message} ({time.monotonic() - started:.1f} s)", file=progress, flush=True)
 
+    try:
+        nodes = node_manifests()
+    except NodeSpecError as exc:
+        raise TestbedError(str(exc)) from exc
     pki = make_pki(state.directory / "pki")
     _write_kubeconfig(state.kubeconfig, state.server, pki, "admin")
     for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
@@ -406,8 +410,8 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float,
     crds = _crd_documents()
     _install_crds(client, crds)
     say(f"{len(crds)} CRDs established")
-    for node in FAKE_NODES:
-        client.request("POST", "/api/v1/nodes", node.manifest())
+    for manifest in nodes:
+        client.request("POST", "/api/v1/nodes", manifest)
     insecure = unverified_loopback_context()
     for name in ("kube-controller-manager", "kube-scheduler"):
         url = f"https://{LOOPBACK}:{state.ports[name]}/healthz"

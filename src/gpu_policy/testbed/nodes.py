@@ -1,97 +1,151 @@
-"""The testbed's fake nodes: kwok keeps them Ready and runs the pods bound to them; nothing real is behind them.
+"""The testbed's fake nodes: kwok keeps them Ready and "runs" the pods bound to them; nothing real is behind them.
 
-They carry the labels and taints a Karpenter (AWS provider) node launched from the reference NodePools would carry
-(manifests/karpenter/nodepools.yaml: gpu-inference-pool, on-demand p4d.24xlarge; gpu-spot-pool, spot g5.12xlarge),
-plus one untainted CPU node for system pods. Capacities are the instance types' (p4d.24xlarge: 8 GPUs, 96 vCPU,
-1152 GiB; g5.12xlarge: 4 GPUs, 48 vCPU, 192 GiB; m5.xlarge: 4 vCPU, 16 GiB).
+Each GPU node is what Karpenter (AWS provider) would launch from a reference NodePool (manifests/karpenter/
+nodepools.yaml): the pool's template labels and taints, `karpenter.sh/nodepool`, the capacity type, and the instance
+labels the AWS provider derives from the EC2 instance type, here computed from the project's catalogue
+(policies/instance-types.yaml): `karpenter.k8s.aws/instance-{category,family,generation,size}` from the name,
+`instance-cpu` (vCPUs), `instance-memory` (MiB), `instance-gpu-{name,manufacturer,count,memory}` (gpu-memory in MiB
+per GPU, as in Karpenter's own e2e expectations: g4dn.8xlarge -> "16384" for one 16 GiB T4). Capacity is the
+instance's vCPUs, memory and GPUs; `pods` is the kubelet default 110 (EKS derives it from ENIs). One untainted CPU
+node without a NodePool takes system pods.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from gpu_policy.resources import default_policies_dir, reference_manifests_dir
 
 #: kwok manages only nodes with this annotation (`--manage-nodes-with-annotation-selector`), as its docs advise.
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 GPU_RESOURCE = "nvidia.com/gpu"
+REGION = "us-east-1"
 ZONE = "us-east-1a"
+AWS = "karpenter.k8s.aws"
+_INSTANCE_NAME = re.compile(r"^(?P<category>[a-z]+)(?P<generation>\d+)[a-z-]*\.(?P<size>\S+)$")
+
+
+class NodeSpecError(ValueError):
+    """The catalogue or the reference NodePools lack what a fake node needs."""
 
 
 @dataclass(frozen=True)
 class FakeNode:
     name: str
-    nodepool: str | None
-    labels: dict[str, str]
-    taints: tuple[tuple[str, str, str], ...]  # key, value, effect
-    cpu: str
-    memory: str
-    gpus: int
     instance_type: str
     capacity_type: str
-
-    def manifest(self) -> dict[str, Any]:
-        labels = {
-            "kubernetes.io/arch": "amd64",
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/hostname": self.name,
-            "node.kubernetes.io/instance-type": self.instance_type,
-            "karpenter.sh/capacity-type": self.capacity_type,
-            "topology.kubernetes.io/zone": ZONE,
-            "topology.kubernetes.io/region": "us-east-1",
-            "type": "kwok",
-            **self.labels,
-        }
-        if self.nodepool:
-            labels["karpenter.sh/nodepool"] = self.nodepool
-            labels["karpenter.sh/registered"] = "true"
-            labels["karpenter.sh/initialized"] = "true"
-        capacity = {"cpu": self.cpu, "memory": self.memory, "pods": "110"}
-        if self.gpus:
-            capacity[GPU_RESOURCE] = str(self.gpus)
-            labels["karpenter.k8s.aws/instance-gpu-count"] = str(self.gpus)
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": self.name, "labels": labels, "annotations": {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1]}},
-            "spec": {"taints": [{"key": k, "value": v, "effect": e} for k, v, e in self.taints]},
-            "status": {"capacity": capacity, "allocatable": dict(capacity)},
-        }
+    nodepool: str | None = None
+    nodeclass: str | None = None
 
 
-_GPU_TAINT = (GPU_RESOURCE, "true", "NoSchedule")
-
+#: Which nodes the testbed makes: one per reference GPU NodePool shape the reference workloads need, and a CPU node.
 FAKE_NODES: tuple[FakeNode, ...] = (
-    FakeNode(
-        name="kwok-gpu-inference-0",
-        nodepool="gpu-inference-pool",
-        labels={"node-type": "gpu-inference", "workload": "genai", "karpenter.k8s.aws/instance-gpu-name": "a100"},
-        taints=(_GPU_TAINT,),
-        cpu="96",
-        memory="1152Gi",
-        gpus=8,
-        instance_type="p4d.24xlarge",
-        capacity_type="on-demand",
-    ),
-    FakeNode(
-        name="kwok-gpu-spot-0",
-        nodepool="gpu-spot-pool",
-        labels={"node-type": "gpu-spot", "workload": "genai", "karpenter.k8s.aws/instance-gpu-name": "a10g"},
-        taints=(_GPU_TAINT, ("karpenter.sh/capacity-type", "spot", "NoSchedule")),
-        cpu="48",
-        memory="192Gi",
-        gpus=4,
-        instance_type="g5.12xlarge",
-        capacity_type="spot",
-    ),
-    FakeNode(
-        name="kwok-system-0",
-        nodepool=None,
-        labels={"node-type": "system"},
-        taints=(),
-        cpu="4",
-        memory="16Gi",
-        gpus=0,
-        instance_type="m5.xlarge",
-        capacity_type="on-demand",
-    ),
+    FakeNode("kwok-p4d-ondemand-0", "p4d.24xlarge", "on-demand", "gpu-inference-pool", "gpu-nodeclass"),
+    FakeNode("kwok-g5-ondemand-0", "g5.48xlarge", "on-demand", "gpu-inference-pool", "gpu-nodeclass"),
+    FakeNode("kwok-g5-spot-0", "g5.12xlarge", "spot", "gpu-spot-pool", "gpu-spot-nodeclass"),
+    FakeNode("kwok-system-0", "m5.xlarge", "on-demand"),
 )
+#: The CPU node is not in the GPU catalogue: m5.xlarge, 4 vCPU, 16 GiB.
+_SYSTEM_CAPACITY = {"cpu": "4", "memory": "16Gi"}
+
+
+def _catalogue(policies: Path | None) -> dict[str, dict[str, Any]]:
+    path = (policies or default_policies_dir()) / "instance-types.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise NodeSpecError(f"{path}: cannot read the GPU instance catalogue: {exc}") from exc
+    types = data.get("instanceTypes") if isinstance(data, dict) else None
+    if not isinstance(types, dict):
+        raise NodeSpecError(f"{path}: no `instanceTypes` mapping")
+    return types
+
+
+def _nodepools(manifests: Path | None) -> dict[str, dict[str, Any]]:
+    path = (manifests or reference_manifests_dir()) / "karpenter" / "nodepools.yaml"
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise NodeSpecError(f"{path}: cannot read the reference NodePools: {exc}") from exc
+    return {
+        str(doc["metadata"]["name"]): doc
+        for doc in documents
+        if isinstance(doc, dict) and doc.get("kind") == "NodePool" and isinstance(doc.get("metadata"), dict)
+    }
+
+
+def instance_labels(instance_type: str, facts: dict[str, Any]) -> dict[str, str]:
+    """The karpenter.k8s.aws/instance-* labels of a GPU instance type, from its catalogue entry."""
+    match = _INSTANCE_NAME.match(instance_type)
+    if match is None:
+        raise NodeSpecError(f"instance type {instance_type!r} is not <family>.<size>")
+    try:
+        return {
+            f"{AWS}/instance-category": match.group("category"),
+            f"{AWS}/instance-family": instance_type.split(".", 1)[0],
+            f"{AWS}/instance-generation": match.group("generation"),
+            f"{AWS}/instance-size": match.group("size"),
+            f"{AWS}/instance-cpu": str(int(facts["vcpu"])),
+            f"{AWS}/instance-memory": str(int(facts["memoryGiB"]) * 1024),
+            f"{AWS}/instance-gpu-name": str(facts["gpuModel"]).lower(),
+            f"{AWS}/instance-gpu-manufacturer": "nvidia",
+            f"{AWS}/instance-gpu-count": str(int(facts["gpuCount"])),
+            f"{AWS}/instance-gpu-memory": str(int(facts["gpuMemoryGiB"]) * 1024),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NodeSpecError(f"catalogue entry of {instance_type} lacks {exc}") from exc
+
+
+def node_manifest(
+    node: FakeNode, catalogue: dict[str, dict[str, Any]], pools: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    labels = {
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/hostname": node.name,
+        "node.kubernetes.io/instance-type": node.instance_type,
+        "karpenter.sh/capacity-type": node.capacity_type,
+        "topology.kubernetes.io/region": REGION,
+        "topology.kubernetes.io/zone": ZONE,
+        "type": "kwok",
+    }
+    taints: list[dict[str, Any]] = []
+    capacity = dict(_SYSTEM_CAPACITY)
+    if node.nodepool is not None:
+        pool = pools.get(node.nodepool)
+        facts = catalogue.get(node.instance_type)
+        if pool is None:
+            raise NodeSpecError(f"fake node {node.name}: reference NodePool {node.nodepool} not found")
+        if facts is None:
+            raise NodeSpecError(f"fake node {node.name}: {node.instance_type} is not in the GPU instance catalogue")
+        template = pool.get("spec", {}).get("template", {})
+        labels.update({str(k): str(v) for k, v in (template.get("metadata", {}).get("labels") or {}).items()})
+        labels.update(instance_labels(node.instance_type, facts))
+        labels.update({"karpenter.sh/nodepool": node.nodepool, "karpenter.sh/registered": "true",
+                       "karpenter.sh/initialized": "true"})  # fmt: skip
+        if node.nodeclass:
+            labels[f"{AWS}/ec2nodeclass"] = node.nodeclass
+        taints = [dict(t) for t in template.get("spec", {}).get("taints") or []]
+        capacity = {
+            "cpu": str(facts["vcpu"]),
+            "memory": f"{facts['memoryGiB']}Gi",
+            GPU_RESOURCE: str(facts["gpuCount"]),
+        }
+    capacity["pods"] = "110"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": node.name, "labels": labels, "annotations": {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1]}},
+        "spec": {"taints": taints},
+        "status": {"capacity": capacity, "allocatable": dict(capacity)},
+    }
+
+
+def node_manifests(policies: Path | None = None, manifests: Path | None = None) -> list[dict[str, Any]]:
+    catalogue, pools = _catalogue(policies), _nodepools(manifests)
+    return [node_manifest(node, catalogue, pools) for node in FAKE_NODES]
