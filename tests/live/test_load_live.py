@@ -18,6 +18,7 @@ from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.live import client as live_client
 from gpu_policy.live.kinds import JUDGED_KINDS, JudgedKind
 from gpu_policy.live.loader import load_live
+from gpu_policy.live.rbac import cluster_role
 from gpu_policy.resources import reference_manifests_dir
 from gpu_policy.testbed import cluster
 
@@ -198,3 +199,50 @@ def test_every_reference_object_is_read_back_live(kubeconfig: Path, reference_ap
     }
     assert applied, "the reference set has objects of judged kinds"
     assert applied - read == set()
+
+
+def _token_kubeconfig(testbed: cluster.State, token: str, folder: Path) -> Path:
+    config: dict[str, Any] = yaml.safe_load(testbed.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    path = folder / "reader.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _reader_with_role(api: k8s.ApiClient, role: dict[str, Any], name: str) -> str:
+    """A service account bound to `role` (created as `name`); returns a short-lived token for it."""
+    core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account("default", {"metadata": {"name": name}})
+    rbac.create_cluster_role({**role, "metadata": {"name": name}})
+    rbac.create_cluster_role_binding({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "default"}],
+    })  # fmt: skip
+    request = core.create_namespaced_service_account_token(name, "default", {"spec": {"expirationSeconds": 600}})
+    return str(request.status.token)
+
+
+def test_the_shipped_cluster_role_is_enough_for_load_live(
+    api: k8s.ApiClient, testbed: cluster.State, tmp_path: Path, reference_applied: list[dict[str, Any]]
+) -> None:
+    token = _reader_with_role(api, cluster_role(), "gpu-policy-reader")
+    as_admin = load_live(testbed.kubeconfig)
+    as_reader = load_live(_token_kubeconfig(testbed, token, tmp_path))
+    refs = sorted((d.kind, d.namespace, d.name) for d in as_reader.result.documents)
+    assert refs == sorted((d.kind, d.namespace, d.name) for d in as_admin.result.documents)
+    assert len(as_reader.crds) == len(as_admin.crds) > 0
+
+
+def test_a_role_missing_one_resource_fails_with_that_verb_and_resource(
+    api: k8s.ApiClient, testbed: cluster.State, tmp_path: Path
+) -> None:
+    role = cluster_role()
+    rules = [r for r in role["rules"] if "keda.sh" not in r["apiGroups"]]
+    token = _reader_with_role(api, {**role, "rules": rules}, "gpu-policy-reader-no-keda")
+    with pytest.raises(live_client.LiveError) as caught:
+        load_live(_token_kubeconfig(testbed, token, tmp_path))
+    assert str(caught.value) == (
+        "cluster gpu-policy-testbed: forbidden: the runner may not `list` /apis/keda.sh/v1alpha1/scaledobjects"
+        " (grant it in the ClusterRole)"
+    )
