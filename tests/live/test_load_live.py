@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,9 +15,11 @@ from kubernetes import config as k8s_config
 
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.live import client as live_client
+from gpu_policy.live.dryrun import dry_run
 from gpu_policy.live.kinds import JUDGED_KINDS, JudgedKind
 from gpu_policy.live.loader import load_live
 from gpu_policy.live.rbac import cluster_role
+from gpu_policy.loading.loader import load_manifests
 from gpu_policy.resources import reference_manifests_dir
 from gpu_policy.testbed import cluster
 
@@ -144,23 +145,6 @@ def test_a_broken_kubeconfig_is_one_clear_error(tmp_path: Path) -> None:
         load_live(path)
 
 
-@pytest.fixture(scope="module")
-def reference_applied(kubeconfig: Path) -> list[dict[str, Any]]:
-    """The bundled reference manifests, rendered by kustomize and applied server-side to the testbed."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed")
-    rendered = subprocess.run(
-        [kubectl, "kustomize", str(reference_manifests_dir())], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    subprocess.run(
-        [kubectl, "--kubeconfig", str(kubeconfig), "apply", "--server-side", "--field-manager=gpu-policy-test",
-         "-f", "-"],
-        input=rendered, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return [doc for doc in yaml.safe_load_all(rendered) if isinstance(doc, dict)]
-
-
 def test_the_real_scheduler_places_the_reference_workloads_on_the_fake_gpu_nodes(
     api: k8s.ApiClient, reference_applied: list[dict[str, Any]]
 ) -> None:
@@ -244,5 +228,20 @@ def test_a_role_missing_one_resource_fails_with_that_verb_and_resource(
         load_live(_token_kubeconfig(testbed, token, tmp_path))
     assert str(caught.value) == (
         "cluster gpu-policy-testbed: forbidden: the runner may not `list` /apis/keda.sh/v1alpha1/scaledobjects"
+        " (grant it in the ClusterRole)"
+    )
+
+
+def test_the_read_only_role_cannot_dry_run_and_says_which_verb_is_missing(
+    api: k8s.ApiClient, testbed: cluster.State, tmp_path: Path, reference_applied: list[dict[str, Any]]
+) -> None:
+    """Kubernetes authorises a dry run like the real request: dry-run needs `patch`, which the reader lacks."""
+    token = _reader_with_role(api, cluster_role(), "gpu-policy-reader-dry-run")
+    documents = [d for d in load_manifests([str(reference_manifests_dir())]).documents if d.kind == "NodePool"][:1]
+    [outcome] = dry_run(documents, _token_kubeconfig(testbed, token, tmp_path))
+    assert (outcome.accepted, outcome.status) == (False, 403)
+    name = documents[0].name
+    assert outcome.message == (
+        f"cluster gpu-policy-testbed: forbidden: the runner may not `patch` /apis/karpenter.sh/v1/nodepools/{name}"
         " (grant it in the ClusterRole)"
     )

@@ -63,18 +63,24 @@ class ClusterReader:
     def close(self) -> None:
         self.api.close()
 
-    def _get(self, path: str, query: list[tuple[str, Any]]) -> tuple[int, bytes, str]:
-        """(status, body, reason) of one GET; the client's own auth (token, exec plugin, client cert) applies."""
+    def _request(
+        self, method: str, path: str, query: list[tuple[str, Any]], body: str | None = None, content_type: str = ""
+    ) -> tuple[int, bytes, str]:
+        """(status, body, reason) of one request; the client's own auth (token, exec plugin, client cert) applies."""
         headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
         if hasattr(self.api, "param_serialize"):  # kubernetes >= 35: the newer OpenAPI generator's ApiClient
-            method, url, headers, _, _ = self.api.param_serialize(
-                "GET", path, query_params=query, header_params=headers, auth_settings=["BearerToken"]
+            method, url, headers, body, _ = self.api.param_serialize(
+                method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
             )
-            response = self.api.call_api(method, url, header_params=headers, _request_timeout=REQUEST_TIMEOUT)
+            response = self.api.call_api(
+                method, url, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+            )
             return int(response.status), bytes(response.read() or b""), str(response.reason or "")
         try:  # older clients raise ApiException for an error status themselves
             raw = self.api.call_api(
-                path, "GET", query_params=query, header_params=headers, auth_settings=["BearerToken"],
+                path, method, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"],
                 _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
             )  # fmt: skip
         except ApiException as exc:
@@ -82,21 +88,27 @@ class ClusterReader:
         raw = raw[0] if isinstance(raw, tuple) else raw
         return int(raw.status), bytes(raw.data or b""), str(raw.reason or "")
 
-    def get_json(self, path: str, query: list[tuple[str, Any]] | None = None, verb: str = "get") -> Any:
+    def request(
+        self, method: str, path: str, query: list[tuple[str, Any]], body: str | None = None, content_type: str = ""
+    ) -> tuple[int, bytes, str]:
+        """One request; unreachable or TLS failures raise LiveError, HTTP errors are returned to the caller."""
         try:
-            status, body, reason = self._get(path, query or [])
+            return self._request(method, path, query, body, content_type)
         except ApiException as exc:  # status 0: TLS failure
             raise LiveError(f"cluster {self.context} ({self.server}) unreachable: {exc.reason}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise LiveError(f"cluster {self.context} ({self.server}) unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def get_json(self, path: str, query: list[tuple[str, Any]] | None = None, verb: str = "get") -> Any:
+        status, body, reason = self.request("GET", path, query or [])
         if status >= 400 or status == 0:
-            raise LiveError(self._describe(status, body, reason, verb, path))
+            raise LiveError(self.describe(status, body, reason, verb, path))
         try:
             return json.loads(body)
         except ValueError as exc:
             raise LiveError(f"cluster {self.context}: {path} did not answer JSON") from exc
 
-    def _describe(self, status: int, body: bytes, reason: str, verb: str, path: str) -> str:
+    def describe(self, status: int, body: bytes, reason: str, verb: str, path: str, method: str = "GET") -> str:
         if status == 401:
             return f"cluster {self.context} ({self.server}): credentials rejected (401): expired or wrong token/cert"
         if status == 403:
@@ -104,7 +116,7 @@ class ClusterReader:
             return f"{where}: the runner may not `{verb}` {path} (grant it in the ClusterRole)"
         with contextlib.suppress(ValueError, AttributeError):
             reason = json.loads(body or b"{}").get("message", reason)
-        return f"cluster {self.context}: GET {path}: HTTP {status}: {reason}"
+        return f"cluster {self.context}: {method} {path}: HTTP {status}: {reason}"
 
     # -- discovery ---------------------------------------------------------------------------------------
     def resource_of(self, group: str, kind: str) -> Resource | None:
