@@ -18,6 +18,7 @@ from kubernetes import config as k8s_config
 
 from gpu_policy.testbed import cluster, processes
 from gpu_policy.testbed.nodes import FAKE_NODES, GPU_RESOURCE, node_manifests
+from tests.testbed.conftest import binaries_or_skip
 
 pytestmark = pytest.mark.testbed
 
@@ -155,12 +156,18 @@ def test_scheduler_keeps_a_pod_without_gpu_request_or_toleration_off_the_tainted
     assert all(p.spec.node_name is None for p in _pods(core, "cpu-untolerating"))
 
 
-def test_status_then_down_stops_every_process_and_removes_every_file(testbed: cluster.State) -> None:
-    state, rows = cluster.status(testbed.directory)
-    assert state is not None
-    assert {record.name for record, _ in rows} == {"etcd", "kube-apiserver", "kube-controller-manager",
-                                                   "kube-scheduler", "kwok"}  # fmt: skip
-    assert all(alive for _, alive in rows), [(r.name, alive) for r, alive in rows]
-    cluster.down(testbed.directory)
+def test_status_then_down_stops_every_process_and_removes_every_file(tmp_path: Path) -> None:
+    """Its own testbed (not the module's), so the order tests run in (or pytest-xdist) cannot matter."""
+    state_dir = tmp_path / "state"
+    started = cluster.up(state_dir, binaries=binaries_or_skip(), die_with_caller=True)
+    try:
+        state, rows = cluster.status(started.directory)
+        assert state is not None
+        assert {record.name for record, _ in rows} == {"etcd", "kube-apiserver", "kube-controller-manager",
+                                                       "kube-scheduler", "kwok"}  # fmt: skip
+        assert all(alive for _, alive in rows), [(r.name, alive) for r, alive in rows]
+        assert started.ready_seconds is not None and started.ready_seconds < 60
+    finally:
+        cluster.down(state_dir)
     assert [r.name for r, _ in rows if processes.start_ticks(r.pid) == r.start_ticks] == []
-    assert not testbed.directory.exists()
+    assert not state_dir.exists()
