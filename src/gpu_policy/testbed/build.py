@@ -159,7 +159,8 @@ def build(
         raise BuildError(f"unknown testbed binary {', '.join(unknown)}; known: {', '.join(BINARY_NAMES)}")
     target.bin_dir.mkdir(parents=True, exist_ok=True)
     times = _read_times(target.times_file)
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": f"-mod=readonly -p={_go_parallelism()}"}
+    # GOTOOLCHAIN=local: never fetch another Go toolchain; an old `go` fails with Go's own clear message instead.
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": f"-mod=readonly -p={_go_parallelism()}", "GOTOOLCHAIN": "local"}
     for binary in BINARIES:
         if binary.name not in wanted or os.access(target.binary(binary.name), os.X_OK):
             continue
@@ -209,7 +210,7 @@ def regenerate_modules(root: Path | None = None, progress: TextIO = sys.stderr) 
     root = root or wrapper_modules_dir()
     pins = load_pins(root / "pins.yaml")
     go = go_executable()
-    env = {**os.environ, "GOFLAGS": "-mod=mod"}
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
     try:
         out = subprocess.run(
             [go, "mod", "download", "-json", f"k8s.io/kubernetes@{pins.kubernetes}"],

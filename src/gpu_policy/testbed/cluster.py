@@ -27,7 +27,7 @@ import yaml
 
 from gpu_policy.loading.yaml_reader import YamlError, read_documents
 from gpu_policy.resources import default_policies_dir
-from gpu_policy.schemas.crds import default_crd_paths
+from gpu_policy.schemas.crds import CRD_PATH_ENV, default_crd_paths
 from gpu_policy.testbed import processes
 from gpu_policy.testbed.api import (
     PROBE_TIMEOUT_SECONDS,
@@ -409,7 +409,10 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float,
     launch("kube-controller-manager", "kube-scheduler", "kwok")
     crds = _crd_documents()
     _install_crds(client, crds)
-    say(f"{len(crds)} CRDs established")
+    if crds:
+        say(f"{len(crds)} CRDs established")
+    else:
+        say(f"no CRDs installed: ${CRD_PATH_ENV} names no folder with CustomResourceDefinitions")
     for manifest in nodes:
         client.request("POST", "/api/v1/nodes", manifest)
     insecure = unverified_loopback_context()
