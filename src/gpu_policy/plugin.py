@@ -23,6 +23,7 @@ from gpu_policy.steps import step_module_names
 pytest_plugins = step_module_names()
 
 SUITE_FILE = Path(__file__).resolve().parent / "suite" / "test_features.py"
+COLLECTOR_NAME = "gpu-policy-scenario-collector"
 
 preloaded_run: RunResult | None = None
 """Set by `gpu-policy check`, which runs the engine before pytest to report environment errors with exit 2."""
@@ -39,10 +40,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder of CRD YAML files (repeatable); default: $GPU_POLICY_CRD_PATH, then the cache")
     group.addoption("--ignore-missing-schemas", action="store_true", default=False,
                     help="list objects without a schema as not checked instead of failing")
-    group.addoption("--gpu-policy-report", metavar="DIR", default=None,
-                    help="write reports (simulation CSV/SVG, findings JSON) under DIR")
-    group.addoption("--gpu-policy-today", metavar="YYYY-MM-DD", default=None,
+    group.addoption("--report", "--gpu-policy-report", dest="gpu_policy_report", metavar="DIR", default=None,
+                    help="write reports (simulation CSV/SVG) under DIR, as `gpu-policy check --report`")
+    group.addoption("--today", "--gpu-policy-today", dest="gpu_policy_today", metavar="YYYY-MM-DD", default=None,
                     help="the date exemptions expire against (default: today)")
+    group.addoption("--only", dest="gpu_policy_only", nargs="+", action="extend", default=[], metavar="ID",
+                    help="only the scenarios running these rule ids or @tags")
+    group.addoption("--skip", dest="gpu_policy_skip", nargs="+", action="extend", default=[], metavar="ID",
+                    help="skip the scenarios running these rule ids or @tags")
     group.addoption("--no-bundled-features", action="store_true", default=False,
                     help="with --manifests, do not add the bundled feature suite to the run")
 
@@ -69,6 +74,23 @@ def pytest_configure(config: pytest.Config) -> None:
     wants_suite = config.getoption("manifests") and not config.getoption("no_bundled_features")
     if wants_suite and not any(_covers(arg, SUITE_FILE) for arg in config.args):
         config.args.append(str(SUITE_FILE))
+    only, skip = config.getoption("gpu_policy_only"), config.getoption("gpu_policy_skip")
+    if (only or skip) and not config.pluginmanager.has_plugin(COLLECTOR_NAME):
+        from gpu_policy.suite.collector import ScenarioCollector
+        from gpu_policy.suite.selection import Selection
+
+        config.pluginmanager.register(ScenarioCollector(Selection.parse(only, skip)), COLLECTOR_NAME)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The bundled suite is collected wherever the package is installed, a `.venv` inside the repository
+    included: pytest ignores virtualenvs and `.*`/`venv` folders (norecursedirs), which would collect 0 items
+    from a pip-installed gpu-policy. Only the folders leading to the suite file are let through."""
+    leads_to_suite = collection_path == SUITE_FILE or collection_path in SUITE_FILE.parents
+    if leads_to_suite and any(_covers(arg, SUITE_FILE) for arg in config.args):
+        return False
+    return None
 
 
 @pytest.fixture(scope="session")

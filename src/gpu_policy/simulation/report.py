@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 from html import escape
 from pathlib import Path
@@ -16,37 +17,42 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower() or "scenario"
 
 
-def write_csv(traj: Trajectory, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
+def render_csv(traj: Trajectory) -> str:
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(
+        [
+            "time_s",
+            "metric",
+            "desired",
+            "replicas",
+            "ready",
+            "limiting_reason",
+            "writer",
+            "fallback",
+            "error",
+        ]
+    )
+    for s in traj.samples:
         writer.writerow(
             [
-                "time_s",
-                "metric",
-                "desired",
-                "replicas",
-                "ready",
-                "limiting_reason",
-                "writer",
-                "fallback",
-                "error",
+                int(s.time),
+                "" if s.metric is None else f"{s.metric:.3f}",
+                "" if s.desired is None else s.desired,
+                s.replicas,
+                s.ready,
+                s.reason,
+                s.writer,
+                int(s.fallback),
+                s.error,
             ]
         )
-        for s in traj.samples:
-            writer.writerow(
-                [
-                    int(s.time),
-                    "" if s.metric is None else f"{s.metric:.3f}",
-                    "" if s.desired is None else s.desired,
-                    s.replicas,
-                    s.ready,
-                    s.reason,
-                    s.writer,
-                    int(s.fallback),
-                    s.error,
-                ]
-            )
+    return handle.getvalue()
+
+
+def write_csv(traj: Trajectory, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_csv(traj), newline="")
     return path
 
 
@@ -121,8 +127,11 @@ def render_svg(traj: Trajectory, title: str) -> str:
 
 
 def write_report(traj: Trajectory, directory: Path, name: str) -> tuple[Path, Path]:
-    base = directory / "simulation" / slug(name)
-    csv_path = write_csv(traj, base.with_suffix(".csv"))
-    svg_path = base.with_suffix(".svg")
-    svg_path.write_text(render_svg(traj, f"{name}: {traj.workload} under trace {traj.trace.name}"))
+    """The CSV and SVG under `directory/simulation/`, written without following symlinks (reporting.files)."""
+    from gpu_policy.reporting.files import write_report_file
+
+    base = slug(name)
+    csv_path = write_report_file(directory, f"simulation/{base}.csv", render_csv(traj))
+    svg_path = write_report_file(directory, f"simulation/{base}.svg",
+                                 render_svg(traj, f"{name}: {traj.workload} under trace {traj.trace.name}"))
     return csv_path, svg_path
