@@ -242,7 +242,7 @@ def _write(fmt: str, verdict: Verdict, args: argparse.Namespace, stream: TextIO,
 
 def _check(args: argparse.Namespace) -> int:
     from gpu_policy.engine import RunOptions, run_engine
-    from gpu_policy.reporting.files import write_report_file
+    from gpu_policy.reporting.files import report_subdir, write_report_file
     from gpu_policy.reporting.formats import render
     from gpu_policy.resources import reference_manifests_dir
     from gpu_policy.schemas.validator import default_crd_paths
@@ -264,6 +264,12 @@ def _check(args: argparse.Namespace) -> int:
         today = dt.date.fromisoformat(args.today) if args.today else dt.date.today()
     except ValueError as exc:
         raise GpuPolicyError(f"--today {args.today!r}: expected YYYY-MM-DD") from exc
+    from gpu_policy.rules.registry import all_rules
+
+    if args.keyword and args.keyword.strip() in all_rules():
+        # `-k RULE-ID`: scenario names are sentences, not ids; select the rule's scenarios instead of matching none
+        args.only = [*args.only, args.keyword.strip()]
+        args.keyword = None
     selection = Selection.parse(args.only, args.skip)
     only_ids, skip_ids = selection.rule_ids()
     options = RunOptions(
@@ -273,6 +279,11 @@ def _check(args: argparse.Namespace) -> int:
         allow_remote_bases=args.allow_remote_bases, config_path=Path(args.config) if args.config else None,
         profile=args.profile, only=only_ids, skip=skip_ids,
     )
+    if options.report_dir is not None:
+        # refuse a planted symlink before anything is written (the scaling steps write under simulation/)
+        report_subdir(options.report_dir)
+        if os.path.lexists(options.report_dir / "simulation"):
+            report_subdir(options.report_dir, "simulation")
     # Run the engine once up front: environment errors exit 2 here, and the suite reuses the result.
     run = run_engine(options, set(only_ids) if selection.only else None)
     if run.environment_errors:
