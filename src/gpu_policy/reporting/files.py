@@ -1,8 +1,8 @@
 """Writing under `--report DIR` without following anything planted there.
 
 The report folder may sit in a checkout a pull request controls. A symlink inside it (`findings.json ->
-~/.bashrc`, `simulation -> /etc`) must not redirect a write: every folder on the way from DIR down is created
-or opened without following symlinks (a symlink is refused), and every file is written to a fresh, unique
+~/.bashrc`, `simulation -> /etc`) must not redirect a write: every folder below DIR is created or checked
+without following symlinks (a symlink is refused), and every file is written to a fresh, unique
 temporary name opened with O_CREAT|O_EXCL|O_NOFOLLOW, then renamed over the target (a rename replaces a
 symlink itself, never what it points to).
 """
@@ -21,12 +21,10 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _safe_dir(path: Path) -> None:
-    """Create `path` (and parents) as real folders; refuse a symlink or a non-folder at `path`."""
+    """Create `path` as a real folder inside an existing one; refuse a symlink or a non-folder at `path`."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        if path.parent != path:
-            _safe_dir(path.parent)
         with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o755)
         info = os.lstat(path)
@@ -37,8 +35,11 @@ def _safe_dir(path: Path) -> None:
 
 
 def report_subdir(report_dir: Path, *parts: str) -> Path:
-    """`report_dir/parts...` as real folders; symlinks inside the report folder are refused."""
-    _safe_dir(report_dir)
+    """`report_dir/parts...` as real folders; symlinks inside the report folder are refused. The folder the user
+    named may itself be (or sit under) a symlink: that is their choice, not the input's."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    if not report_dir.is_dir():
+        raise GpuPolicyError(f"--report: {report_dir} is not a folder")
     current = report_dir
     for part in parts:
         if part in ("", ".", "..") or "/" in part or os.sep in part:

@@ -53,16 +53,18 @@ def is_noise(line: str) -> bool:
     return any(p.match(line) for p in _NOISE_LINES)
 
 
-def _strings(value: Any) -> Iterator[str]:
+def _strings(value: Any, keys: bool = False) -> Iterator[str]:
+    """The string (and scalar) leaves of a value; with `keys`, mapping keys too."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
+            if keys:
+                yield from _strings(key, keys)
+            yield from _strings(item, keys)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from _strings(item, keys)
     elif isinstance(value, bool | int | float):
         yield str(value)
 
@@ -153,7 +155,7 @@ class Redactor:
         value = doc.get(path)
         if isinstance(value, dict | list):
             text = text.replace(json.dumps(value), REDACTED).replace(json.dumps(value, ensure_ascii=False), REDACTED)
-        for item in sorted(set(_strings(value)), key=len, reverse=True):
+        for item in sorted(set(_strings(value, keys=True)), key=len, reverse=True):
             if item:
                 for form in (json.dumps(item), json.dumps(item, ensure_ascii=False), repr(item), item):
                     text = text.replace(form, REDACTED)
