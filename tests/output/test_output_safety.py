@@ -68,7 +68,8 @@ def test_github_escaping_follows_the_toolkit() -> None:
 
 def test_redactor_finds_secret_and_env_values_anywhere_in_a_message() -> None:
     secret = Document({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-                       "data": {"k": "aHVudGVyMi1wYXNzd29yZA=="}, "stringData": {"t": "plain-token-value"}}, "s.yaml", 1)
+                       "data": {"k": "aHVudGVyMi1wYXNzd29yZA=="}, "stringData": {"t": "plain-token-value"}},
+                      "s.yaml", 1)
     pod = Document({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                     "spec": {"containers": [{"name": "c", "env": [{"name": "A", "value": "env-value-xyz"},
                                                                   {"name": "B", "value": "true"}]}]}}, "p.yaml", 1)
