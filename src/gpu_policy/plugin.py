@@ -10,6 +10,7 @@ or write its own features reusing these steps.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ pytest_plugins = step_module_names()
 
 SUITE_FILE = Path(__file__).resolve().parent / "suite" / "test_features.py"
 COLLECTOR_NAME = "gpu-policy-scenario-collector"
+_BOUNDARY_KEY = pytest.StashKey[Path | None]()
 
 preloaded_run: RunResult | None = None
 """Set by `gpu-policy check`, which runs the engine before pytest to report environment errors with exit 2."""
@@ -82,14 +84,34 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ScenarioCollector(Selection.parse(only, skip)), COLLECTOR_NAME)
 
 
+def _ignored_boundary(config: pytest.Config) -> Path | None:
+    """The outermost folder above the suite that pytest would not collect: a virtualenv (pyvenv.cfg) or a name in
+    norecursedirs (`.venv`, `venv`, `.*`, ...). None when the suite lies in a collectable tree (a source checkout)."""
+    patterns = [str(p) for p in config.getini("norecursedirs")]
+    for parent in reversed(SUITE_FILE.parents):
+        if (parent / "pyvenv.cfg").is_file() or any(fnmatch.fnmatch(parent.name, p) for p in patterns):
+            return parent
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """The bundled suite is collected wherever the package is installed, a `.venv` inside the repository
     included: pytest ignores virtualenvs and `.*`/`venv` folders (norecursedirs), which would collect 0 items
-    from a pip-installed gpu-policy. Only the folders leading to the suite file are let through."""
-    leads_to_suite = collection_path == SUITE_FILE or collection_path in SUITE_FILE.parents
-    if leads_to_suite and any(_covers(arg, SUITE_FILE) for arg in config.args):
-        return False
+    from a pip-installed gpu-policy. Only the folders leading to the suite file are let through; everything else
+    inside the ignored folder stays ignored (the rest of the virtualenv is never collected)."""
+    if not any(_covers(arg, SUITE_FILE) for arg in config.args):
+        return None
+    if _BOUNDARY_KEY not in config.stash:
+        config.stash[_BOUNDARY_KEY] = _ignored_boundary(config)
+    boundary = config.stash[_BOUNDARY_KEY]
+    if boundary is None:
+        return None
+    path = Path(collection_path)
+    if path == SUITE_FILE or path in SUITE_FILE.parents:
+        return False if path == boundary or boundary in path.parents else None
+    if boundary in path.parents:
+        return True
     return None
 
 
