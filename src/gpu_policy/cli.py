@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from gpu_policy import __version__
 from gpu_policy.errors import GpuPolicyError
+from gpu_policy.reporting.safety import escape_control
 
 if TYPE_CHECKING:
     from gpu_policy.engine import RunResult
@@ -288,7 +289,7 @@ def _check(args: argparse.Namespace) -> int:
     run = run_engine(options, set(only_ids) if selection.only else None)
     if run.environment_errors:
         for error in run.environment_errors:
-            print(f"gpu-policy: error: {error}", file=sys.stderr)
+            print(f"gpu-policy: error: {escape_control(error)}", file=sys.stderr)
         return EXIT_ERROR
     if not args.allow_empty:
         _check_not_empty(run, paths)
@@ -391,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except GpuPolicyError as exc:
-        print(f"gpu-policy: error: {exc}", file=sys.stderr)
+        print(f"gpu-policy: error: {escape_control(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("gpu-policy: interrupted", file=sys.stderr)
@@ -402,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        message = " ".join(str(exc).split())[:500]
+        message = escape_control(" ".join(str(exc).split())[:500])
         print(f"gpu-policy: internal error: {type(exc).__name__}: {message}"
               + ("" if debug else " (run with --debug for the traceback)"), file=sys.stderr)
         return EXIT_INTERNAL

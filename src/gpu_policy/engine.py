@@ -17,7 +17,7 @@ from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.document import Document, format_path
 from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
 from gpu_policy.policy.loader import PolicySet
-from gpu_policy.reporting.safety import Redactor, safe_finding
+from gpu_policy.reporting.safety import Redactor, escape_control, safe_finding
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import Exemption, exemption_index
 from gpu_policy.rules.registry import Rule, Violation, all_rules
@@ -198,6 +198,9 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
             else:
                 findings.append(finding)
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule_id, f.resource))
+    # an exception text may quote the input: redacted and escaped like a finding
+    internal_errors = [InternalError(e.where, escape_control(redact(e.error)), redact(e.traceback))
+                       for e in internal_errors]
     not_checked = list(load.not_checked)
     not_checked += [NotChecked(d.source, d.line, f"{d.ref}: not judged by other rules until its schema errors "
                                "are fixed") for d in withheld]

@@ -1,8 +1,10 @@
 """Output safety: what a finding prints can neither leak a secret of the set nor drive the reader's terminal or CI.
 
 - Redaction: the values of Secret `data`/`stringData` and of container `env[].value` are collected from the set
-  once per run; every occurrence of one of them (4 characters or more, and not a bare boolean or number, which
-  would redact unrelated text) in a message or detail line becomes `<redacted>`. A finding located AT such a
+  once per run (except the variables the rules judge as configuration, `CONFIG_ENV_PREFIXES`: the DCGM exporter's
+  `DCGM_*` settings are read and quoted by the monitoring rules and hold no secret); every occurrence of one of
+  them (4 characters or more, and not a bare boolean or number, which would redact unrelated text) in a message
+  or detail line becomes `<redacted>`. A finding located AT such a
   field has every string inside that field's value redacted, whatever its length (schema messages echo the value).
 - Escaping: control characters (C0, DEL, C1, U+2028/2029 line separators, bidi overrides) are written as `\\n`,
   `\\x1b`, `\\u202e`..., so a `metadata.name` holding a newline plus `::error::` or an ESC sequence prints as text.
@@ -84,12 +86,20 @@ def _decoded(value: str) -> str | None:
     return text if text.isprintable() else None
 
 
+CONFIG_ENV_PREFIXES = ("DCGM_",)
+"""Environment variables whose values are tool configuration the rules judge and quote, never secrets."""
+
+
+def _is_config_env(name: Any) -> bool:
+    return isinstance(name, str) and name.startswith(CONFIG_ENV_PREFIXES)
+
+
 def _env_values(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         for key, item in value.items():
             if key == "env" and isinstance(item, list):
                 for entry in item:
-                    if isinstance(entry, dict):
+                    if isinstance(entry, dict) and not _is_config_env(entry.get("name")):
                         yield from _strings(entry.get("value"))
             else:
                 yield from _env_values(item)
@@ -104,7 +114,11 @@ def sensitive_path(doc: Document | None, path: FieldPath) -> bool:
         return False
     if doc.kind == "Secret" and path[0] in ("data", "stringData"):
         return True
-    return "env" in path
+    if "env" not in path:
+        return False
+    at = len(path) - 1 - path[::-1].index("env")
+    entry = doc.get(path[: at + 2]) if at + 1 < len(path) else None
+    return not (isinstance(entry, dict) and _is_config_env(entry.get("name")))
 
 
 class Redactor:
