@@ -31,6 +31,30 @@ FORMATS = ("text", "json", "sarif", "junit", "github", "cucumber")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class _FormatAction(argparse.Action):
+    """`--format F`: a new (format, output) pair; the next `--output` belongs to it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        pairs = list(getattr(namespace, self.dest, None) or [])
+        pairs.append([values, None])
+        setattr(namespace, self.dest, pairs)
+
+
+class _OutputAction(argparse.Action):
+    """`--output FILE`: the file of the `--format` just before it (of the default text format when none)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        pairs = list(getattr(namespace, self.dest, None) or [])
+        if not pairs:
+            pairs.append(["text", None])
+        if pairs[-1][1] is not None:
+            parser.error("each --output follows its own --format (two --output after one --format)")
+        pairs[-1][1] = values
+        setattr(namespace, self.dest, pairs)
+
+
 def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("paths", nargs="*", metavar="PATH",
                        help="files, folders, kustomizations or '-' for stdin; default: bundled reference manifests")
@@ -49,10 +73,10 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        help="skip these rule ids or @tags")
     check.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
                        help="lowest severity that fails the run (default: error; warnings are reported only)")
-    check.add_argument("--format", action="append", choices=FORMATS, default=[], dest="formats",
+    check.add_argument("--format", action=_FormatAction, choices=FORMATS, dest="outputs",
                        help="output format (repeatable): " + ", ".join(FORMATS) + "; default: text")
-    check.add_argument("--output", action="append", default=[], metavar="FILE", dest="outputs",
-                       help="file for the format at the same position ('-' for stdout); default: stdout")
+    check.add_argument("--output", action=_OutputAction, metavar="FILE", dest="outputs",
+                       help="file for the --format given just before it ('-' for stdout); default: stdout")
     check.add_argument("--compact", action="store_true", help="text: one line per finding")
     check.add_argument("-v", "--verbose", action="store_true",
                        help="text: details, sources, notes (not checked, skipped) and every scenario")
@@ -139,11 +163,8 @@ def _env(args: argparse.Namespace) -> dict[str, str] | None:
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
-    formats = list(args.formats) or ["text"]
-    outputs = list(args.outputs)
-    if len(outputs) > len(formats):
-        raise GpuPolicyError("more --output than --format: give one --format per --output, in the same order")
-    pairs = [(fmt, outputs[i] if i < len(outputs) and outputs[i] != "-" else None) for i, fmt in enumerate(formats)]
+    chosen = list(args.outputs or []) or [["text", None]]
+    pairs = [(str(fmt), None if out in (None, "-") else str(out)) for fmt, out in chosen]
     if sum(1 for _, out in pairs if out is None) > 1:
         raise GpuPolicyError("only one format can go to stdout: give the others an --output FILE")
     return pairs

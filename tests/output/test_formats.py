@@ -106,8 +106,13 @@ def test_formats_pair_with_outputs_in_order(tmp_path: Path) -> None:
     done = gpu_policy("check", "--format", "json", "--format", "sarif")
     assert done.returncode == 2 and "only one format can go to stdout" in done.stderr
     done = gpu_policy("check", "--format", "json", "--output", str(tmp_path / "a"), "--output", str(tmp_path / "b"))
-    assert done.returncode == 2 and "more --output than --format" in done.stderr
+    assert done.returncode == 2 and "two --output after one --format" in done.stderr
     assert list(tmp_path.iterdir()) == []
     done = gpu_policy("check", "-k", "declared_once", "--output", str(tmp_path / "report.txt"))
     assert done.returncode == 0 and done.stdout == ""
     assert "result: passed (exit 0)" in (tmp_path / "report.txt").read_text()
+    # an --output belongs to the --format just before it; a format without one goes to stdout
+    done = gpu_policy("check", "-k", "declared_once", "--format", "github", "--format", "sarif", "--output",
+                      str(tmp_path / "x.sarif"))
+    assert done.returncode == 0 and done.stdout.startswith("gpu-policy: 0 errors")
+    assert json.loads((tmp_path / "x.sarif").read_text())["version"] == "2.1.0"
