@@ -170,26 +170,31 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     return pairs
 
 
-def _documents_under(run: RunResult, path: str) -> bool:
+def _under(source: str, path: str) -> bool:
     if path == "-":
-        return any(d.source == "<stdin>" for d in run.load.documents)
-    target = os.path.normpath(path)
-    resolved = os.path.realpath(path)
-    for doc in run.load.documents:
-        source = os.path.normpath(doc.source)
-        for base in (target, resolved):
-            if source == base or source.startswith(base.rstrip(os.sep) + os.sep):
+        return source == "<stdin>"
+    for base in (os.path.normpath(path), os.path.realpath(path)):
+        base = base.rstrip(os.sep) or os.sep
+        for candidate in (os.path.normpath(source), os.path.realpath(source)):
+            if candidate == base or candidate.startswith(base + os.sep):
                 return True
-        if os.path.realpath(doc.source).startswith(resolved.rstrip(os.sep) + os.sep):
-            return True
     return False
 
 
+def _yielded(run: RunResult, path: str) -> bool:
+    """The path gave an object, or something reported about its files (an unreadable or invalid file is a
+    finding, not an empty path)."""
+    sources = [d.source for d in run.load.documents]
+    sources += [f.file for f in run.load.findings if f.file]
+    sources += [n.source for n in run.load.not_checked]
+    return any(_under(source, path) for source in sources)
+
+
 def _check_not_empty(run: RunResult, paths: list[str]) -> None:
-    if not run.load.documents:
+    if not run.load.documents and not run.load.findings and not run.load.not_checked:
         raise GpuPolicyError("no Kubernetes object found in " + ", ".join(paths)
                              + " (pass --allow-empty to accept an empty set)")
-    empty = [p for p in paths if not _documents_under(run, p)]
+    empty = [p for p in paths if not _yielded(run, p)]
     if empty:
         raise GpuPolicyError("no Kubernetes object found in " + ", ".join(empty)
                              + " (pass --allow-empty to accept it)")
