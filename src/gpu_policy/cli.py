@@ -321,7 +321,10 @@ def _check(args: argparse.Namespace) -> int:
         _check_not_empty(run, paths)
     verdict = _run_suite(args, run, _pytest_args(args, paths, crd_paths, today), selection)
     if options.report_dir is not None:
+        from gpu_policy.reporting.html import render_html
+
         write_report_file(options.report_dir, "findings.json", render("json", verdict))
+        write_report_file(options.report_dir, "report.html", render_html(verdict, options.report_dir))
     color = _wants_color(sys.stdout)
     for fmt, output in pairs:
         if output is None:
