@@ -9,6 +9,7 @@ or write its own features reusing these steps.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import fnmatch
 from pathlib import Path
@@ -42,10 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder of CRD YAML files (repeatable); default: $GPU_POLICY_CRD_PATH, then the cache")
     group.addoption("--ignore-missing-schemas", action="store_true", default=False,
                     help="list objects without a schema as not checked instead of failing")
-    group.addoption("--report", "--gpu-policy-report", dest="gpu_policy_report", metavar="DIR", default=None,
+    group.addoption("--report", dest="gpu_policy_report", metavar="DIR", default=None,
                     help="write reports (simulation CSV/SVG) under DIR, as `gpu-policy check --report`")
-    group.addoption("--today", "--gpu-policy-today", dest="gpu_policy_today", metavar="YYYY-MM-DD", default=None,
+    group.addoption("--today", dest="gpu_policy_today", metavar="YYYY-MM-DD", default=None,
                     help="the date exemptions expire against (default: today)")
+    # the names before they matched the CLI, kept working but not listed
+    group.addoption("--gpu-policy-report", dest="gpu_policy_report", default=None, help=argparse.SUPPRESS)
+    group.addoption("--gpu-policy-today", dest="gpu_policy_today", default=None, help=argparse.SUPPRESS)
     group.addoption("--only", dest="gpu_policy_only", nargs="+", action="extend", default=[], metavar="ID",
                     help="only the scenarios running these rule ids or @tags")
     group.addoption("--skip", dest="gpu_policy_skip", nargs="+", action="extend", default=[], metavar="ID",

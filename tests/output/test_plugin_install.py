@@ -43,3 +43,7 @@ def test_pip_installed_plugin_runs_the_bundled_suite_from_a_repo_venv(tmp_path: 
     assert done.returncode == 1  # the HPA's target Deployment is not in deploy/
     assert "FAILED .venv/" in done.stdout and "test_the_autoscalers_target_exists" in done.stdout
     assert "pip/_vendor" not in done.stdout  # nothing else of the virtualenv is collected
+    only = subprocess.run([str(python), "-m", "pytest", "--manifests=deploy/", "-q", "-p", "no:cacheprovider",
+                           "--only", "keda", "--gpu-policy-today=2026-01-01"],  # a bare tag; the old option name
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert "deselected" in only.stdout.splitlines()[-1], only.stdout[-2000:] + only.stderr[-2000:]

@@ -157,12 +157,22 @@ def render_page(rule: Rule) -> str:
 def render_index() -> str:
     lines = [GENERATED_NOTE, "", "# Rule reference", "",
              "Every rule `gpu-policy check` runs. Select with `--only ID`/`--skip ID` (or `@tag`).", "",
+             "Tags (feature and scenario tags, and each rule's area): "
+             + ", ".join(f"`@{t}`" for t in _all_tags()) + ".", "",
              "| rule | class | severity | area | title |", "|---|---|---|---|---|"]
     for rule in _rules():
         cls = getattr(rule, "rule_class", None) or "-"
         title = rule.title.replace("|", "\\|")
         lines.append(f"| [`{rule.id}`]({rule.id}.md) | {cls} | {rule.severity.value} | {rule.area} | {title} |")
     return "\n".join(lines) + "\n"
+
+
+def _all_tags() -> list[str]:
+    from gpu_policy.suite.selection import bundled_scenarios, rule_tags
+
+    tags = {t for s in bundled_scenarios() for t in s.tags}
+    tags |= {t for values in rule_tags().values() for t in values}
+    return sorted(tags)
 
 
 def pages() -> dict[str, str]:

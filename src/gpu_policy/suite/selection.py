@@ -77,11 +77,19 @@ class Selection:
 
     @classmethod
     def parse(cls, only: Sequence[str], skip: Sequence[str]) -> Selection:
+        """Rule ids, `@tags`, or bare tags (pytest reads `@name` arguments as files, so the plugin needs them)."""
         known = all_rules()
-        for item in [*only, *skip]:
-            if not item.startswith("@") and item not in known:
-                raise GpuPolicyError(f"unknown rule id {item!r} (see `gpu-policy rules`; tags start with @)")
-        return cls(tuple(only), tuple(skip))
+        tags = {t for values in rule_tags(known).values() for t in values}
+        tags |= {t for s in bundled_scenarios() for t in s.tags}
+
+        def one(item: str) -> str:
+            if item.startswith("@") or item in known:
+                return item
+            if item in tags:
+                return f"@{item}"
+            raise GpuPolicyError(f"unknown rule id {item!r} (see `gpu-policy rules`; tags start with @)")
+
+        return cls(tuple(one(i) for i in only), tuple(one(i) for i in skip))
 
     @staticmethod
     def _hits(selectors: Sequence[str], ids: Iterable[str], tags: Iterable[str]) -> bool:
