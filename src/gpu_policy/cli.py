@@ -184,6 +184,8 @@ def _under(source: str, path: str) -> bool:
 def _yielded(run: RunResult, path: str) -> bool:
     """The path gave an object, or something reported about its files (an unreadable or invalid file is a
     finding, not an empty path)."""
+    if path == "-":  # helm output names its templates (`# Source:`) instead of <stdin>
+        return "<stdin>" in run.load.sources and bool(run.load.documents or run.load.findings)
     sources = [d.source for d in run.load.documents]
     sources += [f.file for f in run.load.findings if f.file]
     sources += [n.source for n in run.load.not_checked]
