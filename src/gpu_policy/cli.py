@@ -264,9 +264,14 @@ def _run_suite(args: argparse.Namespace, run: RunResult, pytest_args: list[str],
 
 
 def _write(fmt: str, verdict: Verdict, args: argparse.Namespace, stream: TextIO, color: bool) -> None:
+    import shutil
+
     from gpu_policy.reporting import formats
 
-    stream.write(formats.render(fmt, verdict, verbose=args.verbose, compact=args.compact, color=color))
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    width = shutil.get_terminal_size().columns if tty else None
+    stream.write(formats.render(fmt, verdict, verbose=args.verbose, compact=args.compact, color=color,
+                                width=width))
 
 
 def _check(args: argparse.Namespace) -> int:

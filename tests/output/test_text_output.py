@@ -53,6 +53,16 @@ def test_why_and_fix_once_per_rule(seed: dict[str, Any]) -> None:
     assert "sources:" not in text and "sources:" in seed["verbose"]
 
 
+def test_why_and_fix_wrap_to_a_terminal_only(seed: dict[str, Any]) -> None:
+    from gpu_policy.reporting.text import _wrapped
+
+    why = next(f["why"] for f in seed["json"]["findings"] if f["rule_id"] == "lost-metric-is-not-zero")
+    assert _wrapped("why", why, None) == [f"  why: {why}"]
+    wrapped = _wrapped("why", why, 100)
+    assert len(wrapped) > 1 and all(len(line) <= 100 for line in wrapped)
+    assert " ".join(line.strip() for line in wrapped) == f"why: {why}"
+
+
 def test_identical_findings_are_grouped() -> None:
     same = Finding("promql-rule", "PrometheusRule/monitoring/x", "cannot unmarshal", file="a.yaml", line=3)
     other = Finding("promql-rule", "PrometheusRule/monitoring/x", "cannot unmarshal", file="a.yaml", line=9)

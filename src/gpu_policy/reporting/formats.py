@@ -10,11 +10,12 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json", "sarif", "junit", "github", "cucumber")
 
 
-def render(fmt: str, verdict: Verdict, *, verbose: bool = False, compact: bool = False, color: bool = False) -> str:
+def render(fmt: str, verdict: Verdict, *, verbose: bool = False, compact: bool = False, color: bool = False,
+           width: int | None = None) -> str:
     if fmt == "text":
         from gpu_policy.reporting.text import render_verdict
 
-        return render_verdict(verdict, verbose=verbose, compact=compact, color=color)
+        return render_verdict(verdict, verbose=verbose, compact=compact, color=color, width=width)
     if fmt == "json":
         from gpu_policy.reporting.json_report import render_json
 

@@ -10,6 +10,7 @@ once per run, under its first finding; identical findings grouped; notes counted
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,18 @@ def _verdict_line(verdict: Verdict) -> str:
     return "result: passed (exit 0)" + (f"; {ignored} findings below --fail-on {verdict.fail_on}" if ignored else "")
 
 
-def render_verdict(verdict: Verdict, *, verbose: bool = False, compact: bool = False, color: bool = False) -> str:
+def _wrapped(label: str, text: str, width: int | None) -> list[str]:
+    """`  why: text` on one line, or wrapped to the terminal's width (a TTY) with a hanging indent."""
+    head = f"  {label}: "
+    if not width or len(head) + len(text) <= width:
+        return [head + text]
+    return textwrap.wrap(text, width=max(40, width), initial_indent=head, subsequent_indent=" " * len(head),
+                         break_on_hyphens=False)
+
+
+def render_verdict(verdict: Verdict, *, verbose: bool = False, compact: bool = False, color: bool = False,
+                   width: int | None = None) -> str:
+    """`width`: wrap why/fix to it (a terminal); None keeps one line each (files, pipes, CI logs)."""
     lines: list[str] = []
     rules = verdict.run.rules
     explained: set[str] = set()
@@ -103,9 +115,9 @@ def render_verdict(verdict: Verdict, *, verbose: bool = False, compact: bool = F
         if finding.rule_id not in explained:
             explained.add(finding.rule_id)
             if finding.why:
-                lines.append(f"  why: {finding.why}")
+                lines.extend(_wrapped("why", finding.why, width))
             if finding.fix:
-                lines.append(f"  fix: {finding.fix}")
+                lines.extend(_wrapped("fix", finding.fix, width))
             if verbose and rule is not None:
                 if rule.sources:
                     lines.append("  sources: " + "; ".join(rule.sources))

@@ -74,7 +74,8 @@ class Verdict:
         return {
             "objects": len(self.run.load.documents),
             "sources": len(self.run.load.sources),
-            "rules": len(self.run.rules),
+            "rules": len([r for r in self.run.rules if (not self.run.options.only or r in self.run.options.only)
+                          and r not in self.run.options.skip]),
             "errors": self.count(Severity.ERROR),
             "warnings": self.count(Severity.WARNING),
             "infos": self.count(Severity.INFO),
