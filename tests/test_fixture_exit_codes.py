@@ -20,9 +20,7 @@ SETS = discover()
 
 @pytest.mark.parametrize("fixture", SETS, ids=[s.name for s in SETS])
 def test_check_exit_code_and_findings(fixture: FixtureSet) -> None:
-    args = [sys.executable, "-m", "gpu_policy", "check", str(fixture.manifests)]
-    if fixture.policies is not None:
-        args += ["--policies", str(fixture.policies)]
+    args = [sys.executable, "-m", "gpu_policy", "check", str(fixture.manifests), *fixture.cli_options()]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     # warnings are reported but do not fail the run (--fail-on error is the default)
     rules = all_rules()

@@ -84,7 +84,7 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        help="accept a set (or a PATH) holding no Kubernetes object instead of exiting 2")
     check.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     # options whose behaviour other modules implement (passed through RunOptions)
-    check.add_argument("--complete", action="store_true", default=None,
+    check.add_argument("--complete", action=argparse.BooleanOptionalAction, default=None,
                        help="the set is the whole system: references to objects not in it are errors "
                             "(default: as .gpu-policy.yaml says; the bundled reference set is complete)")
     check.add_argument("--namespace", metavar="NS", help="namespace of objects that set none (default: default)")
@@ -124,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="write the rule reference (one Markdown page per rule)")
     docs.add_argument("--out", metavar="DIR", default="docs/rules")
     docs.add_argument("--check", action="store_true", help="exit 1 when the pages in --out are not up to date")
+    init = sub.add_parser("init", help="write a commented starter .gpu-policy.yaml into the current folder")
+    init.add_argument("--force", action="store_true", help="overwrite an existing .gpu-policy.yaml")
+    from gpu_policy.testbed import command as testbed_command
+
+    testbed_command.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -410,6 +415,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _explain(args)
     if args.command == "docs":
         return _docs(args)
+    if args.command == "init":
+        from gpu_policy.policy.starter import write_starter
+
+        print(f"wrote {write_starter(Path.cwd(), force=args.force)}: uncomment what your organisation chooses")
+        return EXIT_OK
+    if args.command == "testbed":
+        from gpu_policy.testbed import command as testbed_command
+
+        return testbed_command.run(args)
     print(f"gpu-policy {__version__}")
     return EXIT_OK
 

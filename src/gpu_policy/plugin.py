@@ -54,6 +54,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="only the scenarios running these rule ids or @tags")
     group.addoption("--skip", dest="gpu_policy_skip", nargs="+", action="extend", default=[], metavar="ID",
                     help="skip the scenarios running these rule ids or @tags")
+    group.addoption("--profile", dest="gpu_policy_profile", metavar="NAME", default=None, choices=["reference"],
+                    help="start from a bundled policy profile ('reference'), as `gpu-policy check --profile`")
+    group.addoption("--complete", dest="gpu_policy_complete", action=argparse.BooleanOptionalAction, default=None,
+                    help="the set is the whole system: references to objects not in it are errors")
+    group.addoption("--namespace", dest="gpu_policy_namespace", metavar="NS", default=None,
+                    help="namespace of objects that set none (default: default)")
+    group.addoption("--config", dest="gpu_policy_config", metavar="PATH", default=None,
+                    help="configuration file or folder (default: .gpu-policy.yaml or gpu-policy/ upwards)")
     group.addoption("--no-bundled-features", action="store_true", default=False,
                     help="with --manifests, do not add the bundled feature suite to the run")
 
@@ -133,6 +141,10 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         "ignore_missing_schemas": bool(config.getoption("ignore_missing_schemas")),
         "report_dir": Path(report) if report else None,
         "today": dt.date.fromisoformat(today) if today else dt.date.today(),
+        "profile": config.getoption("gpu_policy_profile"),
+        "complete": config.getoption("gpu_policy_complete"),
+        "namespace": config.getoption("gpu_policy_namespace"),
+        "config_path": Path(config.getoption("gpu_policy_config")) if config.getoption("gpu_policy_config") else None,
     }
 
 
@@ -147,5 +159,9 @@ def gpu_policy_run(gpu_policy_options: dict[str, Any]) -> RunResult:
         ignore_missing_schemas=gpu_policy_options["ignore_missing_schemas"],
         report_dir=gpu_policy_options["report_dir"],
         today=gpu_policy_options["today"],
+        profile=gpu_policy_options["profile"],
+        complete=gpu_policy_options["complete"],
+        namespace=gpu_policy_options["namespace"],
+        config_path=gpu_policy_options["config_path"],
     )
     return run_engine(options)
