@@ -363,16 +363,20 @@ def _wants_color(stream: TextIO) -> bool:
 
 # -- other commands -------------------------------------------------------------------------------------------------
 def _schemas_fetch(args: argparse.Namespace) -> int:
+    from gpu_policy.metrics.dcgm import release_folder, user_csv_cache
     from gpu_policy.policy.loader import PolicySet
     from gpu_policy.schemas.crds import user_cache_dir
-    from gpu_policy.schemas.fetch import fetch_crds
+    from gpu_policy.schemas.fetch import fetch_crds, fetch_dcgm_csvs
 
     policy = PolicySet.load(args.policies)
     cache = Path(args.cache_dir) if args.cache_dir else user_cache_dir()
     written = fetch_crds(policy.cluster["crdSources"], cache, base_url_override=args.base_url)
-    for path in written:
+    csv_cache = cache.parent / "dcgm-exporter" if args.cache_dir else user_csv_cache()
+    csvs = fetch_dcgm_csvs(release_folder(policy.cluster), csv_cache, base_url_override=args.base_url)
+    for path in [*written, *csvs]:
         print(path)
     print(f"{len(written)} CRD files in {cache}")
+    print(f"{len(csvs)} DCGM exporter collector files in {csv_cache / release_folder(policy.cluster)}")
     return EXIT_OK
 
 

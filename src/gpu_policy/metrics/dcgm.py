@@ -51,11 +51,21 @@ IMAGE_NAME = "dcgm-exporter"
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]
 
 
-def csv_root() -> Path | None:
-    """The folder of per-release collector folders, or None when it cannot be found."""
+def user_csv_cache() -> Path:
+    """Where `gpu-policy schemas fetch` puts the collector CSVs: $XDG_CACHE_HOME/gpu-policy/dcgm-exporter."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gpu-policy" / "dcgm-exporter"
+
+
+def csv_root(release: str | None = None) -> Path | None:
+    """The folder of per-release collector folders: $GPU_POLICY_DCGM_CSV_PATH, else the user cache when it holds
+    `release`, else `<repo>/../shared/dcgm-exporter` in a source checkout; None when none exists."""
     raw = os.environ.get(CSV_PATH_ENV, "").strip()
     if raw:
         return Path(raw)
+    cache = user_csv_cache()
+    if (cache / release).is_dir() if release else cache.is_dir():
+        return cache
     shared = _SOURCE_ROOT.parent / "shared" / "dcgm-exporter"
     return shared if shared.is_dir() else None
 
@@ -427,8 +437,8 @@ def collectors_of(graph: ResourceGraph, doc: Document, cluster_policy: Mapping[s
             fields, source = mounted
             out.append(Collectors(path, file, configured_at, fields, source))
             continue
-        root = csv_root()
         release = release_folder(cluster_policy)
+        root = csv_root(release)
         basename = PurePosixPath(file).name
         if root is None:
             out.append(
@@ -437,7 +447,8 @@ def collectors_of(graph: ResourceGraph, doc: Document, cluster_policy: Mapping[s
                     file,
                     configured_at,
                     None,
-                    f"no collector data: set {CSV_PATH_ENV} to the folder holding <release>/*.csv",
+                    f"no collector data: run `gpu-policy schemas fetch` or set {CSV_PATH_ENV} to the folder "
+                    "holding <release>/*.csv",
                 )
             )
             continue
