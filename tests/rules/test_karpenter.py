@@ -10,6 +10,7 @@ import pytest
 
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.graph.nodes.budgets import parse_budget
+from gpu_policy.graph.nodes.catalogue import instance_facts
 from gpu_policy.graph.nodes.resources import GIB, karpenter_capacity, max_nodes
 from gpu_policy.loading.yaml_reader import to_documents
 from gpu_policy.policy.loader import PolicySet
@@ -22,17 +23,19 @@ from gpu_policy.rules.karpenter import (
 )
 from gpu_policy.rules.registry import all_rules
 from tests.rules._helpers import POLICY, run_rule
+
+DEFAULTS = PolicySet.defaults()
 from tests.rules._karpenter_docs import nodepool
 
 SEED_LIMITS = {"cpu": Decimal(1000), "memory": Decimal(4000) * GIB, "nvidia.com/gpu": Decimal(64)}
 
 
 def test_karpenter_counts_p5_memory_after_vm_overhead() -> None:
-    capacity = karpenter_capacity(POLICY.instance("p5.48xlarge") or {}, 0.075)
+    capacity = karpenter_capacity(instance_facts(POLICY, "p5.48xlarge") or {}, 0.075)
     assert capacity["memory"] == Decimal(2048 * 1024 - 157287) * 2**20  # 2048 GiB less ceil(7.5%) MiB
     assert max_nodes(SEED_LIMITS, capacity) == (2, "memory")
     # With nominal memory (no overhead) the seed's 4000Gi admits a single p5.48xlarge.
-    nominal = karpenter_capacity(POLICY.instance("p5.48xlarge") or {}, 0.0)
+    nominal = karpenter_capacity(instance_facts(POLICY, "p5.48xlarge") or {}, 0.0)
     assert max_nodes(SEED_LIMITS, nominal) == (1, "memory")
 
 
@@ -51,13 +54,29 @@ def test_limits_that_let_the_gpu_limit_bind_pass() -> None:
     assert run_rule("nodepool-limits-reachable", text) == []
 
 
-def test_a_pool_bounded_by_family_only_is_a_gpu_pool_and_unbounded() -> None:
+def test_a_pool_bounded_by_family_only_is_a_gpu_pool_admitting_the_familys_sizes() -> None:
     text = nodepool("fam", types='["x"]', taints="[]", limits="{}").replace(
         "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
         "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g5]}")
     assert [r for r, _ in run_rule("gpu-nodepool-taints-gpu", text)] == ["NodePool/fam"]
     [(_, message)] = run_rule("gpu-nodepool-instance-types-allowed", text)
-    assert "is unbounded" in message
+    # the reference allow-list holds g5.12/24/48xlarge: the other g5 sizes are admitted and named
+    assert "admits GPU instance types outside the allow-list" in message
+    assert "g5.xlarge" in message and "g5.48xlarge" not in message.split("): ")[1]
+
+
+def test_a_pool_bounded_to_allowed_sizes_by_family_and_size_passes_the_allow_list() -> None:
+    text = nodepool("fam", types='["x"]', limits="{}").replace(
+        "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
+        "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g5]}, "
+        "{key: karpenter.k8s.aws/instance-size, operator: In, values: [12xlarge, 24xlarge, 48xlarge]}")
+    assert run_rule("gpu-nodepool-instance-types-allowed", text) == []
+
+
+def test_allow_list_judges_nothing_without_a_policy() -> None:
+    text = nodepool("gpu", types='["g4dn.xlarge"]')
+    assert run_rule("gpu-nodepool-instance-types-allowed", text, DEFAULTS) == []
+    assert run_rule("gpu-nodepool-instance-types-allowed", text) != []
 
 
 def test_cpu_pool_is_not_a_gpu_pool() -> None:
@@ -205,8 +224,9 @@ def test_budget_with_sunday_as_7_fails_closed_and_is_reported_once() -> None:
     # no voluntary disruption at all: the budget rule reports it, the freeze rule has nothing to add.
     text = nodepool("gpu", disruption=_budgets('{nodes: "20%"}',
                                                '{nodes: "0", schedule: "0 0 * * 1-7", duration: 8h}'))
-    [(resource, message)] = run_rule("disruption-budgets-within-max-percent", text)
+    [(resource, message)] = run_rule("disruption-budget-schedule-parses", text)
     assert resource == "NodePool/gpu"
+    assert run_rule("disruption-budgets-within-max-percent", text) == []
     assert "schedule '0 0 * * 1-7' is not a cron Karpenter accepts" in message
     assert "7 for Sunday is not accepted" in message and "fails closed" in message
     assert _freeze_messages(text) == []
@@ -216,7 +236,7 @@ def test_broken_schedule_is_reported_on_non_freeze_budgets_too() -> None:
     text = nodepool("gpu", disruption=_budgets('{nodes: "20%"}',
                                                '{nodes: "10%", schedule: "0 0 L * *", duration: 1h}',
                                                '{nodes: "0", schedule: "0 0 * * 1-5", duration: 8h}'))
-    [(_, message)] = run_rule("disruption-budgets-within-max-percent", text)
+    [(_, message)] = run_rule("disruption-budget-schedule-parses", text, DEFAULTS)
     assert "'0 0 L * *'" in message
 
 
@@ -224,8 +244,9 @@ def test_broken_schedule_suppresses_the_unlimited_reason_claim() -> None:
     # Only a scheduled budget: normally "no always-active budget" — but with an unparseable schedule Karpenter
     # disrupts nothing, so only the schedule is reported.
     text = nodepool("gpu", disruption=_budgets('{nodes: "10%", schedule: "0 0 * * 0 0", duration: 8h}'))
-    [(_, message)] = run_rule("disruption-budgets-within-max-percent", text)
-    assert "expected exactly 5 fields" in message and "always-active" not in message
+    [(_, message)] = run_rule("disruption-budget-schedule-parses", text)
+    assert "expected exactly 5 fields" in message
+    assert run_rule("disruption-budgets-within-max-percent", text) == []
 
 
 def test_valid_sunday_zero_freeze_passes_the_budget_rule() -> None:

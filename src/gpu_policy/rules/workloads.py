@@ -99,6 +99,11 @@ def gpu_requests_equal_limits(ctx: CheckContext) -> Iterator[Violation]:
                 )
 
 
+def _switch(ctx: CheckContext, key: str) -> bool:
+    section = ctx.policy.sla.get("gpuWorkloads") or {}
+    return bool(section.get(key)) if isinstance(section, Mapping) else False
+
+
 def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     for doc in ctx.graph.of_kind("LimitRange"):
@@ -121,7 +126,8 @@ def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     requests: a GPU pod without cpu/memory requests is treated as needing none, gets packed next to others on
     a node whose CPU and memory it then starves (vLLM tokenization and KV-cache swap use host CPU and RAM),
     and is the first to be evicted under memory pressure (BestEffort/Burstable QoS). A LimitRange default in
-    the namespace counts.""",
+    the namespace counts. A best practice: judged when sla.yaml `gpuWorkloads.requireCpuMemoryRequests` is on in
+    the policy in force.""",
     fix="Give every container of the GPU pod cpu and memory requests (a limit alone also sets the request).",
     sources=(
         "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/",
@@ -129,6 +135,8 @@ def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     ),
 )
 def gpu_containers_request_cpu_memory(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "requireCpuMemoryRequests"):
+        return
     defaults = ctx.memo("workloads.limit_range_defaults", lambda: _limit_range_defaults(ctx))
     for template in gpu_templates(ctx):
         namespace_defaults = defaults.get(template.owner.namespace, set())
@@ -188,35 +196,54 @@ def gpu_workload_lands_on_nodepool(ctx: CheckContext) -> Iterator[Violation]:
 
 @rule(
     "gpu-workloads-have-priority",
-    title="GPU workloads set an existing priority class",
+    title="GPU workloads set a priority class",
     area="gpu-workloads",
     rule_class=RuleClass.POLICY,
     rationale="""When GPU capacity is short (a surge, a spot reclaim, a pool at its limit), the scheduler
     preempts by priority: without a priorityClassName a model server has priority 0 (or the globalDefault) and
-    competes blindly, so the seed's "Priority-based Allocation" to protect important workloads cannot happen.
-    A priorityClassName that names no PriorityClass makes the API server reject every pod (Priority admission
-    plugin: `no PriorityClass with name %v was found`); system-cluster-critical and system-node-critical
-    always exist (https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/).""",
-    fix="Set spec.template.spec.priorityClassName to a PriorityClass declared in the set.",
+    competes blindly, so "priority-based allocation" to protect important workloads cannot happen
+    (https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/). An organisation's choice:
+    judged when sla.yaml `gpuWorkloads.requirePriorityClass` is on in the policy in force.""",
+    fix="Set spec.template.spec.priorityClassName to a PriorityClass of the cluster.",
+    sources=("https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/",),
+)
+def gpu_workloads_have_priority(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "requirePriorityClass"):
+        return
+    for template in gpu_templates(ctx):
+        if not template.spec.get("priorityClassName"):
+            yield Violation(
+                template.owner,
+                f"GPU pod template sets no priorityClassName (gpuWorkloads.requirePriorityClass of "
+                f"{ctx.policy.source_of('sla')})",
+                path=template.spec_path,
+            )
+
+
+@rule(
+    "priority-class-exists",
+    title="GPU workloads name a PriorityClass that exists",
+    area="gpu-workloads",
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""A priorityClassName that names no PriorityClass makes the API server reject every pod of the
+    workload (Priority admission plugin: `no PriorityClass with name %v was found`); system-cluster-critical and
+    system-node-critical always exist (https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-
+    preemption/). A PriorityClass that is not in the set may be created elsewhere (a chart, the platform team):
+    it is listed as not checked unless the set is declared complete.""",
+    fix="Point spec.template.spec.priorityClassName at a PriorityClass that exists, or add that PriorityClass.",
     sources=(
         "https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/",
         "kubernetes/kubernetes plugin/pkg/admission/priority/admission.go",
     ),
 )
-def gpu_workloads_have_priority(ctx: CheckContext) -> Iterator[Violation]:
+def priority_class_exists(ctx: CheckContext) -> Iterator[Violation]:
     for template in gpu_templates(ctx):
         name = template.spec.get("priorityClassName")
-        if not name:
-            yield Violation(
-                template.owner, "GPU pod template sets no priorityClassName", path=template.spec_path
-            )
-        elif name not in SYSTEM_PRIORITY_CLASSES and ctx.graph.get("PriorityClass", str(name)) is None:
-            yield Violation(
-                template.owner,
-                f"priorityClassName {name!r}: no PriorityClass with name {name} was "
-                f"found in the manifest set",
-                path=(*template.spec_path, "priorityClassName"),
-            )
+        if not name or name in SYSTEM_PRIORITY_CLASSES or ctx.graph.get("PriorityClass", str(name)) is not None:
+            continue
+        yield from ctx.missing(
+            template.owner, (*template.spec_path, "priorityClassName"),
+            f"{template.owner.ref} priorityClassName {name!r}: no PriorityClass with name {name} is in the set")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -335,22 +362,25 @@ def families_for(guide: list[Mapping[str, Any]], billions: Decimal) -> list[str]
     title="the model size runs on its instance family",
     area="gpu-workloads",
     rule_class=RuleClass.POLICY,
-    rationale="""The seed's instance selection guide (policies/instance-types.yaml modelSizeGuide): 70B+ on p5
-    (H100 80GB), 13B-70B on p4d (A100 40GB), up to 7B on g5 (A10G 24GB). A model on a smaller family does not
+    rationale="""An organisation's instance selection guide (instance-types.yaml modelSizeGuide; the reference
+    profile's: 70B+ on p5 (H100 80GB), 13B-70B on p4d (A100 40GB), up to 7B on g5 (A10G 24GB)); nothing is judged
+    without one. A model on a smaller family does not
     fit in GPU memory (or runs with a tiny KV cache); one on a larger family wastes the most expensive GPUs. A
-    workload declares its size with the label `gpu-policy.io/model-params-billions` (Deployment or pod
-    template); at least one instance type its pods can land on (see "every GPU workload can land on a
-    NodePool") must be of the guide's family. A size the guide does not cover (between 7B and 13B) is reported
+    workload declares its size with the label of modelSizeLabel (Deployment or pod template); at least one
+    instance type its pods can land on (see "every GPU workload can land on a NodePool") must be of the guide's
+    family. A size the guide does not cover (in the reference guide, between 7B and 13B) is reported
     too.""",
     fix="Constrain the pods (node affinity on karpenter.k8s.aws/instance-family) to the guide's family, or "
     "correct the label.",
     sources=("policies/instance-types.yaml modelSizeGuide",),
 )
 def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]:
-    label = str(ctx.policy.instance_types["modelSizeLabel"])
-    guide = list(ctx.policy.instance_types["modelSizeGuide"])
-    if not nodepools(ctx):
-        return
+    label = ctx.policy.instance_types.get("modelSizeLabel")
+    guide = list(ctx.policy.instance_types.get("modelSizeGuide") or [])
+    if not label or not guide or not nodepools(ctx):
+        return  # an organisation's guide: judged only when the policy in force sets one
+    label = str(label)
+    source = f"modelSizeGuide of {ctx.policy.source_of('instance-types')}"
     for template in gpu_templates(ctx):
         value, path = workload_label(template.owner, label)
         if value is None:
@@ -363,7 +393,7 @@ def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]
         families = families_for(guide, billions)
         if not families:
             yield Violation(
-                template.owner, f"{label} is {value}: no modelSizeGuide entry covers {value}B", path=path
+                template.owner, f"{label} is {value}: no entry of the {source} covers {value}B", path=path
             )
             continue
         shapes = reachable(ctx, placement_of(ctx, template)).shapes
@@ -373,7 +403,7 @@ def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]
         if not any(s.family in families for s in shapes):
             yield Violation(
                 template.owner,
-                f"a {value}B model belongs on {'/'.join(families)}, but its pods can only "
+                f"a {value}B model belongs on {'/'.join(families)} ({source}), but its pods can only "
                 f"land on {', '.join(reachable_types)}",
                 path=template.spec_path,
             )
