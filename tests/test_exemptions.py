@@ -26,7 +26,8 @@ def _policies_with(tmp_path: Path, entries: list[dict[str, str]]) -> Path:
 
 
 def _run(manifests: Path, policies: Path | None = None, today: dt.date | None = None) -> RunResult:
-    return run_engine(RunOptions(paths=[str(manifests)], policies_dir=policies, today=today or dt.date(2026, 11, 26)))
+    return run_engine(RunOptions(paths=[str(manifests)], policies_dir=policies, today=today or dt.date(2026, 11, 26),
+                                 profile=None if policies else "reference"))
 
 
 def test_annotation_exemptions_waive_and_are_listed() -> None:

@@ -14,6 +14,7 @@ file is checked against its JSON Schema, and a bad file is a clear error.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,9 +47,20 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return validator
 
 
+def _dates_as_text(value: Any) -> Any:
+    """`expires: 2027-01-31` is a YAML date; policies keep dates as the ISO text their schemas describe."""
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return _dates_as_text(yaml.safe_load(path.read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise PolicyDataError(f"{path}: not valid YAML: {exc}") from exc
     except OSError as exc:
