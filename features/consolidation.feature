@@ -8,7 +8,7 @@ Feature: Consolidation
     Given the manifests under test
 
   Scenario: each NodePool consolidates as the policy says
-    Then each NodePool consolidates as policies/budgets.yaml says
+    Then each NodePool consolidates as the consolidation policy says
 
   Scenario: consolidation is never disabled on GPU pools
     Then GPU pools never disable consolidation

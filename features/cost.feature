@@ -10,8 +10,8 @@ Feature: GPU cost ceiling
   Scenario: the GPU fleet at its limits fits the hourly budget
     Then the GPU fleet at its NodePool limits costs at most the hourly budget
 
-  Scenario: every allowed GPU instance type has a price
-    Then every allowed GPU instance type has a price
+  Scenario: every admissible GPU instance type has a price
+    Then every admissible GPU instance type has a price
 
   Scenario: instance prices are current
     Then instance prices are re-dated within their maximum age

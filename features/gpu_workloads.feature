@@ -17,7 +17,10 @@ Feature: GPU workloads
     Then every GPU workload can land on a NodePool
 
   Scenario: GPU workloads have a priority
-    Then GPU workloads set an existing priority class
+    Then GPU workloads set a priority class
+
+  Scenario: the priority class a GPU workload names exists
+    Then GPU workloads name a PriorityClass that exists
 
   Scenario: PodDisruptionBudgets do not block consolidation
     Then PodDisruptionBudgets let Karpenter drain GPU nodes

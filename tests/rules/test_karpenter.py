@@ -23,9 +23,9 @@ from gpu_policy.rules.karpenter import (
 )
 from gpu_policy.rules.registry import all_rules
 from tests.rules._helpers import POLICY, run_rule
+from tests.rules._karpenter_docs import nodepool
 
 DEFAULTS = PolicySet.defaults()
-from tests.rules._karpenter_docs import nodepool
 
 SEED_LIMITS = {"cpu": Decimal(1000), "memory": Decimal(4000) * GIB, "nvidia.com/gpu": Decimal(64)}
 
@@ -296,3 +296,84 @@ def test_custom_family_with_explicit_encrypted_mapping_passes() -> None:
 def test_ami_family_precedence(spec: str, family: str | None) -> None:
     [doc] = [d for d in to_documents(_nodeclass(spec), "x.yaml")[0] if d.is_object]
     assert resolve_ami_family(doc).family == family
+
+
+# -- issue 8: policy gating, partial sets, Auto Mode, removed API versions -----------------------------------------
+MY_AREAS = ("karpenter", "cost", "consolidation", "spot", "gpu-workloads")
+
+
+def _my_policy_rules() -> list[str]:
+    from gpu_policy.rules.registry import RuleClass
+
+    return sorted(r.id for r in all_rules().values() if r.area in MY_AREAS and r.rule_class is RuleClass.POLICY)
+
+
+def test_policy_rules_judge_nothing_under_the_defaults() -> None:
+    # Every fixture that proves one of these policy rules fails under the reference profile must give no finding
+    # of it when only the defaults apply: a policy rule never fires on a user's files unless their config sets it.
+    from gpu_policy.loading.loader import load_manifests
+    from tests.fixture_sets import discover
+
+    rules = set(_my_policy_rules())
+    registry = all_rules()
+    proven: set[str] = set()
+    for fixture in discover():
+        wanted = {e.rule for e in fixture.expect} & rules
+        if not wanted or fixture.policies is not None or fixture.profile is None:
+            continue
+        graph = ResourceGraph(load_manifests([str(fixture.manifests)]).documents)  # no CRDs needed by these rules
+        for policy, expected in ((POLICY, wanted), (DEFAULTS, set())):
+            ctx = CheckContext(graph=graph, policy=policy, complete=fixture.complete)
+            assert {r for r in wanted if list(registry[r].check(ctx))} == expected, (fixture.name, policy.profile)
+        proven |= wanted
+    assert proven == rules - {"instance-prices-are-current"}  # proven with its own policies folder
+
+
+def _ref(group: str, kind: str, name: str) -> str:
+    return nodepool("gpu").replace("{group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}",
+                                   f"{{group: {group}, kind: {kind}, name: {name}}}")
+
+
+def _resolve(text: str, complete: bool) -> tuple[list[str], list[str]]:
+    docs = [d for d in to_documents(text, "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=DEFAULTS, complete=complete)
+    found = [v.message for v in all_rules()["nodepool-nodeclass-resolves"].check(ctx)]
+    return found, [u.message for u in ctx.unresolved]
+
+
+def test_a_node_class_outside_the_set_is_not_checked_unless_the_set_is_complete() -> None:
+    text = _ref("karpenter.k8s.aws", "EC2NodeClass", "elsewhere")
+    found, unresolved = _resolve(text, complete=False)
+    assert found == [] and len(unresolved) == 1 and "'elsewhere', which is not in the set" in unresolved[0]
+    found, unresolved = _resolve(text, complete=True)
+    assert len(found) == 1 and unresolved == []
+
+
+def test_auto_mode_default_node_class_needs_no_object_and_other_providers_are_not_errors() -> None:
+    assert _resolve(_ref("eks.amazonaws.com", "NodeClass", "default"), complete=True) == ([], [])
+    found, unresolved = _resolve(_ref("eks.amazonaws.com", "NodeClass", "private"), complete=False)
+    assert found == [] and "NodeClass 'private'" in unresolved[0]
+    found, unresolved = _resolve(_ref("karpenter.azure.com", "AKSNodeClass", "default"), complete=False)
+    assert found == [] and len(unresolved) == 1
+    found, _ = _resolve(_ref("karpenter.k8s.aws", "NodeClass", "x"), complete=False)
+    assert found and "the only node class of group karpenter.k8s.aws is EC2NodeClass" in found[0]
+
+
+def test_v1beta1_and_v1alpha5_objects_are_left_to_the_removed_api_rule() -> None:
+    old = nodepool("legacy", taints="[]", disruption="{consolidationPolicy: WhenUnderutilized}").replace(
+        "karpenter.sh/v1\n", "karpenter.sh/v1beta1\n") + _nodeclass("""  amiSelectorTerms: [{alias: al2023@latest}]
+  metadataOptions: {httpTokens: optional}""").replace("karpenter.k8s.aws/v1\n", "karpenter.k8s.aws/v1beta1\n")
+    for rule_id in (r.id for r in all_rules().values() if r.area in MY_AREAS):
+        assert run_rule(rule_id, old) == [], rule_id
+
+
+def test_limits_are_unreachable_only_when_no_fleet_of_admissible_types_reaches_them() -> None:
+    # g6e.48xlarge alone would need 384 vCPUs for 16 GPUs; the pool also admits g6e.xlarge (4 vCPUs per GPU), so
+    # 256 vCPUs can hold 16 GPUs and the limit is reachable.
+    family = nodepool("fam", types='["x"]', limits='{cpu: "256", nvidia.com/gpu: "16"}').replace(
+        "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
+        "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}")
+    assert run_rule("nodepool-limits-reachable", family) == []
+    tight = family.replace('cpu: "256"', 'cpu: "32"')
+    [(_, message)] = run_rule("nodepool-limits-reachable", tight)
+    assert "holds more than 8 GPUs" in message

@@ -10,7 +10,7 @@ from typing import Any
 from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools
 from gpu_policy.graph.quantities import parse_duration
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.karpenter import DISRUPTION, KARPENTER_SOURCES
+from gpu_policy.rules.karpenter import DISRUPTION, KARPENTER_SOURCES, policy_source
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 DEFAULT_POLICY = "WhenEmptyOrUnderutilized"  # NodePool CRD default for spec.disruption.consolidationPolicy
@@ -43,7 +43,7 @@ def _same_delay(have: Any, want: str) -> bool:
 def consolidation_matches_policy(ctx: CheckContext) -> Iterator[Violation]:
     wanted: dict[str, dict[str, str]] = ctx.policy.budgets.get("consolidation") or {}
     listed_required = bool(ctx.policy.budgets.get("requireListedGpuPools"))
-    source = f"consolidation of {ctx.policy.source_of('budgets')}"
+    source = f"consolidation of {policy_source(ctx, 'budgets')}"
     for pool in nodepools(ctx):
         want = wanted.get(pool.name)
         if want is None:

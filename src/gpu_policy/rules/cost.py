@@ -8,7 +8,7 @@ nothing unless the policy in force sets its value (maxHourlyCostUSD, pricesMaxAg
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,11 +21,13 @@ from gpu_policy.graph.nodes.placement import allowed_capacity_types
 from gpu_policy.graph.nodes.pools import LIMITS, REQUIREMENTS, NodePool
 from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
 from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.karpenter import policy_source
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 from gpu_policy.rules.spot import spot_pools_running
 
-SEARCH_STEP_LIMIT = 200_000
-"""Branch-and-bound steps per pool before the search settles for its (still valid) upper bound."""
+SEARCH_STEP_LIMIT = 20_000
+"""Branch-and-bound steps per pool before the search settles for the most expensive fleet found so far (a fleet
+the limits admit, so a lower bound of the worst case: a finding made from it is still certain)."""
 
 
 def price_of(ctx: CheckContext, instance_type: str) -> Decimal | None:
@@ -88,6 +90,21 @@ def undominated(options: list[FleetOption], limits: Mapping[str, Decimal]) -> li
     return kept
 
 
+def _greedy(options: list[FleetOption], limits: Mapping[str, Decimal]) -> tuple[Decimal, dict[str, int]]:
+    """Fill the limits with as many nodes of each option as still fit, in the given order."""
+    remaining = dict(limits)
+    counts = {o.name: 0 for o in options}
+    cost = Decimal(0)
+    for option in options:
+        count, _ = max_nodes(remaining, option.capacity)
+        if not count:
+            continue
+        counts[option.name] = count
+        cost += option.price * count
+        remaining = {k: v - option.capacity.get(k, Decimal(0)) * count for k, v in remaining.items()}
+    return cost, counts
+
+
 def most_expensive_fleet(
     options: list[FleetOption], limits: Mapping[str, Decimal]
 ) -> tuple[Decimal, dict[str, int], bool]:
@@ -95,11 +112,24 @@ def most_expensive_fleet(
     bound).
 
     Karpenter launches a node while its capacity fits the remaining limits, so any fleet within the limits is
-    reachable and none beyond them is. Returns (cost, counts, exact); not exact when the step budget ran out,
-    in
-    which case the cost is an upper bound."""
+    reachable and none beyond them is. Returns (cost, counts, exact); not exact when the step budget ran out, in
+    which case the cost is that of the most expensive fleet found — reachable, so the true worst case is at least
+    that much."""
     ordered = sorted(undominated(options, limits), key=lambda o: o.price, reverse=True)
-    best = [Decimal(0), {o.name: 0 for o in ordered}]
+    best: list[Any] = [Decimal(0), {o.name: 0 for o in ordered}]
+    # Seed the search with greedy fleets (by price, and by price per unit of each limited resource) so that a
+    # search cut short by its step budget still reports a good, reachable fleet.
+    def per_unit(resource: str) -> Callable[[FleetOption], Decimal]:
+        def key(option: FleetOption) -> Decimal:
+            used = option.capacity.get(resource, Decimal(0))
+            return option.price / used if used > 0 else Decimal(0)
+        return key
+
+    orders = [ordered] + [sorted(ordered, key=per_unit(r), reverse=True) for r in limits]
+    for order in orders:
+        cost, counts = _greedy(order, limits)
+        if cost > best[0]:
+            best[0], best[1] = cost, counts
     steps = 0
     exhausted = False
 
@@ -109,9 +139,9 @@ def most_expensive_fleet(
         if steps > SEARCH_STEP_LIMIT:
             exhausted = True
             return
-        if cost > best[0]:  # type: ignore[operator]
+        if cost > best[0]:
             best[0], best[1] = cost, dict(counts)
-        if index == len(ordered) or cost + _upper_bound(ordered, index, remaining) <= best[0]:  # type: ignore[operator]
+        if index == len(ordered) or cost + _upper_bound(ordered, index, remaining) <= best[0]:
             return
         option = ordered[index]
         most, _ = max_nodes(remaining, option.capacity)
@@ -124,9 +154,7 @@ def most_expensive_fleet(
                 return
 
     search(0, dict(limits), Decimal(0), {o.name: 0 for o in ordered})
-    if exhausted:
-        return _upper_bound(ordered, 0, limits), best[1], False  # type: ignore[return-value]
-    return best[0], best[1], True  # type: ignore[return-value]
+    return best[0], best[1], not exhausted
 
 
 def worst_case(ctx: CheckContext, pool: NodePool) -> WorstCase:
@@ -165,7 +193,7 @@ def _fleet_text(case: WorstCase, ctx: CheckContext) -> str:
         price = price_of(ctx, name) or Decimal(0)
         parts.append(f"{count} x {name} @ ${price}/h")
     limits = ", ".join(f"{k} {format_resource(k, v)}" for k, v in sorted(case.pool.limits.items()))
-    bound = "" if case.exact else " (upper bound: search budget exhausted)"
+    bound = "" if case.exact else " at least (search budget exhausted)"
     return (f"{case.pool.name}: ${case.cost.quantize(Decimal('0.01'))}/h{bound} = "
             f"{' + '.join(parts) or 'no nodes'} (limits: {limits or 'none'})"
             + (f"; {'; '.join(case.notes)}" if case.notes else ""))
@@ -196,7 +224,7 @@ def gpu_fleet_cost_within_budget(ctx: CheckContext) -> Iterator[Violation]:
     budget = _budget(ctx)
     if not pools or budget is None:
         return
-    source = f"maxHourlyCostUSD of {ctx.policy.source_of('cost')}"
+    source = f"maxHourlyCostUSD of {policy_source(ctx, 'cost')}"
     cases = [worst_case(ctx, p) for p in pools]
     details = tuple(_fleet_text(c, ctx) for c in cases)
     unbounded = [c for c in cases if c.cost is None]
@@ -212,7 +240,8 @@ def gpu_fleet_cost_within_budget(ctx: CheckContext) -> Iterator[Violation]:
     largest = max(cases, key=lambda c: c.cost or Decimal(0))
     yield Violation(largest.pool.doc, f"the GPU NodePools can cost ${total.quantize(Decimal('0.01'))}/h at their "
                                       f"limits, over the ${budget}/h {source}; "
-                                      f"{largest.pool.name} alone ${largest.cost}/h",
+                                      f"{largest.pool.name} alone "
+                                      f"${(largest.cost or Decimal(0)).quantize(Decimal('0.01'))}/h",
                     path=LIMITS, details=details,
                     exemptible_by=tuple(c.pool.doc for c in cases))
 
@@ -240,7 +269,7 @@ def gpu_instance_types_priced(ctx: CheckContext) -> Iterator[Violation]:
                    if s.instance_type is not None and price_of(ctx, s.instance_type) is None]
         if missing:
             yield Violation(pool.doc, f"GPU NodePool {pool.name} may launch instance types without a {region} "
-                                      f"price in {ctx.policy.source_of('cost')} or the catalogue: "
+                                      f"price in {policy_source(ctx, 'cost')} or the catalogue: "
                                       f"{', '.join(missing)}",
                             path=(*req.path, "values") if req is not None else REQUIREMENTS)
 
@@ -279,7 +308,7 @@ def spot_tolerant_workloads_use_spot(ctx: CheckContext) -> Iterator[Violation]:
         why = ("its node selection excludes spot" if "spot" not in allowed_capacity_types(pod)
                else "no spot-capable NodePool admits it (taints or selectors)")
         yield Violation(owner, f"{owner.ref} is labelled {label}=true (spotTolerantLabel of "
-                               f"{ctx.policy.source_of('spot')}) but cannot run on spot: {why}",
+                               f"{policy_source(ctx, 'spot')}) but cannot run on spot: {why}",
                         path=pod.path())
 
 
@@ -318,8 +347,8 @@ def instance_prices_are_current(ctx: CheckContext) -> Iterator[Violation]:
     age = (today - as_of).days
     if age <= int(max_age):
         return
-    where = ctx.policy.source_of("cost") if own else "the bundled GPU instance catalogue"
+    where = policy_source(ctx, "cost") if own else "the bundled GPU instance catalogue"
     path = ctx.policy.origins.get("cost") or str(ctx.policy.directory / "cost.yaml")
     yield Violation(None, f"the prices of {where} are as of {as_of} ({age} days old, more than pricesMaxAgeDays "
-                          f"{max_age} of {ctx.policy.source_of('cost')}); the GPU cost ceiling is priced on them",
+                          f"{max_age} of {policy_source(ctx, 'cost')}); the GPU cost ceiling is priced on them",
                     resource="cost.yaml", file=path, line=_policy_line(path, "pricesAsOf") if own else 1)

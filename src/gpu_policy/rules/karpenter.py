@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,8 +57,21 @@ def _switch(ctx: CheckContext, policy_file: str, section: str, key: str) -> bool
     return bool(values.get(key)) if isinstance(values, Mapping) else False
 
 
+def policy_source(ctx: CheckContext, policy_file: str) -> str:
+    """Where the values of one policy file came from, as messages show it: relative to the working directory
+    when the file lies below it."""
+    where = ctx.policy.source_of(policy_file)
+    path = Path(where)
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return where
+    return where
+
+
 def _source(ctx: CheckContext, policy_file: str, key: str) -> str:
-    return f"{key} of {ctx.policy.source_of(policy_file)}"
+    return f"{key} of {policy_source(ctx, policy_file)}"
 
 
 # -- rules
@@ -176,8 +190,8 @@ def nodepool_nodeclass_resolves(ctx: CheckContext) -> Iterator[Violation]:
         others = sorted(d.name for d in ctx.graph.of_kind(str(kind)) if d.group == group)
         known = f" (in the set: {', '.join(others)})" if others else ""
         yield from ctx.missing(pool.doc, (*NODECLASS_REF, "name"),
-                               f"NodePool {pool.name} references {kind} {name!r} ({group}), which is not in the "
-                               f"set{known}")
+                               f"NodePool {pool.name} references {kind} {name!r}, which is not in the set "
+                               f"(group {group}{'; ' + known[2:-1] if known else ''})")
 
 
 @rule(
@@ -473,7 +487,7 @@ def disruption_budgets_within_max_percent(ctx: CheckContext) -> Iterator[Violati
     if configured is None:
         return
     ceiling = Decimal(str(configured))
-    source = f"maxDisruptionPercent {ceiling}% of {ctx.policy.source_of('budgets')}"
+    source = f"maxDisruptionPercent {ceiling}% of {policy_source(ctx, 'budgets')}"
     for pool in gpu_nodepools(ctx):
         found = declared_budgets(pool.doc)
         if fails_closed(found):
@@ -627,7 +641,7 @@ def business_hours_freeze_in_utc(ctx: CheckContext) -> Iterator[Violation]:
     horizon_end = max(t[0][1] for t in targets)
     cron, duration = suggested_freeze(hours, mondays)
     local = (f"{'/'.join(hours['days'])} {hours['start']}-{hours['end']} {zone.key}, businessHours of "
-             f"{ctx.policy.source_of('cluster')}")
+             f"{policy_source(ctx, 'cluster')}")
     for pool in gpu_nodepools(ctx):
         yield from _check_freeze(pool, targets, horizon_start, horizon_end, zone, local, cron, duration)
 

@@ -20,6 +20,7 @@ from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.scheduling import tolerates, untolerated
 from gpu_policy.loading.document import FieldPath
 from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.karpenter import policy_source
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 DEFAULT_GRACE_SECONDS = 30  # core/v1 PodSpec.terminationGracePeriodSeconds default
@@ -111,7 +112,7 @@ def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
                and t.get("effect") == taint["effect"] for t in pool.taints):
             continue
         yield Violation(pool.doc, f"spot NodePool {pool.name} does not taint its nodes {taint_text(taint)} "
-                                  f"(capacityTypeTaint of {ctx.policy.source_of('spot')})",
+                                  f"(capacityTypeTaint of {policy_source(ctx, 'spot')})",
                         path=("spec", "template", "spec", "taints") if pool.taints
                         else ("spec", "template", "spec"))
 
@@ -150,7 +151,7 @@ def spot_pods_tolerate_capacity_type_taint(ctx: CheckContext) -> Iterator[Violat
             if not missing:
                 continue
             where = f"NodePool {pool.name}" if pool is not None else \
-                f"capacityTypeTaint of {ctx.policy.source_of('spot')}"
+                f"capacityTypeTaint of {policy_source(ctx, 'spot')}"
             yield Violation(pod.template.owner,
                             f"{pod.template.owner.ref} can only run on spot but does not tolerate "
                             f"{', '.join(sorted({taint_text(t) for t in missing}))} of {where}: it never "
@@ -306,5 +307,5 @@ def spot_runs_stateless_workloads(ctx: CheckContext) -> Iterator[Violation]:
         if on_spot:
             owner = pod.template.owner
             yield Violation(owner, f"{owner.ref} keeps state ({state}; statefulKinds of "
-                                   f"{ctx.policy.source_of('spot')}) but may run on spot: {why}",
+                                   f"{policy_source(ctx, 'spot')}) but may run on spot: {why}",
                             path=pod.path("tolerations") if pod.tolerations else pod.path())

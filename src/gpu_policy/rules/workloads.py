@@ -18,6 +18,7 @@ from gpu_policy.graph.selectors import matches
 from gpu_policy.graph.workloads import SCALABLE_KINDS, PodTemplate
 from gpu_policy.loading.document import Document
 from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.karpenter import policy_source
 from gpu_policy.rules.keda import GPU_RESOURCE, autoscalers, workload_label
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
@@ -215,7 +216,7 @@ def gpu_workloads_have_priority(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 template.owner,
                 f"GPU pod template sets no priorityClassName (gpuWorkloads.requirePriorityClass of "
-                f"{ctx.policy.source_of('sla')})",
+                f"{policy_source(ctx, 'sla')})",
                 path=template.spec_path,
             )
 
@@ -380,7 +381,7 @@ def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]
     if not label or not guide or not nodepools(ctx):
         return  # an organisation's guide: judged only when the policy in force sets one
     label = str(label)
-    source = f"modelSizeGuide of {ctx.policy.source_of('instance-types')}"
+    source = f"modelSizeGuide of {policy_source(ctx, 'instance-types')}"
     for template in gpu_templates(ctx):
         value, path = workload_label(template.owner, label)
         if value is None:

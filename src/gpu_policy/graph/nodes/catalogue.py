@@ -28,8 +28,11 @@ CATALOGUE_LABEL = "the bundled AWS GPU instance catalogue (gpu_policy/data/aws-g
 
 
 class _Policy(Protocol):
-    instance_types: dict[str, Any]
-    cost: dict[str, Any]
+    @property
+    def instance_types(self) -> dict[str, Any]: ...
+
+    @property
+    def cost(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

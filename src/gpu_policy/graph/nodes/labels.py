@@ -245,7 +245,9 @@ def instance_labels(instance_type: str, facts: Mapping[str, Any] | None) -> dict
     labels[INSTANCE_MEMORY] = one_of([int(memory_mib) if memory_mib is not None
                                       else int(float(facts["memoryGiB"]) * 1024)])
     gpus = int(facts.get("gpuCount", 0))
-    if gpus > 0:
+    # A type with GPU info carries the four labels even when the count is 0 (fractional-GPU g6f/gr6f: a share
+    # of one L4; Karpenter's instance-types reference lists instance-gpu-count 0 and instance-gpu-name l4).
+    if gpus > 0 or facts.get("gpuName"):
         name = facts.get("gpuName") or _lower_kabob(str(facts["gpuModel"]))
         labels[GPU_NAME] = one_of([str(name)])
         labels[GPU_MANUFACTURER] = one_of([_lower_kabob(str(facts.get("gpuManufacturer", "NVIDIA")))])

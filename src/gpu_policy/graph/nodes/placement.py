@@ -37,7 +37,7 @@ from gpu_policy.graph.scheduling import untolerated
 from gpu_policy.graph.workloads import PodTemplate
 from gpu_policy.loading.document import FieldPath
 
-FIT_RESOURCES = ("cpu", "memory", GPU_RESOURCE)
+FIT_RESOURCES = (GPU_RESOURCE, "cpu", "memory")
 Expression = tuple[str, str, list[str]]
 
 
