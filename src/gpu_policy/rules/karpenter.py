@@ -24,16 +24,19 @@ from gpu_policy.graph.nodes.budgets import (
     declared_budgets,
     fails_closed,
 )
+from gpu_policy.graph.nodes.catalogue import instance_facts
 from gpu_policy.graph.nodes.labels import GPU_RESOURCE, INSTANCE_TYPE
 from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools, shapes_of
 from gpu_policy.graph.nodes.pools import (
     AUTO_MODE_GROUP,
+    GPU_CATEGORIES,
     LIMITS,
     NODECLASS_REF,
     REQUIREMENTS,
     TAINTS,
     TEMPLATE_SPEC,
     NodePool,
+    category,
     is_ec2nodeclass,
 )
 from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
@@ -130,7 +133,9 @@ def gpu_nodepool_instance_types_allowed(ctx: CheckContext) -> Iterator[Violation
     for pool in gpu_nodepools(ctx):
         req = next((r for r in pool.requirements if r.key == INSTANCE_TYPE and r.operator == "In"), None)
         if pool.instance_types is not None:
-            outside = [t for t in pool.instance_types if t not in allowed]
+            # instance types without GPUs (not in the catalogue, not a p/g type) are not the allow-list's business
+            outside = [t for t in pool.instance_types if t not in allowed
+                       and (instance_facts(ctx.policy, t) is not None or category(t) in GPU_CATEGORIES)]
             how = "lists"
         else:
             outside = [s.instance_type for s in shapes_of(ctx, pool).shapes

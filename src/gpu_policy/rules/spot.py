@@ -90,7 +90,7 @@ def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------------------------------------
 @rule(
     "spot-pool-taints-capacity-type",
-    title="spot pools taint karpenter.sh/capacity-type",
+    title="spot pools carry the capacity-type taint of the spot policy",
     area="spot",
     rule_class=RuleClass.POLICY,
     rationale="""When the policy in force sets spot.yaml capacityTypeTaint (e.g.

@@ -59,8 +59,10 @@ class NodeShape:
     facts: dict[str, Any] | None
     room: Allocatable | None
     """What pods can request on a fresh node; None when the type has no facts."""
-    gfd: bool = False
-    """NVIDIA GPU Feature Discovery runs on these nodes (policies/cluster.yaml gpuFeatureDiscovery)."""
+    gfd: bool | None = False
+    """NVIDIA GPU Feature Discovery runs on these nodes (cluster.yaml gpuFeatureDiscovery.installed); None when the
+    policy in force does not say (the defaults): the label it sets is then not modelled, neither present nor
+    absent — the GPU Operator, which installs it, is common, but not universal."""
 
     @property
     def modelled(self) -> bool:
@@ -85,6 +87,8 @@ class NodeShape:
             return UNKNOWN
         if running and key == GFD_LABEL and self.gfd:
             return one_of(["true"])
+        if running and key == GFD_LABEL and self.gfd is None and key not in self.labels:
+            return UNKNOWN
         found = self.labels.get(key)
         if found is not None:
             return found
@@ -136,7 +140,7 @@ def _narrowed(pool: NodePool, labels: dict[str, LabelState]) -> tuple[dict[str, 
     return labels, None
 
 
-def _others_shape(pool: NodePool, fixed: dict[str, LabelState], gfd: bool) -> NodeShape | None:
+def _others_shape(pool: NodePool, fixed: dict[str, LabelState], gfd: bool | None) -> NodeShape | None:
     """The shape of the types outside the catalogue (no GPUs), or None when the pool's requirements exclude
     them: a GPU requirement, or a family/category bound met only by catalogue (GPU) families."""
     labels: dict[str, LabelState] = {INSTANCE_TYPE: ANY, **{key: ABSENT for key in GPU_LABELS}}
@@ -157,7 +161,11 @@ def pool_shapes(pool: NodePool, policy: PolicySet) -> PoolShapes:
     out = PoolShapes(pool)
     overhead = vm_memory_overhead(policy)
     fixed, _ = _pool_labels(pool)
-    gfd = pool.gpu and bool((policy.cluster.get("gpuFeatureDiscovery") or {}).get("installed", False))
+    discovery = policy.cluster.get("gpuFeatureDiscovery")
+    installed = discovery.get("installed") if isinstance(discovery, dict) else None
+    gfd: bool | None = None if installed is None else pool.gpu and bool(installed)
+    if not pool.gpu:
+        gfd = False
     candidates = list(pool.instance_types) if pool.instance_types is not None else known_types(policy)
     if pool.instance_types is None:
         out.others = _others_shape(pool, fixed, gfd)
