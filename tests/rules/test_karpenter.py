@@ -42,7 +42,7 @@ def test_karpenter_counts_p5_memory_after_vm_overhead() -> None:
 def test_seed_limits_are_unreachable_and_name_each_type() -> None:
     text = nodepool("gpu", types='["p4d.24xlarge", "p5.48xlarge", "g5.48xlarge"]',
                     limits='{cpu: "1000", memory: 4000Gi, nvidia.com/gpu: "64"}')
-    [(resource, message)] = run_rule("nodepool-limits-reachable", text)
+    [(resource, message)] = _complete("nodepool-limits-reachable", text)
     assert resource == "NodePool/gpu"
     assert "p5.48xlarge: memory limit 4000Gi admits 2 node(s)" in message
     assert "g5.48xlarge: cpu limit 1000 admits 5 node(s)" in message
@@ -329,6 +329,12 @@ def test_policy_rules_judge_nothing_under_the_defaults() -> None:
     assert proven == rules - {"instance-prices-are-current"}  # proven with its own policies folder
 
 
+def _complete(rule_id: str, text: str) -> list[tuple[str, str]]:
+    docs = [d for d in to_documents(text, "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=POLICY, complete=True)
+    return [(v.doc.ref if v.doc else "", v.message) for v in all_rules()[rule_id].check(ctx)]
+
+
 def _ref(group: str, kind: str, name: str) -> str:
     return nodepool("gpu").replace("{group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}",
                                    f"{{group: {group}, kind: {kind}, name: {name}}}")
@@ -373,7 +379,31 @@ def test_limits_are_unreachable_only_when_no_fleet_of_admissible_types_reaches_t
     family = nodepool("fam", types='["x"]', limits='{cpu: "256", nvidia.com/gpu: "16"}').replace(
         "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
         "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}")
-    assert run_rule("nodepool-limits-reachable", family) == []
+    assert _complete("nodepool-limits-reachable", family) == []
     tight = family.replace('cpu: "256"', 'cpu: "32"')
-    [(_, message)] = run_rule("nodepool-limits-reachable", tight)
+    [(_, message)] = _complete("nodepool-limits-reachable", tight)
     assert "holds more than 8 GPUs" in message
+
+
+OVERLAY = """
+apiVersion: karpenter.sh/v1alpha1
+kind: NodeOverlay
+metadata: {name: slices}
+spec:
+  requirements: [{key: karpenter.k8s.aws/instance-gpu-manufacturer, operator: In, values: [nvidia]}]
+  capacity: {nvidia.com/gpu: 32}
+---
+"""
+
+
+def test_a_node_overlay_that_time_slices_gpus_makes_the_limit_reachable() -> None:
+    # p5.48xlarge: 8 GPUs, 192 vCPUs; cpu 400 admits 2 nodes = 16 physical GPUs, below the limit of 64. With the
+    # overlay Karpenter counts 32 nvidia.com/gpu per node (kubernetes-sigs/karpenter nodeoverlay/store.go).
+    pool = nodepool("gpu", types='["p5.48xlarge"]', limits='{cpu: "400", nvidia.com/gpu: "64"}')
+    assert len(_complete("nodepool-limits-reachable", pool)) == 1
+    assert _complete("nodepool-limits-reachable", pool + OVERLAY) == []
+    # in a partial set without overlays one may live elsewhere: listed as not checked
+    docs = [d for d in to_documents(pool, "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=DEFAULTS, complete=False)
+    assert list(all_rules()["nodepool-limits-reachable"].check(ctx)) == []
+    assert "unless a NodeOverlay outside the set" in ctx.unresolved[0].message

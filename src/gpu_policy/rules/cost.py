@@ -16,10 +16,10 @@ from typing import Any
 from gpu_policy.findings import Severity
 from gpu_policy.graph.nodes.catalogue import catalogue, on_demand_price
 from gpu_policy.graph.nodes.labels import INSTANCE_TYPE
-from gpu_policy.graph.nodes.model import gpu_nodepools, placements, shapes_of
+from gpu_policy.graph.nodes.model import capacity_of, gpu_nodepools, placements, shapes_of
 from gpu_policy.graph.nodes.placement import allowed_capacity_types
 from gpu_policy.graph.nodes.pools import LIMITS, REQUIREMENTS, NodePool
-from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
+from gpu_policy.graph.nodes.resources import format_resource, max_nodes
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.karpenter import policy_source
 from gpu_policy.rules.registry import RuleClass, Violation, rule
@@ -161,7 +161,6 @@ def worst_case(ctx: CheckContext, pool: NodePool) -> WorstCase:
     """The most expensive fleet of the GPU instance types the pool admits (its instance-type list, or every type
     of the catalogue its requirements admit), within its limits."""
     def compute() -> WorstCase:
-        overhead = vm_memory_overhead(ctx.policy)
         options: list[FleetOption] = []
         notes: list[str] = []
         found = shapes_of(ctx, pool)
@@ -171,7 +170,7 @@ def worst_case(ctx: CheckContext, pool: NodePool) -> WorstCase:
             if shape.facts is None or price is None:
                 notes.append(f"{name}: left out ({'no facts' if shape.facts is None else 'no price'})")
                 continue
-            capacity = karpenter_capacity(shape.facts, overhead)
+            capacity = capacity_of(ctx, shape)
             count, _ = max_nodes(pool.limits, capacity)
             if count is None:
                 limited = ", ".join(sorted(pool.limits)) or "none"

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol, TypeVar
 
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.nodes.labels import GPU_RESOURCE
+from gpu_policy.graph.nodes.overlays import NodeOverlay, is_nodeoverlay, overlaid_capacity, parse_overlay
 from gpu_policy.graph.nodes.placement import Placement, can_select, placement, shape_rejects, taint_text
 from gpu_policy.graph.nodes.pools import NodePool, is_nodepool, parse_nodepool
+from gpu_policy.graph.nodes.resources import karpenter_capacity, vm_memory_overhead
 from gpu_policy.graph.nodes.shapes import NodeShape, PoolShapes, pool_shapes
 from gpu_policy.graph.scheduling import untolerated
 from gpu_policy.graph.workloads import PodTemplate
@@ -50,6 +54,23 @@ def shapes_of(ctx: RunContext, pool: NodePool) -> PoolShapes:
 
 def all_shapes(ctx: RunContext) -> list[PoolShapes]:
     return [shapes_of(ctx, p) for p in nodepools(ctx)]
+
+
+def node_overlays(ctx: RunContext) -> list[NodeOverlay]:
+    """Every karpenter.sh/v1alpha1 NodeOverlay of the set."""
+    return ctx.memo("nodes.overlays", lambda: [parse_overlay(d) for d in ctx.graph.of_kind("NodeOverlay")
+                                               if is_nodeoverlay(d)])
+
+
+def capacity_of(ctx: RunContext, shape: NodeShape) -> dict[str, Decimal]:
+    """What Karpenter counts against the pool's limits for one node of `shape` (karpenter_capacity), with the
+    nvidia.com/gpu a NodeOverlay of the set tells Karpenter to assume (GPU time-slicing)."""
+    assert shape.facts is not None
+    capacity = karpenter_capacity(shape.facts, vm_memory_overhead(ctx.policy))
+    found = overlaid_capacity(node_overlays(ctx), shape, GPU_RESOURCE)
+    if found is not None:
+        capacity[GPU_RESOURCE] = found[0]
+    return capacity
 
 
 def extended_resource_toleration(ctx: RunContext) -> bool:
