@@ -101,10 +101,10 @@ def gpu_nodepool_taints_gpu(ctx: CheckContext) -> Iterator[Violation]:
         if effects & {"NoSchedule", "NoExecute"}:
             continue
         found = f" (it has effect {sorted(str(e) for e in effects)})" if effects else ""
-        yield Violation(pool.doc, f"GPU NodePool {pool.name} does not taint its nodes nvidia.com/gpu with "
+        required = _source(ctx, "instance-types", "nodePools.requireGpuTaint")
+        yield Violation(pool.doc, f"GPU NodePool {pool.name} ({required}) does not taint its nodes nvidia.com/gpu with "
                                   f"NoSchedule{found}; any pod may schedule onto its GPU nodes",
-                        path=TAINTS if pool.doc.get(TAINTS) is not None else TEMPLATE_SPEC,
-                        details=(f"required by {_source(ctx, 'instance-types', 'nodePools.requireGpuTaint')}",))
+                        path=TAINTS if pool.doc.get(TAINTS) is not None else TEMPLATE_SPEC)
 
 
 @rule(
@@ -329,7 +329,8 @@ def ec2nodeclass_ami_pinned(ctx: CheckContext) -> Iterator[Violation]:
         for i, term in enumerate(doc.spec.get("amiSelectorTerms") or []):
             alias = term.get("alias") if isinstance(term, dict) else None
             if isinstance(alias, str) and alias.endswith("@latest"):
-                yield Violation(doc, f"amiSelectorTerms[{i}] alias {alias} follows every new AMI",
+                yield Violation(doc, f"amiSelectorTerms[{i}] alias {alias} follows every new AMI ("
+                                     f"{_source(ctx, 'instance-types', 'nodeClasses.requirePinnedAmi')})",
                                 path=("spec", "amiSelectorTerms", i, "alias"))
 
 
@@ -357,7 +358,7 @@ def ec2nodeclass_requires_imdsv2(ctx: CheckContext) -> Iterator[Violation]:
         if tokens is not None and tokens != "required":
             yield Violation(doc, f"EC2NodeClass {doc.name} sets metadataOptions.httpTokens: {tokens}; IMDSv1 "
                                  f"hands the node role's credentials to any pod that can reach "
-                                 f"169.254.169.254",
+                                 f"169.254.169.254 ({_source(ctx, 'instance-types', 'nodeClasses.requireImdsv2')})",
                             path=("spec", "metadataOptions", "httpTokens"))
 
 
@@ -429,7 +430,8 @@ def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
             if resolved.family == CUSTOM_FAMILY:
                 yield Violation(doc, f"EC2NodeClass {doc.name} has no blockDeviceMappings and its AMI family "
                                      f"resolves to Custom ({resolved.source}): Karpenter sets no default "
-                                     f"volumes, so the AMI's own block devices (encryption unknown) apply",
+                                     f"volumes, so the AMI's own block devices (encryption unknown) apply ("
+                                     f"{_source(ctx, 'instance-types', 'nodeClasses.requireEncryptedVolumes')})",
                                 path=resolved.path)
             continue
         for i, mapping in enumerate(mappings):
@@ -441,7 +443,8 @@ def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
             device = mapping.get("deviceName", f"#{i}")
             value = ebs.get("encrypted") if isinstance(ebs, Mapping) else None
             said = "is not set" if value is None else f"is {value}"
-            yield Violation(doc, f"EC2NodeClass {doc.name} volume {device}: ebs.encrypted {said}",
+            yield Violation(doc, f"EC2NodeClass {doc.name} volume {device}: ebs.encrypted {said} ("
+                                 f"{_source(ctx, 'instance-types', 'nodeClasses.requireEncryptedVolumes')})",
                             path=("spec", "blockDeviceMappings", i, "ebs", "encrypted")
                             if isinstance(ebs, Mapping) else ("spec", "blockDeviceMappings", i))
 
