@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from gpu_policy.graph.nodes.model import nodepools, placement_of, placements, reachable
+from gpu_policy.graph.nodes.model import nodepools, placement_of, placements, reachable, selects
 from gpu_policy.graph.nodes.placement import effective_request
 from gpu_policy.graph.quantities import parse_quantity
 from gpu_policy.graph.selectors import matches
@@ -169,7 +169,8 @@ def gpu_containers_request_cpu_memory(ctx: CheckContext) -> Iterator[Violation]:
     requests must fit one allowed instance type within the pool's limits
     (https://karpenter.sh/docs/concepts/scheduling/). Otherwise the pod stays Pending forever. Modelled
     headroom: 7.5% VM memory overhead, kube-reserved for 110 pods, 100Mi eviction threshold; DaemonSet
-    overhead is not subtracted. Skipped when the set has no NodePool.""",
+    overhead is not subtracted. Skipped when the set has no NodePool; when the pod's node selection matches no
+    NodePool of a partial set, its pool may live elsewhere and the pod is listed as not checked.""",
     fix="""Tolerate the pool's taints, select only labels the pool's nodes carry, and request no more than one
     allowed instance type provides (or add that instance type to the pool).""",
     sources=(
@@ -184,15 +185,21 @@ def gpu_workload_lands_on_nodepool(ctx: CheckContext) -> Iterator[Violation]:
     for template in gpu_templates(ctx):
         if template.owner.kind == "DaemonSet":
             continue  # DaemonSets follow nodes, they do not cause Karpenter to launch any
-        found = reachable(ctx, placement_of(ctx, template))
+        pod = placement_of(ctx, template)
+        found = reachable(ctx, pod)
         shapes, why = found.shapes, found.why_not
-        if not shapes:
-            yield Violation(
-                template.owner,
-                f"no NodePool can run this GPU pod: {why[0] if why else 'no pools'}",
-                path=template.spec_path,
-                details=tuple(why),
-            )
+        if shapes:
+            continue
+        message = f"no NodePool can run this GPU pod: {why[0] if why else 'no pools'}"
+        if ctx.complete or any(selects(ctx, pool, pod) for pool in nodepools(ctx)):
+            # The pod's node selection admits a pool of the set, which then refuses it (taints, requests) — or the
+            # set is declared complete, so no pool elsewhere can take it.
+            yield Violation(template.owner, message, path=template.spec_path, details=tuple(why))
+        else:
+            # No pool of the set matches the pod's node selection: it may be meant for one outside the set.
+            yield from ctx.missing(template.owner, template.spec_path,
+                                   f"{template.owner.ref}: the node selection of this GPU pod matches no NodePool "
+                                   f"of the set ({'; '.join(why[:3])}); its NodePool may be outside the set")
 
 
 @rule(
