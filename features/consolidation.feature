@@ -1,8 +1,8 @@
 @static @consolidation
 Feature: Consolidation
-  Karpenter removes empty and under-used nodes after consolidateAfter. Each NodePool consolidates with the policy
-  and delay policies/budgets.yaml gives it, and no GPU pool turns consolidation off: an idle GPU node costs $16-55
-  an hour.
+  Karpenter removes empty and under-used nodes after consolidateAfter. Each NodePool the organisation's budgets
+  policy names consolidates with the policy and delay it gives, and, where the organisation asks for it, no GPU pool
+  turns consolidation off: an idle GPU node costs $16-55 an hour.
 
   Background:
     Given the manifests under test

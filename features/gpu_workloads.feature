@@ -1,8 +1,9 @@
 @static @gpu-workloads
 Feature: GPU workloads
-  Pods that request nvidia.com/gpu ask for it the way the API server accepts, request the CPU and memory they use,
-  can be placed by Karpenter on some NodePool's instance type, carry a priority for when GPUs are short, do not pin
-  their nodes with a PodDisruptionBudget, and run on the instance family their model size calls for.
+  Pods that request nvidia.com/gpu ask for it the way the API server accepts, can be placed by Karpenter on some
+  NodePool's instance type, name a PriorityClass that exists, and do not pin their nodes with a PodDisruptionBudget.
+  Where the organisation's policy says so, they also request the CPU and memory they use, carry a priority for when
+  GPUs are short, and run on the instance family their model size calls for.
 
   Background:
     Given the manifests under test
