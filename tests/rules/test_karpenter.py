@@ -407,3 +407,10 @@ def test_a_node_overlay_that_time_slices_gpus_makes_the_limit_reachable() -> Non
     ctx = CheckContext(graph=ResourceGraph(docs), policy=DEFAULTS, complete=False)
     assert list(all_rules()["nodepool-limits-reachable"].check(ctx)) == []
     assert "unless a NodeOverlay outside the set" in ctx.unresolved[0].message
+
+
+def test_freeze_required_without_business_hours_judges_nothing() -> None:
+    # budgets.yaml asks for a freeze but the profile's cluster.yaml has no business hours: nothing to compare.
+    policy = PolicySet.layered([("t", {"budgets": {"businessHoursFreeze": "required"}}, {})])
+    assert run_rule("business-hours-freeze-in-utc", nodepool("gpu"), policy) == []
+    assert run_rule("business-hours-freeze-in-utc", nodepool("gpu")) != []  # the reference profile has both
