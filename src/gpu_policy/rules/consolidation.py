@@ -30,7 +30,7 @@ def _same_delay(have: Any, want: str) -> bool:
     title="each NodePool consolidates as the consolidation policy says",
     area="consolidation",
     rule_class=RuleClass.POLICY,
-    rationale="""policies/budgets.yaml `consolidation` maps each NodePool to its consolidationPolicy and
+    rationale="""budgets.yaml `consolidation` maps each NodePool to its consolidationPolicy and
     consolidateAfter: WhenEmptyOrUnderutilized (the CRD default) lets Karpenter repack under-used GPU nodes,
     WhenEmpty only removes empty ones, and consolidateAfter is how long a node must stay consolidatable first
     (kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go Disruption). Delays are compared as durations (30s =

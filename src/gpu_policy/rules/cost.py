@@ -214,7 +214,7 @@ def _fleet_text(case: WorstCase, ctx: CheckContext) -> str:
     judged when the policy in force sets no ceiling. A GPU pool admitting a type that no limit bounds is
     unbounded. Limits are eventually consistent, so a burst can briefly overshoot.""",
     fix="Lower the NodePools' limits (nvidia.com/gpu, cpu, memory) or the set of expensive instance types until the "
-        "worst case fits maxHourlyCostUSD (or raise the budget in policies/cost.yaml after review).",
+        "worst case fits maxHourlyCostUSD (or raise the budget in cost.yaml after review).",
     sources=("kubernetes-sigs/karpenter pkg/controllers/provisioning/scheduling/scheduler.go",
              "kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go", "https://aws.amazon.com/ec2/pricing/on-demand/"),
 )
@@ -282,7 +282,7 @@ def _label_true(value: Any) -> bool:
     title="fault-tolerant GPU workloads can run on spot",
     area="cost",
     rule_class=RuleClass.POLICY,
-    rationale="""A GPU workload that declares it tolerates spot interruptions (policies/spot.yaml
+    rationale="""A GPU workload that declares it tolerates spot interruptions (spot.yaml
     spotTolerantLabel, value "true") but that no spot-capable NodePool admits pays on-demand prices for
     nothing: GPU spot capacity costs 60-90% less (the seed's cost checklist). Placement is judged as Karpenter
     judges it: the pool's taints must be tolerated (ExtendedResourceToleration counted) and the pod's
@@ -331,8 +331,8 @@ def _policy_line(path: str, key: str) -> int:
     computed from stale prices is wrong in either direction. When the policy in force sets pricesMaxAgeDays, the
     prices in use — the profile's cost.yaml pricesAsOf when it lists its own prices, else the catalogue's date —
     must be within that many days of today. A warning: it asks for a review, not a manifest change.""",
-    fix="Re-check the prices in policies/cost.yaml against https://aws.amazon.com/ec2/pricing/on-demand/ and update "
-        "pricesAsOf.",
+    fix="Re-check the prices in use (the profile's cost.yaml, or the catalogue) against "
+        "https://aws.amazon.com/ec2/pricing/on-demand/ and update pricesAsOf.",
     sources=("https://aws.amazon.com/ec2/pricing/on-demand/",),
     severity=Severity.WARNING,
 )

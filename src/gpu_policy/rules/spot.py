@@ -97,7 +97,7 @@ def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
     `karpenter.sh/capacity-type=spot:NoSchedule`), a spot-only NodePool must taint its nodes with it, so that only
     workloads that accept a 2-minute reclaim land there; Karpenter copies the taints of spec.template.spec.taints
     onto every node (kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go). Nothing is judged without it.""",
-    fix="Add the capacity-type taint of policies/spot.yaml to spec.template.spec.taints.",
+    fix="Add the capacity-type taint of spot.yaml capacityTypeTaint to spec.template.spec.taints.",
     sources=("kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go",
              "https://karpenter.sh/docs/concepts/nodepools/#spectemplatespectaints"),
 )
@@ -233,7 +233,7 @@ def prestop_seconds(container: Mapping[str, Any]) -> tuple[float | None, FieldPa
     title="spot pods shut down within the 2-minute interruption notice",
     area="spot",
     rule_class=RuleClass.CORRECTNESS,
-    rationale="""EC2 reclaims a spot instance two minutes after its interruption notice (policies/spot.yaml
+    rationale="""EC2 reclaims a spot instance two minutes after its interruption notice (spot.yaml
     interruptionNoticeSeconds; Karpenter drains the node on the notice only when its interruption queue is
     configured). The pod's terminationGracePeriodSeconds (default 30) counts from the start of deletion and
     INCLUDES the preStop hook; SIGTERM is sent only when preStop returns and the container is killed when the

@@ -1,7 +1,7 @@
 """GPU workloads: pod templates that request `nvidia.com/gpu` ask for it the way the API server accepts, can
 be placed on a Karpenter NodePool, carry a priority, are not pinned by a PodDisruptionBudget, and run on the
 instance
-family their model size calls for (policies/instance-types.yaml)."""
+family their model size calls for (an organisation's instance-types.yaml modelSizeGuide)."""
 
 from __future__ import annotations
 
@@ -380,7 +380,7 @@ def families_for(guide: list[Mapping[str, Any]], billions: Decimal) -> list[str]
     too.""",
     fix="Constrain the pods (node affinity on karpenter.k8s.aws/instance-family) to the guide's family, or "
     "correct the label.",
-    sources=("policies/instance-types.yaml modelSizeGuide",),
+    sources=("instance-types.yaml modelSizeGuide of the policy in force",),
 )
 def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]:
     label = ctx.policy.instance_types.get("modelSizeLabel")

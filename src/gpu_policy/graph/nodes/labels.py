@@ -217,8 +217,9 @@ def _lower_kabob(text: str) -> str:
 
 def instance_labels(instance_type: str, facts: Mapping[str, Any] | None) -> dict[str, LabelState]:
     """The labels Karpenter puts on a node of `instance_type` (see the module docstring). Name-derived labels
-    are always known; fact-derived ones (cpu, memory, GPUs) only with policies/instance-types.yaml facts —
-    without them they are present with an unknown value (GPU labels: unknown, the type may have none)."""
+    are always known; fact-derived ones (cpu, memory, GPUs) only with facts (the GPU instance catalogue, or the
+    profile's instanceTypes) — without them they are present with an unknown value (GPU labels: unknown, the type
+    may have none)."""
     labels: dict[str, LabelState] = {INSTANCE_TYPE: one_of([instance_type]), OS: one_of(["linux"])}
     family, dot, size = instance_type.partition(".")
     scheme = _SCHEME.match(instance_type)

@@ -103,7 +103,7 @@ class PoolShapes:
     others: NodeShape | None = None
     """The instance types outside the catalogue (types without GPUs) the pool also admits; not modelled."""
     excluded: list[str] = field(default_factory=list)
-    """Why instance types fell out (unknown to policies/instance-types.yaml, excluded by a requirement, over
+    """Why instance types fell out (unknown to the GPU instance catalogue, excluded by a requirement, over
     the pool's limits, minValues)."""
 
 
