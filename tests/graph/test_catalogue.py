@@ -161,3 +161,19 @@ def test_v1beta1_nodepools_are_not_modelled() -> None:
 def test_every_catalogue_type_has_consistent_gpu_facts(name: str) -> None:
     facts = instance_facts(None, name)
     assert facts is not None and facts["gpuCount"] >= 1 and facts["gpuMemoryMiB"] > 0
+
+
+def test_catalogue_data_is_whole() -> None:
+    import datetime as dt
+
+    found = catalogue()
+    dt.date.fromisoformat(found.prices_as_of)
+    assert found.price_region == "us-east-1" and "zz_generated.pricing_aws.go" in found.price_source
+    assert len(found.types) >= 70
+    for name, facts in found.types.items():
+        assert name.startswith(facts["family"] + "."), name
+        assert facts["vcpu"] > 0 and facts["memoryMiB"] > 0 and facts["gpuMemoryMiB"] > 0, name
+        assert facts["gpuManufacturer"] in ("nvidia", "amd") and facts["arch"] in ("amd64", "arm64"), name
+        assert "onDemandUSD" not in facts or facts["onDemandUSD"] > 0, name
+    priced = [n for n, f in found.types.items() if "onDemandUSD" in f]
+    assert len(priced) == len(found.types) - 1  # p5e.48xlarge: Capacity Blocks only in us-east-1
