@@ -329,8 +329,9 @@ def ec2nodeclass_ami_pinned(ctx: CheckContext) -> Iterator[Violation]:
         for i, term in enumerate(doc.spec.get("amiSelectorTerms") or []):
             alias = term.get("alias") if isinstance(term, dict) else None
             if isinstance(alias, str) and alias.endswith("@latest"):
-                yield Violation(doc, f"amiSelectorTerms[{i}] alias {alias} follows every new AMI ("
-                                     f"{_source(ctx, 'instance-types', 'nodeClasses.requirePinnedAmi')})",
+                yield Violation(doc, f"amiSelectorTerms[{i}] alias {alias} follows every new AMI",
+                                details=(f"required by "
+                                         f"{_source(ctx, 'instance-types', 'nodeClasses.requirePinnedAmi')}",),
                                 path=("spec", "amiSelectorTerms", i, "alias"))
 
 
