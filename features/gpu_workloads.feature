@@ -1,8 +1,9 @@
 @static @gpu-workloads
 Feature: GPU workloads
-  Pods that request nvidia.com/gpu ask for it the way the API server accepts, request the CPU and memory they use,
-  can be placed by Karpenter on some NodePool's instance type, carry a priority for when GPUs are short, do not pin
-  their nodes with a PodDisruptionBudget, and run on the instance family their model size calls for.
+  Pods that request nvidia.com/gpu ask for it the way the API server accepts, can be placed by Karpenter on some
+  NodePool's instance type, name a PriorityClass that exists, and do not pin their nodes with a PodDisruptionBudget.
+  Where the organisation's policy says so, they also request the CPU and memory they use, carry a priority for when
+  GPUs are short, and run on the instance family their model size calls for.
 
   Background:
     Given the manifests under test
@@ -17,7 +18,10 @@ Feature: GPU workloads
     Then every GPU workload can land on a NodePool
 
   Scenario: GPU workloads have a priority
-    Then GPU workloads set an existing priority class
+    Then GPU workloads set a priority class
+
+  Scenario: the priority class a GPU workload names exists
+    Then GPU workloads name a PriorityClass that exists
 
   Scenario: PodDisruptionBudgets do not block consolidation
     Then PodDisruptionBudgets let Karpenter drain GPU nodes

@@ -8,7 +8,7 @@ Feature: Spot capacity
     Given the manifests under test
 
   Scenario: spot pools taint the capacity type
-    Then spot pools taint karpenter.sh/capacity-type
+    Then spot pools carry the capacity-type taint of the spot policy
 
   Scenario: spot pods tolerate the capacity-type taint
     Then spot pods tolerate the capacity-type taint

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.nodes.catalogue import instance_facts
 from gpu_policy.graph.nodes.labels import (
     ABSENT,
     ANY,
@@ -86,7 +87,7 @@ spec:
 
 # -- labels Karpenter puts on a node (aws/karpenter-provider-aws types.go computeRequirements) ----------------
 def test_labels_of_a_gpu_instance_type() -> None:
-    labels = instance_labels("p4d.24xlarge", POLICY.instance("p4d.24xlarge"))
+    labels = instance_labels("p4d.24xlarge", instance_facts(POLICY, "p4d.24xlarge"))
     expected = {
         "node.kubernetes.io/instance-type": "p4d.24xlarge",
         "kubernetes.io/arch": "amd64",
@@ -104,7 +105,7 @@ def test_labels_of_a_gpu_instance_type() -> None:
     }
     for key, value in expected.items():
         assert labels[key] == one_of([value]), key
-    assert instance_labels("g5.48xlarge", POLICY.instance("g5.48xlarge"))[
+    assert instance_labels("g5.48xlarge", instance_facts(POLICY, "g5.48xlarge"))[
         "karpenter.k8s.aws/instance-gpu-name"] == one_of(["a10g"])
 
 
@@ -192,7 +193,7 @@ def test_requirements_filter_instance_types(requirement: str, kept: list[str]) -
 
 def test_allocatable_follows_the_aws_provider() -> None:
     assert kube_reserved_cpu_millis(96) == 60 + 10 + 10 + 230
-    room = allocatable(POLICY.instance("g5.12xlarge") or {}, 0.075)
+    room = allocatable(instance_facts(POLICY, "g5.12xlarge") or {}, 0.075)
     mib = 192 * 1024
     assert room.memory == (mib - -(-mib * 75 // 1000) - (11 * 110 + 255) - 100) * 2**20
     assert room.gpus == 4

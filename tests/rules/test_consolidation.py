@@ -14,8 +14,8 @@ def test_equal_durations_in_other_spelling_pass() -> None:
 def test_default_policy_is_compared() -> None:
     [(_, message)] = run_rule("consolidation-matches-policy",
                               nodepool("gpu-spot-pool", disruption="{consolidateAfter: 30s}"))
-    assert message.endswith("consolidationPolicy is WhenEmptyOrUnderutilized (default), policy wants "
-                            "WhenEmpty")
+    assert "consolidationPolicy is WhenEmptyOrUnderutilized (default), the consolidation of" in message
+    assert message.endswith("budgets.yaml wants WhenEmpty")
 
 
 def test_gpu_pool_missing_from_the_policy_fails_cpu_pool_does_not() -> None:

@@ -6,6 +6,7 @@ import itertools
 import random
 from decimal import Decimal
 
+from gpu_policy.graph.nodes.catalogue import instance_facts
 from gpu_policy.graph.nodes.resources import GIB, karpenter_capacity
 from gpu_policy.rules.cost import FleetOption, most_expensive_fleet
 from tests.rules._helpers import POLICY, run_rule
@@ -13,7 +14,7 @@ from tests.rules._karpenter_docs import deployment, nodepool
 
 
 def _option(name: str) -> FleetOption:
-    return FleetOption(name, karpenter_capacity(POLICY.instance(name) or {}, 0.075),
+    return FleetOption(name, karpenter_capacity(instance_facts(POLICY, name) or {}, 0.075),
                        Decimal(str(POLICY.cost["onDemandHourlyUSD"][name])))
 
 

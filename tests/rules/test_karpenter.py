@@ -10,6 +10,7 @@ import pytest
 
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.graph.nodes.budgets import parse_budget
+from gpu_policy.graph.nodes.catalogue import instance_facts
 from gpu_policy.graph.nodes.resources import GIB, karpenter_capacity, max_nodes
 from gpu_policy.loading.yaml_reader import to_documents
 from gpu_policy.policy.loader import PolicySet
@@ -24,22 +25,24 @@ from gpu_policy.rules.registry import all_rules
 from tests.rules._helpers import POLICY, run_rule
 from tests.rules._karpenter_docs import nodepool
 
+DEFAULTS = PolicySet.defaults()
+
 SEED_LIMITS = {"cpu": Decimal(1000), "memory": Decimal(4000) * GIB, "nvidia.com/gpu": Decimal(64)}
 
 
 def test_karpenter_counts_p5_memory_after_vm_overhead() -> None:
-    capacity = karpenter_capacity(POLICY.instance("p5.48xlarge") or {}, 0.075)
+    capacity = karpenter_capacity(instance_facts(POLICY, "p5.48xlarge") or {}, 0.075)
     assert capacity["memory"] == Decimal(2048 * 1024 - 157287) * 2**20  # 2048 GiB less ceil(7.5%) MiB
     assert max_nodes(SEED_LIMITS, capacity) == (2, "memory")
     # With nominal memory (no overhead) the seed's 4000Gi admits a single p5.48xlarge.
-    nominal = karpenter_capacity(POLICY.instance("p5.48xlarge") or {}, 0.0)
+    nominal = karpenter_capacity(instance_facts(POLICY, "p5.48xlarge") or {}, 0.0)
     assert max_nodes(SEED_LIMITS, nominal) == (1, "memory")
 
 
 def test_seed_limits_are_unreachable_and_name_each_type() -> None:
     text = nodepool("gpu", types='["p4d.24xlarge", "p5.48xlarge", "g5.48xlarge"]',
                     limits='{cpu: "1000", memory: 4000Gi, nvidia.com/gpu: "64"}')
-    [(resource, message)] = run_rule("nodepool-limits-reachable", text)
+    [(resource, message)] = _complete("nodepool-limits-reachable", text)
     assert resource == "NodePool/gpu"
     assert "p5.48xlarge: memory limit 4000Gi admits 2 node(s)" in message
     assert "g5.48xlarge: cpu limit 1000 admits 5 node(s)" in message
@@ -51,13 +54,29 @@ def test_limits_that_let_the_gpu_limit_bind_pass() -> None:
     assert run_rule("nodepool-limits-reachable", text) == []
 
 
-def test_a_pool_bounded_by_family_only_is_a_gpu_pool_and_unbounded() -> None:
+def test_a_pool_bounded_by_family_only_is_a_gpu_pool_admitting_the_familys_sizes() -> None:
     text = nodepool("fam", types='["x"]', taints="[]", limits="{}").replace(
         "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
         "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g5]}")
     assert [r for r, _ in run_rule("gpu-nodepool-taints-gpu", text)] == ["NodePool/fam"]
     [(_, message)] = run_rule("gpu-nodepool-instance-types-allowed", text)
-    assert "is unbounded" in message
+    # the reference allow-list holds g5.12/24/48xlarge: the other g5 sizes are admitted and named
+    assert "admits GPU instance types outside the allow-list" in message
+    assert "g5.xlarge" in message and "g5.48xlarge" not in message.split("): ")[1]
+
+
+def test_a_pool_bounded_to_allowed_sizes_by_family_and_size_passes_the_allow_list() -> None:
+    text = nodepool("fam", types='["x"]', limits="{}").replace(
+        "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
+        "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g5]}, "
+        "{key: karpenter.k8s.aws/instance-size, operator: In, values: [12xlarge, 24xlarge, 48xlarge]}")
+    assert run_rule("gpu-nodepool-instance-types-allowed", text) == []
+
+
+def test_allow_list_judges_nothing_without_a_policy() -> None:
+    text = nodepool("gpu", types='["g4dn.xlarge"]')
+    assert run_rule("gpu-nodepool-instance-types-allowed", text, DEFAULTS) == []
+    assert run_rule("gpu-nodepool-instance-types-allowed", text) != []
 
 
 def test_cpu_pool_is_not_a_gpu_pool() -> None:
@@ -205,8 +224,9 @@ def test_budget_with_sunday_as_7_fails_closed_and_is_reported_once() -> None:
     # no voluntary disruption at all: the budget rule reports it, the freeze rule has nothing to add.
     text = nodepool("gpu", disruption=_budgets('{nodes: "20%"}',
                                                '{nodes: "0", schedule: "0 0 * * 1-7", duration: 8h}'))
-    [(resource, message)] = run_rule("disruption-budgets-within-max-percent", text)
+    [(resource, message)] = run_rule("disruption-budget-schedule-parses", text)
     assert resource == "NodePool/gpu"
+    assert run_rule("disruption-budgets-within-max-percent", text) == []
     assert "schedule '0 0 * * 1-7' is not a cron Karpenter accepts" in message
     assert "7 for Sunday is not accepted" in message and "fails closed" in message
     assert _freeze_messages(text) == []
@@ -216,7 +236,7 @@ def test_broken_schedule_is_reported_on_non_freeze_budgets_too() -> None:
     text = nodepool("gpu", disruption=_budgets('{nodes: "20%"}',
                                                '{nodes: "10%", schedule: "0 0 L * *", duration: 1h}',
                                                '{nodes: "0", schedule: "0 0 * * 1-5", duration: 8h}'))
-    [(_, message)] = run_rule("disruption-budgets-within-max-percent", text)
+    [(_, message)] = run_rule("disruption-budget-schedule-parses", text, DEFAULTS)
     assert "'0 0 L * *'" in message
 
 
@@ -224,8 +244,9 @@ def test_broken_schedule_suppresses_the_unlimited_reason_claim() -> None:
     # Only a scheduled budget: normally "no always-active budget" — but with an unparseable schedule Karpenter
     # disrupts nothing, so only the schedule is reported.
     text = nodepool("gpu", disruption=_budgets('{nodes: "10%", schedule: "0 0 * * 0 0", duration: 8h}'))
-    [(_, message)] = run_rule("disruption-budgets-within-max-percent", text)
-    assert "expected exactly 5 fields" in message and "always-active" not in message
+    [(_, message)] = run_rule("disruption-budget-schedule-parses", text)
+    assert "expected exactly 5 fields" in message
+    assert run_rule("disruption-budgets-within-max-percent", text) == []
 
 
 def test_valid_sunday_zero_freeze_passes_the_budget_rule() -> None:
@@ -275,3 +296,121 @@ def test_custom_family_with_explicit_encrypted_mapping_passes() -> None:
 def test_ami_family_precedence(spec: str, family: str | None) -> None:
     [doc] = [d for d in to_documents(_nodeclass(spec), "x.yaml")[0] if d.is_object]
     assert resolve_ami_family(doc).family == family
+
+
+# -- issue 8: policy gating, partial sets, Auto Mode, removed API versions -----------------------------------------
+MY_AREAS = ("karpenter", "cost", "consolidation", "spot", "gpu-workloads")
+
+
+def _my_policy_rules() -> list[str]:
+    from gpu_policy.rules.registry import RuleClass
+
+    return sorted(r.id for r in all_rules().values() if r.area in MY_AREAS and r.rule_class is RuleClass.POLICY)
+
+
+def test_policy_rules_judge_nothing_under_the_defaults() -> None:
+    # Every fixture that proves one of these policy rules fails under the reference profile must give no finding
+    # of it when only the defaults apply: a policy rule never fires on a user's files unless their config sets it.
+    from gpu_policy.loading.loader import load_manifests
+    from tests.fixture_sets import discover
+
+    rules = set(_my_policy_rules())
+    registry = all_rules()
+    proven: set[str] = set()
+    for fixture in discover():
+        wanted = {e.rule for e in fixture.expect} & rules
+        if not wanted or fixture.policies is not None or fixture.profile is None:
+            continue
+        graph = ResourceGraph(load_manifests([str(fixture.manifests)]).documents)  # no CRDs needed by these rules
+        for policy, expected in ((POLICY, wanted), (DEFAULTS, set())):
+            ctx = CheckContext(graph=graph, policy=policy, complete=fixture.complete)
+            assert {r for r in wanted if list(registry[r].check(ctx))} == expected, (fixture.name, policy.profile)
+        proven |= wanted
+    assert proven == rules - {"instance-prices-are-current"}  # proven with its own policies folder
+
+
+def _complete(rule_id: str, text: str) -> list[tuple[str, str]]:
+    docs = [d for d in to_documents(text, "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=POLICY, complete=True)
+    return [(v.doc.ref if v.doc else "", v.message) for v in all_rules()[rule_id].check(ctx)]
+
+
+def _ref(group: str, kind: str, name: str) -> str:
+    return nodepool("gpu").replace("{group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}",
+                                   f"{{group: {group}, kind: {kind}, name: {name}}}")
+
+
+def _resolve(text: str, complete: bool) -> tuple[list[str], list[str]]:
+    docs = [d for d in to_documents(text, "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=DEFAULTS, complete=complete)
+    found = [v.message for v in all_rules()["nodepool-nodeclass-resolves"].check(ctx)]
+    return found, [u.message for u in ctx.unresolved]
+
+
+def test_a_node_class_outside_the_set_is_not_checked_unless_the_set_is_complete() -> None:
+    text = _ref("karpenter.k8s.aws", "EC2NodeClass", "elsewhere")
+    found, unresolved = _resolve(text, complete=False)
+    assert found == [] and len(unresolved) == 1 and "'elsewhere', which is not in the set" in unresolved[0]
+    found, unresolved = _resolve(text, complete=True)
+    assert len(found) == 1 and unresolved == []
+
+
+def test_auto_mode_default_node_class_needs_no_object_and_other_providers_are_not_errors() -> None:
+    assert _resolve(_ref("eks.amazonaws.com", "NodeClass", "default"), complete=True) == ([], [])
+    found, unresolved = _resolve(_ref("eks.amazonaws.com", "NodeClass", "private"), complete=False)
+    assert found == [] and "NodeClass 'private'" in unresolved[0]
+    found, unresolved = _resolve(_ref("karpenter.azure.com", "AKSNodeClass", "default"), complete=False)
+    assert found == [] and len(unresolved) == 1
+    found, _ = _resolve(_ref("karpenter.k8s.aws", "NodeClass", "x"), complete=False)
+    assert found and "the only node class of group karpenter.k8s.aws is EC2NodeClass" in found[0]
+
+
+def test_v1beta1_and_v1alpha5_objects_are_left_to_the_removed_api_rule() -> None:
+    old = nodepool("legacy", taints="[]", disruption="{consolidationPolicy: WhenUnderutilized}").replace(
+        "karpenter.sh/v1\n", "karpenter.sh/v1beta1\n") + _nodeclass("""  amiSelectorTerms: [{alias: al2023@latest}]
+  metadataOptions: {httpTokens: optional}""").replace("karpenter.k8s.aws/v1\n", "karpenter.k8s.aws/v1beta1\n")
+    for rule_id in (r.id for r in all_rules().values() if r.area in MY_AREAS):
+        assert run_rule(rule_id, old) == [], rule_id
+
+
+def test_limits_are_unreachable_only_when_no_fleet_of_admissible_types_reaches_them() -> None:
+    # g6e.48xlarge alone would need 384 vCPUs for 16 GPUs; the pool also admits g6e.xlarge (4 vCPUs per GPU), so
+    # 256 vCPUs can hold 16 GPUs and the limit is reachable.
+    family = nodepool("fam", types='["x"]', limits='{cpu: "256", nvidia.com/gpu: "16"}').replace(
+        "{key: node.kubernetes.io/instance-type, operator: In, values: [\"x\"]}",
+        "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}")
+    assert _complete("nodepool-limits-reachable", family) == []
+    tight = family.replace('cpu: "256"', 'cpu: "32"')
+    [(_, message)] = _complete("nodepool-limits-reachable", tight)
+    assert "holds more than 8 GPUs" in message
+
+
+OVERLAY = """
+apiVersion: karpenter.sh/v1alpha1
+kind: NodeOverlay
+metadata: {name: slices}
+spec:
+  requirements: [{key: karpenter.k8s.aws/instance-gpu-manufacturer, operator: In, values: [nvidia]}]
+  capacity: {nvidia.com/gpu: 32}
+---
+"""
+
+
+def test_a_node_overlay_that_time_slices_gpus_makes_the_limit_reachable() -> None:
+    # p5.48xlarge: 8 GPUs, 192 vCPUs; cpu 400 admits 2 nodes = 16 physical GPUs, below the limit of 64. With the
+    # overlay Karpenter counts 32 nvidia.com/gpu per node (kubernetes-sigs/karpenter nodeoverlay/store.go).
+    pool = nodepool("gpu", types='["p5.48xlarge"]', limits='{cpu: "400", nvidia.com/gpu: "64"}')
+    assert len(_complete("nodepool-limits-reachable", pool)) == 1
+    assert _complete("nodepool-limits-reachable", pool + OVERLAY) == []
+    # in a partial set without overlays one may live elsewhere: listed as not checked
+    docs = [d for d in to_documents(pool, "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=DEFAULTS, complete=False)
+    assert list(all_rules()["nodepool-limits-reachable"].check(ctx)) == []
+    assert "unless a NodeOverlay outside the set" in ctx.unresolved[0].message
+
+
+def test_freeze_required_without_business_hours_judges_nothing() -> None:
+    # budgets.yaml asks for a freeze but the profile's cluster.yaml has no business hours: nothing to compare.
+    policy = PolicySet.layered([("t", {"budgets": {"businessHoursFreeze": "required"}}, {})])
+    assert run_rule("business-hours-freeze-in-utc", nodepool("gpu"), policy) == []
+    assert run_rule("business-hours-freeze-in-utc", nodepool("gpu")) != []  # the reference profile has both

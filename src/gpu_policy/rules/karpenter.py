@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,10 +24,22 @@ from gpu_policy.graph.nodes.budgets import (
     declared_budgets,
     fails_closed,
 )
+from gpu_policy.graph.nodes.catalogue import instance_facts
 from gpu_policy.graph.nodes.labels import GPU_RESOURCE, INSTANCE_TYPE
-from gpu_policy.graph.nodes.model import gpu_nodepools, nodepools
-from gpu_policy.graph.nodes.pools import LIMITS, NODECLASS_REF, REQUIREMENTS, TAINTS, TEMPLATE_SPEC, NodePool
-from gpu_policy.graph.nodes.resources import format_resource, karpenter_capacity, max_nodes, vm_memory_overhead
+from gpu_policy.graph.nodes.model import capacity_of, gpu_nodepools, node_overlays, nodepools, shapes_of
+from gpu_policy.graph.nodes.pools import (
+    AUTO_MODE_GROUP,
+    GPU_CATEGORIES,
+    LIMITS,
+    NODECLASS_REF,
+    REQUIREMENTS,
+    TAINTS,
+    TEMPLATE_SPEC,
+    NodePool,
+    category,
+    is_ec2nodeclass,
+)
+from gpu_policy.graph.nodes.resources import format_resource, max_nodes
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import RuleClass, Violation, rule
@@ -35,8 +48,33 @@ DISRUPTION_REASONS = REASONS
 KARPENTER_SOURCES = "kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go"
 
 
-def is_ec2nodeclass(doc: Document) -> bool:
-    return doc.kind == "EC2NodeClass" and doc.group == "karpenter.k8s.aws"
+AUTO_MODE_DEFAULT_NODECLASS = "default"
+"""EKS Auto Mode's built-in NodeClass, present whenever the built-in node pools are enabled
+(docs.aws.amazon.com/eks/latest/userguide/create-node-pool.html, "Cluster without built-in node pools")."""
+
+
+def _switch(ctx: CheckContext, policy_file: str, section: str, key: str) -> bool:
+    """A best-practice switch of the policy in force (absent = off)."""
+    data = getattr(ctx.policy, policy_file.replace("-", "_"))
+    values = data.get(section) or {}
+    return bool(values.get(key)) if isinstance(values, Mapping) else False
+
+
+def policy_source(ctx: CheckContext, policy_file: str) -> str:
+    """Where the values of one policy file came from, as messages show it: relative to the working directory
+    when the file lies below it."""
+    where = ctx.policy.source_of(policy_file)
+    path = Path(where)
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return where
+    return where
+
+
+def _source(ctx: CheckContext, policy_file: str, key: str) -> str:
+    return f"{key} of {policy_source(ctx, policy_file)}"
 
 
 # -- rules
@@ -56,12 +94,15 @@ def is_ec2nodeclass(doc: Document) -> bool:
     sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/nodepools/#spectemplatespectaints"),
 )
 def gpu_nodepool_taints_gpu(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "instance-types", "nodePools", "requireGpuTaint"):
+        return  # a best practice, judged only when the policy in force switches it on
     for pool in gpu_nodepools(ctx):
         effects = {t.get("effect") for _, t in pool.gpu_taints()}
         if effects & {"NoSchedule", "NoExecute"}:
             continue
         found = f" (it has effect {sorted(str(e) for e in effects)})" if effects else ""
-        yield Violation(pool.doc, f"GPU NodePool {pool.name} does not taint its nodes nvidia.com/gpu with "
+        required = _source(ctx, "instance-types", "nodePools.requireGpuTaint")
+        yield Violation(pool.doc, f"GPU NodePool {pool.name} ({required}) does not taint its nodes nvidia.com/gpu with "
                                   f"NoSchedule{found}; any pod may schedule onto its GPU nodes",
                         path=TAINTS if pool.doc.get(TAINTS) is not None else TEMPLATE_SPEC)
 
@@ -72,54 +113,63 @@ def gpu_nodepool_taints_gpu(ctx: CheckContext) -> Iterator[Violation]:
     area="karpenter",
     rule_class=RuleClass.POLICY,
     rationale="""Karpenter launches any instance type its NodePool requirements admit (the cheapest that fits
-    the pending pods). The organisation reviews each GPU type it runs — GPU model, memory, price — in
-    policies/instance-types.yaml; a type missing there has no reviewed facts, and a GPU pool with no
-    `node.kubernetes.io/instance-type In` requirement is unbounded: every type matching its other requirements
-    (e.g. `instance-gpu-count Gt 0`: dozens of GPU types up to p5en.48xlarge) can be launched.""",
-    fix="List only instance types of policies/instance-types.yaml under a `node.kubernetes.io/instance-type` "
-        "`In` requirement (or add the type's facts to policies/instance-types.yaml after review).",
-    sources=("https://karpenter.sh/docs/concepts/nodepools/#spectemplatespecrequirements",),
+    the pending pods): the admissible types are derived as Karpenter derives them, from every requirement
+    (instance-type, family, category, generation, size, cpu, memory, gpu-name/-count/-memory/-manufacturer, arch;
+    In/NotIn/Exists/DoesNotExist/Gt/Lt/Gte/Lte, kubernetes-sigs/karpenter pkg/scheduling/requirement.go) against
+    the labels of every GPU type of the bundled AWS GPU instance catalogue. An organisation that reviews each GPU
+    type it runs (GPU model, memory, price) lists them in instance-types.yaml `allowedInstanceTypes`; a GPU pool
+    that admits a type outside that list fails. Without an allow-list in the policy in force nothing is
+    judged.""",
+    fix="Bound the pool to the allowed types (a `node.kubernetes.io/instance-type` In requirement, or family/"
+        "size requirements that admit only them), or add the type to allowedInstanceTypes after review.",
+    sources=("https://karpenter.sh/docs/concepts/nodepools/#spectemplatespecrequirements",
+             "kubernetes-sigs/karpenter pkg/scheduling/requirement.go"),
 )
 def gpu_nodepool_instance_types_allowed(ctx: CheckContext) -> Iterator[Violation]:
-    allowed = sorted(ctx.policy.instance_types["instanceTypes"])
+    allowed = ctx.policy.instance_types.get("allowedInstanceTypes") or []
+    if not allowed:
+        return
+    source = _source(ctx, "instance-types", "allowedInstanceTypes")
     for pool in gpu_nodepools(ctx):
         req = next((r for r in pool.requirements if r.key == INSTANCE_TYPE and r.operator == "In"), None)
-        if req is None:
-            other = pool.requirement(INSTANCE_TYPE)
-            how = f"its {INSTANCE_TYPE} requirement uses {other.operator}" if other else \
-                f"it has no {INSTANCE_TYPE} In requirement"
-            yield Violation(pool.doc, f"GPU NodePool {pool.name} is unbounded: {how}, so Karpenter may "
-                                      f"launch any "
-                                      f"GPU instance type its other requirements admit (allowed: "
-                                      f"{', '.join(allowed)})",
-                            path=other.path if other else REQUIREMENTS)
+        if pool.instance_types is not None:
+            # instance types without GPUs (not in the catalogue, not a p/g type) are not the allow-list's business
+            outside = [t for t in pool.instance_types if t not in allowed
+                       and (instance_facts(ctx.policy, t) is not None or category(t) in GPU_CATEGORIES)]
+            how = "lists"
+        else:
+            outside = [s.instance_type for s in shapes_of(ctx, pool).shapes
+                       if s.instance_type is not None and s.instance_type not in allowed]
+            how = "admits"
+        if not outside:
             continue
-        unknown = [t for t in req.values if ctx.policy.instance(t) is None]
-        if unknown:
-            yield Violation(pool.doc, f"GPU NodePool {pool.name} allows instance types without reviewed "
-                                      f"facts in "
-                                      f"policies/instance-types.yaml: {', '.join(unknown)} (allowed: "
-                                      f"{', '.join(allowed)})",
-                            path=(*req.path, "values"))
+        shown = ", ".join(outside[:8]) + (f" and {len(outside) - 8} more" if len(outside) > 8 else "")
+        yield Violation(pool.doc, f"GPU NodePool {pool.name} {how} GPU instance types outside the allow-list "
+                                  f"({source}: {', '.join(sorted(allowed))}): {shown}",
+                        path=(*req.path, "values") if req is not None else REQUIREMENTS)
 
 
 @rule(
     "nodepool-nodeclass-resolves",
-    title="every NodePool's nodeClassRef names an EC2NodeClass of the set",
+    title="every NodePool's nodeClassRef names a node class that exists",
     area="karpenter",
     rule_class=RuleClass.CORRECTNESS,
-    rationale="""A NodePool whose `nodeClassRef` names no EC2NodeClass never becomes Ready and launches
-    nothing: Karpenter marks it `NodeClassReady=False` and its pods stay Pending (kubernetes-sigs/karpenter
-    pkg/controllers/nodepool/readiness). The reference is by group, kind and name; the EC2NodeClass is
-    cluster-scoped.""",
-    fix="Point spec.template.spec.nodeClassRef at an EC2NodeClass of the set ({group: karpenter.k8s.aws, "
-        "kind: "
-        "EC2NodeClass, name: <name>}) or add that EC2NodeClass.",
+    rationale="""A NodePool whose `nodeClassRef` names no node class never becomes Ready and launches nothing:
+    Karpenter marks it `NodeClassReady=False` and its pods stay Pending (kubernetes-sigs/karpenter
+    pkg/controllers/nodepool/readiness). The reference is by group, kind and name, and the node class is
+    cluster-scoped. Self-managed Karpenter on AWS uses `karpenter.k8s.aws` `EC2NodeClass`; EKS Auto Mode uses
+    `eks.amazonaws.com` `NodeClass`, whose built-in `default` exists without any object in the manifests
+    (docs.aws.amazon.com/eks/latest/userguide/create-node-pool.html). A node class that is not in the set may come
+    from a chart, Terraform or another repository: it is listed as not checked unless the set is declared
+    complete. Only karpenter.sh/v1 NodePools are judged (older API versions go to the removed-API rule).""",
+    fix="Point spec.template.spec.nodeClassRef at a node class of the set ({group: karpenter.k8s.aws, kind: "
+        "EC2NodeClass, name: <name>}, or {group: eks.amazonaws.com, kind: NodeClass, name: default} on EKS Auto "
+        "Mode) or add that node class.",
     sources=("kubernetes-sigs/karpenter pkg/controllers/nodepool/readiness/controller.go",
-             "https://karpenter.sh/docs/concepts/nodeclasses/"),
+             "https://karpenter.sh/docs/concepts/nodeclasses/",
+             "https://docs.aws.amazon.com/eks/latest/userguide/create-node-pool.html"),
 )
 def nodepool_nodeclass_resolves(ctx: CheckContext) -> Iterator[Violation]:
-    classes = {d.name for d in ctx.graph.of_kind("EC2NodeClass") if is_ec2nodeclass(d)}
     for pool in nodepools(ctx):
         ref = pool.nodeclass_ref
         if ref is None:
@@ -127,14 +177,26 @@ def nodepool_nodeclass_resolves(ctx: CheckContext) -> Iterator[Violation]:
                             path=TEMPLATE_SPEC)
             continue
         group, kind, name = ref.get("group"), ref.get("kind"), ref.get("name")
-        if (group, kind) != ("karpenter.k8s.aws", "EC2NodeClass"):
-            yield Violation(pool.doc, f"NodePool {pool.name} nodeClassRef is {group}/{kind}, not "
-                                      f"karpenter.k8s.aws/EC2NodeClass", path=NODECLASS_REF)
-        elif name not in classes:
-            known = ", ".join(sorted(classes)) or "none"
-            yield Violation(pool.doc, f"NodePool {pool.name} references EC2NodeClass {name!r}, which is not "
-                                      f"in the "
-                                      f"set (EC2NodeClasses: {known})", path=(*NODECLASS_REF, "name"))
+        if group == "karpenter.k8s.aws" and kind != "EC2NodeClass":
+            yield Violation(pool.doc, f"NodePool {pool.name} nodeClassRef is {group}/{kind}: the only node "
+                                      f"class of group karpenter.k8s.aws is EC2NodeClass", path=NODECLASS_REF)
+            continue
+        if group == AUTO_MODE_GROUP and kind != "NodeClass":
+            yield Violation(pool.doc, f"NodePool {pool.name} nodeClassRef is {group}/{kind}: the EKS Auto Mode "
+                                      f"node class is kind NodeClass", path=NODECLASS_REF)
+            continue
+        if group == AUTO_MODE_GROUP and name == AUTO_MODE_DEFAULT_NODECLASS:
+            continue
+        found = [d for d in ctx.graph.of_kind(str(kind)) if d.group == group and d.name == name]
+        if group == "karpenter.k8s.aws":
+            found = [d for d in found if is_ec2nodeclass(d)]
+        if found:
+            continue
+        others = sorted(d.name for d in ctx.graph.of_kind(str(kind)) if d.group == group)
+        known = f" (in the set: {', '.join(others)})" if others else ""
+        yield from ctx.missing(pool.doc, (*NODECLASS_REF, "name"),
+                               f"NodePool {pool.name} references {kind} {name!r}, which is not in the set "
+                               f"(group {group}{'; ' + known[2:-1] if known else ''})")
 
 
 @rule(
@@ -149,42 +211,62 @@ def nodepool_nodeclass_resolves(ctx: CheckContext) -> Iterator[Violation]:
     seed's `memory: 4000Gi`, p5.48xlarge nodes (2048 GiB; Karpenter counts 1894.4 GiB after its 7.5% VM-memory
     overhead, aws/karpenter-provider-aws pkg/providers/instancetype/types.go) stop at 2 nodes = 16 of the 64
     GPUs. Capacity is estimated as Karpenter does before launch: vCPUs, memory less `vmMemoryOverheadPercent`
-    (policies/cluster.yaml karpenter, default 0.075) — the most nodes Karpenter can launch, so a finding is
-    certain.""",
-    fix="Raise (or drop) the cpu/memory limits so that limit / per-node capacity >= the GPU limit / GPUs "
-        "per node "
-        "for every allowed type — or lower the GPU limit to what the other limits allow.",
+    (policies/cluster.yaml karpenter, default 0.075). The pool's instance types are those its requirements admit
+    (its instance-type list, or every GPU type of the catalogue its family/size/... requirements admit); the rule
+    fires only when NO fleet of them fits the GPU limit inside the cpu and memory limits (the limit times the
+    best GPUs-per-vCPU / per-GiB ratio of any admissible type stays below it). A NodeOverlay (karpenter.sh/v1alpha1)
+    of the set that sets `capacity: nvidia.com/gpu` (GPU time-slicing) is counted as Karpenter counts it
+    (kubernetes-sigs/karpenter pkg/controllers/nodeoverlay/store.go); in a partial set without overlays one may
+    live elsewhere, so the finding is then listed as not checked unless the set is declared complete.""",
+    fix="Raise (or drop) the cpu/memory limits so that the GPU limit fits inside them — or lower the GPU limit "
+        "to what the other limits allow.",
     sources=("kubernetes-sigs/karpenter pkg/controllers/provisioning/scheduling/scheduler.go",
              KARPENTER_SOURCES, "aws/karpenter-provider-aws pkg/providers/instancetype/types.go"),
 )
 def nodepool_limits_reachable(ctx: CheckContext) -> Iterator[Violation]:
-    overhead = vm_memory_overhead(ctx.policy)
     for pool in gpu_nodepools(ctx):
         gpu_limit = pool.limits.get(GPU_RESOURCE)
-        if gpu_limit is None or pool.instance_types is None:
+        if gpu_limit is None:
             continue
-        others = {k: v for k, v in pool.limits.items() if k != GPU_RESOURCE}
+        others = {k: v for k, v in pool.limits.items() if k in ("cpu", "memory")}
+        found = shapes_of(ctx, pool)
+        if not others or any(not s.modelled for s in found.shapes):
+            continue  # nothing to compare, or a listed type has no facts: no certain finding
+        capacities = [(s.instance_type or "", capacity_of(ctx, s)) for s in found.shapes if s.facts is not None]
+        capacities = [(name, c) for name, c in capacities if c[GPU_RESOURCE] > 0]
+        if not capacities:
+            continue
+        # The most GPUs ANY fleet within the cpu/memory limits can hold: for each limited resource, the limit
+        # times the best GPUs-per-unit ratio of an admissible type. Below the GPU limit, no fleet reaches it.
+        ceiling: Decimal | None = None
+        for resource, limit in others.items():
+            ratio = max(c[GPU_RESOURCE] / c[resource] for _, c in capacities if c[resource] > 0)
+            bound = limit * ratio
+            ceiling = bound if ceiling is None else min(ceiling, bound)
+        if ceiling is None or ceiling >= gpu_limit:
+            continue
         short: list[str] = []
-        for name in pool.instance_types:
-            facts = ctx.policy.instance(name)
-            if facts is None or int(facts.get("gpuCount", 0)) <= 0:
-                continue
-            capacity = karpenter_capacity(facts, overhead)
+        for name, capacity in capacities:
             wanted, _ = max_nodes({GPU_RESOURCE: gpu_limit}, capacity)
             allowed, binding = max_nodes(others, capacity)
             if wanted is None or allowed is None or binding is None or allowed >= wanted:
                 continue
             short.append(
                 f"{name}: {binding} limit {format_resource(binding, others[binding])} admits {allowed} "
-                f"node(s) of "
-                f"{format_resource(binding, capacity[binding])} each = {allowed * int(facts['gpuCount'])} "
-                f"of the "
-                f"{format_resource(GPU_RESOURCE, gpu_limit)} GPUs")
-        if short:
-            yield Violation(pool.doc, f"NodePool {pool.name}: the nvidia.com/gpu limit "
-                                      f"{format_resource(GPU_RESOURCE, gpu_limit)} is unreachable — "
-                                      + "; ".join(short),
-                            path=LIMITS, details=tuple(short))
+                f"node(s) of {format_resource(binding, capacity[binding])} each = "
+                f"{allowed * int(capacity[GPU_RESOURCE])} of the {format_resource(GPU_RESOURCE, gpu_limit)} GPUs")
+        shown = short[:6] + ([f"and {len(short) - 6} more types"] if len(short) > 6 else [])
+        message = (f"NodePool {pool.name}: the nvidia.com/gpu limit {format_resource(GPU_RESOURCE, gpu_limit)} is "
+                   f"unreachable — no fleet of its instance types within its cpu/memory limits holds more than "
+                   f"{int(ceiling)} GPUs; " + "; ".join(shown))
+        if node_overlays(ctx):
+            yield Violation(pool.doc, message + " (NodeOverlays of the set counted)", path=LIMITS,
+                            details=tuple(short))
+            continue
+        # GPU sharing told to Karpenter by a NodeOverlay (time-slicing: several nvidia.com/gpu per GPU) may live
+        # outside a partial set: then the finding is not certain.
+        yield from ctx.missing(pool.doc, LIMITS, message + " — unless a NodeOverlay outside the set raises "
+                               "nvidia.com/gpu per node (GPU time-slicing)")
 
 
 @rule(
@@ -194,7 +276,8 @@ def nodepool_limits_reachable(ctx: CheckContext) -> Iterator[Violation]:
     rule_class=RuleClass.POLICY,
     rationale="""Karpenter tries NodePools in descending `weight` order (a pool without weight counts as 0;
     kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `Weight`; karpenter.sh/docs/concepts/scheduling/#weighted-
-    nodepools). A spot-only GPU pool must weigh less than every GPU pool that offers on-demand capacity so that
+    nodepools). When the policy in force sets spot.yaml `spotPoolsWeighBelowOnDemand`, a spot-only GPU pool must
+    weigh less than every GPU pool that offers on-demand capacity so that
     those pools are tried first and the spot-only pool is overflow. Weight alone does not keep a workload on
     on-demand: in a pool that allows both capacity types Karpenter prefers spot unless the pod itself requires
     on-demand (karpenter.sh/docs/concepts/scheduling/#capacity-type: "Karpenter prioritizes Spot offerings if the
@@ -208,6 +291,8 @@ def nodepool_limits_reachable(ctx: CheckContext) -> Iterator[Violation]:
              "https://karpenter.sh/docs/concepts/scheduling/#capacity-type"),
 )
 def spot_pool_weight_below_on_demand(ctx: CheckContext) -> Iterator[Violation]:
+    if not ctx.policy.spot.get("spotPoolsWeighBelowOnDemand"):
+        return  # an organisation's ordering choice (spot.yaml spotPoolsWeighBelowOnDemand)
     pools = gpu_nodepools(ctx)
     on_demand = [p for p in pools if p.offers_on_demand]
     for spot in (p for p in pools if p.spot_only):
@@ -230,16 +315,23 @@ def spot_pool_weight_below_on_demand(ctx: CheckContext) -> Iterator[Violation]:
     rationale="""An `alias: <family>@latest` AMI selector resolves to each new AMI as AWS publishes it; Karpenter
     then marks every node of the class as drifted and replaces it, so an untested AMI rolls through all GPU nodes
     by itself. Karpenter "heavily recommends against" @latest outside pre-production and recommends pinning a
-    version and rolling newer ones out in stages (karpenter.sh/docs/tasks/managing-amis).""",
+    version and rolling newer ones out in stages (karpenter.sh/docs/tasks/managing-amis). A best practice: judged
+    when instance-types.yaml `nodeClasses.requirePinnedAmi` is on.""",
     fix="Pin the alias to a version (e.g. `al2023@v20250915`) and roll new versions out deliberately.",
     sources=("https://karpenter.sh/docs/tasks/managing-amis/",),
 )
 def ec2nodeclass_ami_pinned(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "instance-types", "nodeClasses", "requirePinnedAmi"):
+        return
     for doc in ctx.graph.of_kind("EC2NodeClass"):
+        if not is_ec2nodeclass(doc):
+            continue
         for i, term in enumerate(doc.spec.get("amiSelectorTerms") or []):
             alias = term.get("alias") if isinstance(term, dict) else None
             if isinstance(alias, str) and alias.endswith("@latest"):
                 yield Violation(doc, f"amiSelectorTerms[{i}] alias {alias} follows every new AMI",
+                                details=(f"required by "
+                                         f"{_source(ctx, 'instance-types', 'nodeClasses.requirePinnedAmi')}",),
                                 path=("spec", "amiSelectorTerms", i, "alias"))
 
 
@@ -252,12 +344,14 @@ def ec2nodeclass_ami_pinned(ctx: CheckContext) -> Iterator[Violation]:
     role's credentials with a plain GET (IMDSv1). The EC2NodeClass CRD defaults metadataOptions to
     `httpTokens: required` with hop limit 1 (aws/karpenter-provider-aws pkg/apis/crds
     karpenter.k8s.aws_ec2nodeclasses.yaml), so an absent metadataOptions is fine; only an explicit `optional`
-    fails.""",
+    fails. A security best practice: judged when instance-types.yaml `nodeClasses.requireImdsv2` is on.""",
     fix="Set spec.metadataOptions.httpTokens: required (or remove the override).",
     sources=("aws/karpenter-provider-aws pkg/apis/crds/karpenter.k8s.aws_ec2nodeclasses.yaml",
              "https://docs.aws.amazon.com/eks/latest/best-practices/identity-and-access-management.html"),
 )
 def ec2nodeclass_requires_imdsv2(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "instance-types", "nodeClasses", "requireImdsv2"):
+        return
     for doc in ctx.graph.of_kind("EC2NodeClass"):
         if not is_ec2nodeclass(doc):
             continue
@@ -265,7 +359,7 @@ def ec2nodeclass_requires_imdsv2(ctx: CheckContext) -> Iterator[Violation]:
         if tokens is not None and tokens != "required":
             yield Violation(doc, f"EC2NodeClass {doc.name} sets metadataOptions.httpTokens: {tokens}; IMDSv1 "
                                  f"hands the node role's credentials to any pod that can reach "
-                                 f"169.254.169.254",
+                                 f"169.254.169.254 ({_source(ctx, 'instance-types', 'nodeClasses.requireImdsv2')})",
                             path=("spec", "metadataOptions", "httpTokens"))
 
 
@@ -316,7 +410,8 @@ def resolve_ami_family(doc: Document) -> ResolvedFamily:
     (pkg/providers/amifamily/custom.go), so the AMI's own, unknown, block devices apply — even with an alias,
     since an explicit `amiFamily: Custom` wins over it. An explicit mapping replaces the default: without
     `encrypted: true` the volume's encryption depends on the account's EBS-encryption-by-default setting, which
-    the manifests do not show.""",
+    the manifests do not show. A security best practice: judged when instance-types.yaml
+    `nodeClasses.requireEncryptedVolumes` is on.""",
     fix="Set `ebs.encrypted: true` on every spec.blockDeviceMappings entry (and `rootVolume: true` on the "
         "root one); with amiFamily Custom, list the root volume explicitly.",
     sources=("aws/karpenter-provider-aws pkg/providers/amifamily/resolver.go",
@@ -325,6 +420,8 @@ def resolve_ami_family(doc: Document) -> ResolvedFamily:
              "aws/karpenter-provider-aws pkg/providers/amifamily/al2023.go"),
 )
 def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "instance-types", "nodeClasses", "requireEncryptedVolumes"):
+        return
     for doc in ctx.graph.of_kind("EC2NodeClass"):
         if not is_ec2nodeclass(doc):
             continue
@@ -334,7 +431,8 @@ def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
             if resolved.family == CUSTOM_FAMILY:
                 yield Violation(doc, f"EC2NodeClass {doc.name} has no blockDeviceMappings and its AMI family "
                                      f"resolves to Custom ({resolved.source}): Karpenter sets no default "
-                                     f"volumes, so the AMI's own block devices (encryption unknown) apply",
+                                     f"volumes, so the AMI's own block devices (encryption unknown) apply ("
+                                     f"{_source(ctx, 'instance-types', 'nodeClasses.requireEncryptedVolumes')})",
                                 path=resolved.path)
             continue
         for i, mapping in enumerate(mappings):
@@ -346,7 +444,8 @@ def ec2nodeclass_encrypts_volumes(ctx: CheckContext) -> Iterator[Violation]:
             device = mapping.get("deviceName", f"#{i}")
             value = ebs.get("encrypted") if isinstance(ebs, Mapping) else None
             said = "is not set" if value is None else f"is {value}"
-            yield Violation(doc, f"EC2NodeClass {doc.name} volume {device}: ebs.encrypted {said}",
+            yield Violation(doc, f"EC2NodeClass {doc.name} volume {device}: ebs.encrypted {said} ("
+                                 f"{_source(ctx, 'instance-types', 'nodeClasses.requireEncryptedVolumes')})",
                             path=("spec", "blockDeviceMappings", i, "ebs", "encrypted")
                             if isinstance(ebs, Mapping) else ("spec", "blockDeviceMappings", i))
 
@@ -361,41 +460,61 @@ CRON_FIX = ("Write the schedule as the 5-field UTC cron Karpenter parses (robfig
 
 
 @rule(
-    "disruption-budgets-within-max-percent",
-    title="disruption budgets disrupt at most 20% of a pool's nodes",
+    "disruption-budget-schedule-parses",
+    title="disruption budget schedules are cron Karpenter accepts",
     area="karpenter",
-    rule_class=RuleClass.POLICY,
-    rationale="""A budget's `nodes` caps how many of the pool's nodes Karpenter disrupts at once (a percentage
-    is rounded UP against the node count; kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go
-    `GetAllowedDisruptions`). Draining more than policies/budgets.yaml maxDisruptionPercent (20%) of GPU nodes
-    at once drops serving capacity below what the models need while replacements boot. Scheduled budgets limit
-    only while active and a budget with `reasons` limits only those reasons: when no always-active budget
-    covers a reason, nothing limits that reason outside the windows (Karpenter's default 10% applies only when
-    `budgets` is omitted). Absolute counts are accepted. A `schedule` must be cron Karpenter can parse: it reads
-    it with robfig/cron v3 `ParseStandard("TZ=UTC " + schedule)` (`IsActive`), which rejects what the CRD pattern
-    and many cron tools accept — `7` for Sunday, `L`, `W`, `#`, a seconds field — and on such a budget
-    `GetAllowedDisruptions` fails closed: `MustGetAllowedDisruptions` allows 0 disruptions for every reason, so
-    the pool is never consolidated and drifted nodes (new AMIs) are never replaced.""",
-    fix="Keep every percentage budget at or below 20% and keep one always-active budget without `reasons` "
-        "(e.g. `- nodes: \"20%\"`).",
-    sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/disruption/#nodepool-disruption-budgets"),
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""A budget's `schedule` must be cron Karpenter can parse: it reads it with robfig/cron v3
+    `ParseStandard("TZ=UTC " + schedule)` (kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `IsActive`), which
+    rejects what the CRD pattern and many cron tools accept — `7` for Sunday, `L`, `W`, `#`, a seconds field —
+    and on such a budget `GetAllowedDisruptions` fails closed: `MustGetAllowedDisruptions` allows 0 disruptions
+    for every reason, so the pool is never consolidated and drifted nodes (new AMIs) are never replaced.""",
+    fix=CRON_FIX,
+    sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/disruption/#nodepool-disruption-budgets",
+             "robfig/cron v3 parser.go"),
 )
-def disruption_budgets_within_max_percent(ctx: CheckContext) -> Iterator[Violation]:
-    ceiling = Decimal(str(ctx.policy.budgets["maxDisruptionPercent"]))
-    for pool in gpu_nodepools(ctx):
-        found = declared_budgets(pool.doc)
-        broken = fails_closed(found)
-        for budget in broken:
+def disruption_budget_schedule_parses(ctx: CheckContext) -> Iterator[Violation]:
+    for pool in nodepools(ctx):
+        for budget in fails_closed(declared_budgets(pool.doc)):
             yield Violation(pool.doc, f"NodePool {pool.name} budget schedule {budget.schedule!r} is not a cron "
                                       f"Karpenter accepts: {budget.schedule_error}. Karpenter fails closed on "
                                       f"it and voluntarily disrupts none of the pool's nodes (no "
                                       f"consolidation, no drift replacement) until it is fixed",
                             path=(*budget.path, "schedule"), fix=CRON_FIX)
+
+
+@rule(
+    "disruption-budgets-within-max-percent",
+    title="disruption budgets stay within the policy's maximum percentage",
+    area="karpenter",
+    rule_class=RuleClass.POLICY,
+    rationale="""A budget's `nodes` caps how many of the pool's nodes Karpenter disrupts at once (a percentage
+    is rounded UP against the node count; kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go
+    `GetAllowedDisruptions`). An organisation that sets budgets.yaml `maxDisruptionPercent` keeps every
+    percentage budget of its GPU pools at or below it, so that draining does not drop serving capacity below what
+    the models need while replacements boot. Scheduled budgets limit only while active and a budget with
+    `reasons` limits only those reasons: when no always-active budget covers a reason, nothing limits that reason
+    outside the windows (Karpenter's default 10% applies only when `budgets` is omitted). Absolute counts are
+    accepted. Not judged without maxDisruptionPercent in the policy in force, nor on a pool whose schedule
+    Karpenter cannot parse (it then disrupts nothing; disruption-budget-schedule-parses reports it).""",
+    fix="Keep every percentage budget at or below the policy's maxDisruptionPercent and keep one always-active "
+        "budget without `reasons` (e.g. `- nodes: \"20%\"`).",
+    sources=(KARPENTER_SOURCES, "https://karpenter.sh/docs/concepts/disruption/#nodepool-disruption-budgets"),
+)
+def disruption_budgets_within_max_percent(ctx: CheckContext) -> Iterator[Violation]:
+    configured = ctx.policy.budgets.get("maxDisruptionPercent")
+    if configured is None:
+        return
+    ceiling = Decimal(str(configured))
+    source = f"maxDisruptionPercent {ceiling}% of {policy_source(ctx, 'budgets')}"
+    for pool in gpu_nodepools(ctx):
+        found = declared_budgets(pool.doc)
+        if fails_closed(found):
+            continue  # Karpenter disrupts nothing at all; disruption-budget-schedule-parses reports it
         if found is None:
             if Decimal(10) > ceiling:
                 yield Violation(pool.doc, f"NodePool {pool.name} has no budgets: Karpenter's default 10% "
-                                          f"exceeds "
-                                          f"{ceiling}%", path=DISRUPTION)
+                                          f"exceeds the {source}", path=DISRUPTION)
             continue
         for budget in found:
             if budget.nodes.endswith("%"):
@@ -405,17 +524,14 @@ def disruption_budgets_within_max_percent(ctx: CheckContext) -> Iterator[Violati
                     continue
                 if percent > ceiling:
                     yield Violation(pool.doc, f"NodePool {pool.name} budget nodes {budget.nodes} lets "
-                                              f"Karpenter "
-                                              f"disrupt more than the policy's {ceiling}% of its nodes at "
-                                              f"once",
+                                              f"Karpenter disrupt more of its nodes at once than the {source}",
                                     path=(*budget.path, "nodes"))
         unlimited = [r for r in DISRUPTION_REASONS
                      if not any(b.always_active and b.applies_to(r) for b in found)]
-        if unlimited and not broken:  # while a schedule is broken Karpenter disrupts nothing at all
+        if unlimited:
             yield Violation(pool.doc, f"NodePool {pool.name} has no always-active budget for "
                                       f"{', '.join(unlimited)}: outside its scheduled windows Karpenter may "
-                                      f"disrupt "
-                                      f"every node at once for those reasons", path=BUDGETS)
+                                      f"disrupt every node at once for those reasons ({source})", path=BUDGETS)
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -503,8 +619,9 @@ def _describe(interval: Interval, zone: ZoneInfo) -> str:
     title="the business-hours freeze is correct in UTC",
     area="karpenter",
     rule_class=RuleClass.POLICY,
-    rationale="""policies/budgets.yaml requires a `nodes: "0"` budget that blocks voluntary disruption during
-    the business hours of policies/cluster.yaml. Karpenter evaluates a budget's `schedule` as cron in UTC —
+    rationale="""When budgets.yaml sets `businessHoursFreeze: required`, a `nodes: "0"` budget must block
+    voluntary disruption during the business hours of cluster.yaml (an organisation's choice: nothing is judged
+    without both). Karpenter evaluates a budget's `schedule` as cron in UTC —
     time zones are not supported (kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go `IsActive` parses `TZ=UTC
     <schedule>`) — and keeps it active for `duration` after each hit. The seed's `0 9 * * 1-5` + 8h is
     09:00-17:00 UTC = 18:00-02:00 in Seoul: the freeze protects the night and leaves the working day open. The
@@ -523,7 +640,9 @@ def _describe(interval: Interval, zone: ZoneInfo) -> str:
 def business_hours_freeze_in_utc(ctx: CheckContext) -> Iterator[Violation]:
     if ctx.policy.budgets.get("businessHoursFreeze") != "required":
         return
-    hours = ctx.policy.cluster["businessHours"]
+    hours = ctx.policy.cluster.get("businessHours")
+    if not isinstance(hours, Mapping) or not hours.get("days"):
+        return  # a freeze is required but no business hours are configured: nothing to compare against
     try:
         zone = ZoneInfo(str(hours["timeZone"]))
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -540,7 +659,8 @@ def business_hours_freeze_in_utc(ctx: CheckContext) -> Iterator[Violation]:
     horizon_start = min(t[0][0] for t in targets)
     horizon_end = max(t[0][1] for t in targets)
     cron, duration = suggested_freeze(hours, mondays)
-    local = f"{'/'.join(hours['days'])} {hours['start']}-{hours['end']} {zone.key}"
+    local = (f"{'/'.join(hours['days'])} {hours['start']}-{hours['end']} {zone.key}, businessHours of "
+             f"{policy_source(ctx, 'cluster')}")
     for pool in gpu_nodepools(ctx):
         yield from _check_freeze(pool, targets, horizon_start, horizon_end, zone, local, cron, duration)
 

@@ -20,6 +20,7 @@ from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.scheduling import tolerates, untolerated
 from gpu_policy.loading.document import FieldPath
 from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.karpenter import policy_source
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 DEFAULT_GRACE_SECONDS = 30  # core/v1 PodSpec.terminationGracePeriodSeconds default
@@ -29,8 +30,20 @@ ERT_SOURCE = "kubernetes/kubernetes plugin/pkg/admission/extendedresourcetolerat
 POD_TERMINATION_DOC = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
 
 
-def capacity_type_taint(ctx: CheckContext) -> dict[str, Any]:
-    return dict(ctx.policy.spot["capacityTypeTaint"])
+CONVENTIONAL_SPOT_TAINT = {"key": CAPACITY_TYPE, "value": "spot", "effect": "NoSchedule"}
+"""The taint Karpenter's docs use for spot pools (karpenter.sh/docs/concepts/scheduling/#taints-and-tolerations);
+only used to read a pod's intent (it tolerates spot), never to judge a pool."""
+
+
+def capacity_type_taint(ctx: CheckContext) -> dict[str, Any] | None:
+    """The capacity-type taint the policy in force requires of spot pools (spot.yaml capacityTypeTaint), if any."""
+    taint = ctx.policy.spot.get("capacityTypeTaint")
+    return dict(taint) if isinstance(taint, Mapping) else None
+
+
+def intent_taint(ctx: CheckContext) -> dict[str, Any]:
+    """The taint whose toleration says "this pod is meant for spot": the policy's, else the conventional one."""
+    return capacity_type_taint(ctx) or dict(CONVENTIONAL_SPOT_TAINT)
 
 
 def requires_spot(ctx: CheckContext, pod: Placement, pools: list[NodePool]) -> bool:
@@ -55,7 +68,7 @@ def spot_pools_running(ctx: CheckContext, pod: Placement) -> list[NodePool]:
 
 
 def meant_for_spot(ctx: CheckContext, pod: Placement) -> bool:
-    return requires_spot(ctx, pod, nodepools(ctx)) or tolerates(pod.tolerations, capacity_type_taint(ctx))
+    return requires_spot(ctx, pod, nodepools(ctx)) or tolerates(pod.tolerations, intent_taint(ctx))
 
 
 def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
@@ -67,7 +80,7 @@ def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
         return True, ("it can be placed on spot capacity of NodePool "
                       + ", ".join(f"{p.name} (capacity types {', '.join(sorted(p.capacity_types))})"
                                   for p in running))
-    taint = capacity_type_taint(ctx)
+    taint = intent_taint(ctx)
     if tolerates(pod.tolerations, taint):
         return True, f"it tolerates the {taint['key']}={taint['value']} taint"
     return False, ""
@@ -77,26 +90,29 @@ def runs_on_spot(ctx: CheckContext, pod: Placement) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------------------------------------
 @rule(
     "spot-pool-taints-capacity-type",
-    title="spot pools taint karpenter.sh/capacity-type",
+    title="spot pools carry the capacity-type taint of the spot policy",
     area="spot",
     rule_class=RuleClass.POLICY,
-    rationale="""A spot-only NodePool must taint its nodes with policies/spot.yaml capacityTypeTaint
-    (`karpenter.sh/capacity-type=spot:NoSchedule`), so that only workloads that accept a 2-minute reclaim land
-    there; Karpenter copies the taints of spec.template.spec.taints onto every node (kubernetes-sigs/karpenter
-    pkg/apis/v1/nodepool.go).""",
-    fix="Add the capacity-type taint of policies/spot.yaml to spec.template.spec.taints.",
+    rationale="""When the policy in force sets spot.yaml capacityTypeTaint (e.g.
+    `karpenter.sh/capacity-type=spot:NoSchedule`), a spot-only NodePool must taint its nodes with it, so that only
+    workloads that accept a 2-minute reclaim land there; Karpenter copies the taints of spec.template.spec.taints
+    onto every node (kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go). Nothing is judged without it.""",
+    fix="Add the capacity-type taint of spot.yaml capacityTypeTaint to spec.template.spec.taints.",
     sources=("kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go",
              "https://karpenter.sh/docs/concepts/nodepools/#spectemplatespectaints"),
 )
 def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
     taint = capacity_type_taint(ctx)
+    if taint is None:
+        return
     for pool in nodepools(ctx):
         if not pool.spot_only:
             continue
         if any(t.get("key") == taint["key"] and str(t.get("value") or "") == taint["value"]
                and t.get("effect") == taint["effect"] for t in pool.taints):
             continue
-        yield Violation(pool.doc, f"spot NodePool {pool.name} does not taint its nodes {taint_text(taint)}",
+        yield Violation(pool.doc, f"spot NodePool {pool.name} does not taint its nodes {taint_text(taint)} "
+                                  f"(capacityTypeTaint of {policy_source(ctx, 'spot')})",
                         path=("spec", "template", "spec", "taints") if pool.taints
                         else ("spec", "template", "spec"))
 
@@ -111,7 +127,8 @@ def spot_pool_taints_capacity_type(ctx: CheckContext) -> Iterator[Violation]:
     `karpenter.sh/capacity-type` taint of the spot pools it selects: Karpenter does not use a NodePool whose
     taints the pod does not tolerate (https://karpenter.sh/docs/concepts/nodepools/), so the pod never reaches
     that pool — it stays Pending, or lands on the spot capacity of a mixed on-demand+spot pool instead. When
-    the set holds no spot pool the taint of policies/spot.yaml capacityTypeTaint is required.""",
+    the set holds no spot pool, the taint of spot.yaml capacityTypeTaint is required if the policy in force sets
+    one (otherwise the spot pools are elsewhere and nothing is judged).""",
     fix="Add a toleration {key: karpenter.sh/capacity-type, operator: Equal, value: spot, effect: NoSchedule}.",
     sources=("https://karpenter.sh/docs/concepts/scheduling/#taints-and-tolerations",
              "kubernetes-sigs/karpenter pkg/scheduling/taints.go"),
@@ -126,11 +143,15 @@ def spot_pods_tolerate_capacity_type_taint(ctx: CheckContext) -> Iterator[Violat
         missing_by_pool: list[tuple[NodePool | None, list[Mapping[str, Any]]]] = [
             (p, untolerated(pod.tolerations, taints)) for p, taints in tainted if taints]
         if not selected:
-            missing_by_pool = [(None, untolerated(pod.tolerations, [capacity_type_taint(ctx)]))]
+            taint = capacity_type_taint(ctx)
+            if taint is None:
+                continue
+            missing_by_pool = [(None, untolerated(pod.tolerations, [taint]))]
         for pool, missing in missing_by_pool:
             if not missing:
                 continue
-            where = f"NodePool {pool.name}" if pool is not None else "policies/spot.yaml capacityTypeTaint"
+            where = f"NodePool {pool.name}" if pool is not None else \
+                f"capacityTypeTaint of {policy_source(ctx, 'spot')}"
             yield Violation(pod.template.owner,
                             f"{pod.template.owner.ref} can only run on spot but does not tolerate "
                             f"{', '.join(sorted({taint_text(t) for t in missing}))} of {where}: it never "
@@ -212,7 +233,7 @@ def prestop_seconds(container: Mapping[str, Any]) -> tuple[float | None, FieldPa
     title="spot pods shut down within the 2-minute interruption notice",
     area="spot",
     rule_class=RuleClass.CORRECTNESS,
-    rationale="""EC2 reclaims a spot instance two minutes after its interruption notice (policies/spot.yaml
+    rationale="""EC2 reclaims a spot instance two minutes after its interruption notice (spot.yaml
     interruptionNoticeSeconds; Karpenter drains the node on the notice only when its interruption queue is
     configured). The pod's terminationGracePeriodSeconds (default 30) counts from the start of deletion and
     INCLUDES the preStop hook; SIGTERM is sent only when preStop returns and the container is killed when the
@@ -251,7 +272,7 @@ def spot_graceful_shutdown_fits_notice(ctx: CheckContext) -> Iterator[Violation]
 
 def _keeps_state(ctx: CheckContext, pod: Placement) -> str | None:
     owner = pod.template.owner
-    if owner.kind in ctx.policy.spot["statefulKinds"]:
+    if owner.kind in (ctx.policy.spot.get("statefulKinds") or ()):
         return f"it is a {owner.kind}"
     claims = [str(v.get("name")) for v in pod.template.spec.get("volumes") or []
               if isinstance(v, Mapping) and isinstance(v.get("persistentVolumeClaim"), Mapping)]
@@ -265,17 +286,19 @@ def _keeps_state(ctx: CheckContext, pod: Placement) -> str | None:
     title="only stateless workloads run on spot",
     area="spot",
     rule_class=RuleClass.POLICY,
-    rationale="""A spot node disappears two minutes after its notice. A StatefulSet pod (policies/spot.yaml
-    statefulKinds) or a pod with a PersistentVolumeClaim loses its identity or has to re-attach its volume on
-    another node — EBS volumes are zonal and detach slowly — so it must not run on spot. Counts every pod that
-    may land on spot capacity: it selects spot, tolerates the capacity-type taint, or a NodePool offering spot
-    (also a mixed on-demand+spot pool, where Karpenter prefers spot) admits it.""",
+    rationale="""A spot node disappears two minutes after its notice. When the policy in force sets spot.yaml
+    statefulKinds, a pod of those kinds or a pod with a PersistentVolumeClaim loses its identity or has to
+    re-attach its volume on another node — EBS volumes are zonal and detach slowly — so it must not run on
+    spot. Counts every pod that may land on spot capacity: it selects spot, tolerates the capacity-type
+    taint, or a NodePool offering spot (also a mixed on-demand+spot pool, where Karpenter prefers spot) admits it.""",
     fix="Pin the workload to on-demand capacity (nodeSelector karpenter.sh/capacity-type: on-demand) and drop the "
         "spot toleration, or make it stateless.",
     sources=("https://karpenter.sh/docs/concepts/disruption/#interruption",
              "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-best-practices.html"),
 )
 def spot_runs_stateless_workloads(ctx: CheckContext) -> Iterator[Violation]:
+    if not ctx.policy.spot.get("statefulKinds"):
+        return  # an organisation's choice: judged when spot.yaml statefulKinds is set
     for pod in placements(ctx):
         state = _keeps_state(ctx, pod)
         if state is None:
@@ -283,5 +306,6 @@ def spot_runs_stateless_workloads(ctx: CheckContext) -> Iterator[Violation]:
         on_spot, why = runs_on_spot(ctx, pod)
         if on_spot:
             owner = pod.template.owner
-            yield Violation(owner, f"{owner.ref} keeps state ({state}) but may run on spot: {why}",
+            yield Violation(owner, f"{owner.ref} keeps state ({state}; statefulKinds of "
+                                   f"{policy_source(ctx, 'spot')}) but may run on spot: {why}",
                             path=pod.path("tolerations") if pod.tolerations else pod.path())

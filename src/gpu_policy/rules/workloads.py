@@ -1,7 +1,7 @@
 """GPU workloads: pod templates that request `nvidia.com/gpu` ask for it the way the API server accepts, can
 be placed on a Karpenter NodePool, carry a priority, are not pinned by a PodDisruptionBudget, and run on the
 instance
-family their model size calls for (policies/instance-types.yaml)."""
+family their model size calls for (an organisation's instance-types.yaml modelSizeGuide)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from gpu_policy.graph.nodes.model import nodepools, placement_of, placements, reachable
+from gpu_policy.graph.nodes.model import nodepools, placement_of, placements, reachable, selects
 from gpu_policy.graph.nodes.placement import effective_request
 from gpu_policy.graph.quantities import parse_quantity
 from gpu_policy.graph.selectors import matches
 from gpu_policy.graph.workloads import SCALABLE_KINDS, PodTemplate
 from gpu_policy.loading.document import Document
 from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.karpenter import policy_source
 from gpu_policy.rules.keda import GPU_RESOURCE, autoscalers, workload_label
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
@@ -99,6 +100,11 @@ def gpu_requests_equal_limits(ctx: CheckContext) -> Iterator[Violation]:
                 )
 
 
+def _switch(ctx: CheckContext, key: str) -> bool:
+    section = ctx.policy.sla.get("gpuWorkloads") or {}
+    return bool(section.get(key)) if isinstance(section, Mapping) else False
+
+
 def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     for doc in ctx.graph.of_kind("LimitRange"):
@@ -121,7 +127,8 @@ def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     requests: a GPU pod without cpu/memory requests is treated as needing none, gets packed next to others on
     a node whose CPU and memory it then starves (vLLM tokenization and KV-cache swap use host CPU and RAM),
     and is the first to be evicted under memory pressure (BestEffort/Burstable QoS). A LimitRange default in
-    the namespace counts.""",
+    the namespace counts. A best practice: judged when sla.yaml `gpuWorkloads.requireCpuMemoryRequests` is on in
+    the policy in force.""",
     fix="Give every container of the GPU pod cpu and memory requests (a limit alone also sets the request).",
     sources=(
         "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/",
@@ -129,6 +136,8 @@ def _limit_range_defaults(ctx: CheckContext) -> dict[str, set[str]]:
     ),
 )
 def gpu_containers_request_cpu_memory(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "requireCpuMemoryRequests"):
+        return
     defaults = ctx.memo("workloads.limit_range_defaults", lambda: _limit_range_defaults(ctx))
     for template in gpu_templates(ctx):
         namespace_defaults = defaults.get(template.owner.namespace, set())
@@ -160,7 +169,8 @@ def gpu_containers_request_cpu_memory(ctx: CheckContext) -> Iterator[Violation]:
     requests must fit one allowed instance type within the pool's limits
     (https://karpenter.sh/docs/concepts/scheduling/). Otherwise the pod stays Pending forever. Modelled
     headroom: 7.5% VM memory overhead, kube-reserved for 110 pods, 100Mi eviction threshold; DaemonSet
-    overhead is not subtracted. Skipped when the set has no NodePool.""",
+    overhead is not subtracted. Skipped when the set has no NodePool; when the pod's node selection matches no
+    NodePool of a partial set, its pool may live elsewhere and the pod is listed as not checked.""",
     fix="""Tolerate the pool's taints, select only labels the pool's nodes carry, and request no more than one
     allowed instance type provides (or add that instance type to the pool).""",
     sources=(
@@ -175,48 +185,73 @@ def gpu_workload_lands_on_nodepool(ctx: CheckContext) -> Iterator[Violation]:
     for template in gpu_templates(ctx):
         if template.owner.kind == "DaemonSet":
             continue  # DaemonSets follow nodes, they do not cause Karpenter to launch any
-        found = reachable(ctx, placement_of(ctx, template))
+        pod = placement_of(ctx, template)
+        found = reachable(ctx, pod)
         shapes, why = found.shapes, found.why_not
-        if not shapes:
-            yield Violation(
-                template.owner,
-                f"no NodePool can run this GPU pod: {why[0] if why else 'no pools'}",
-                path=template.spec_path,
-                details=tuple(why),
-            )
+        if shapes:
+            continue
+        message = f"no NodePool can run this GPU pod: {why[0] if why else 'no pools'}"
+        if ctx.complete or any(selects(ctx, pool, pod) for pool in nodepools(ctx)):
+            # The pod's node selection admits a pool of the set, which then refuses it (taints, requests) — or the
+            # set is declared complete, so no pool elsewhere can take it.
+            yield Violation(template.owner, message, path=template.spec_path, details=tuple(why))
+        else:
+            # No pool of the set matches the pod's node selection: it may be meant for one outside the set.
+            yield from ctx.missing(template.owner, template.spec_path,
+                                   f"{template.owner.ref}: the node selection of this GPU pod matches no NodePool "
+                                   f"of the set ({'; '.join(why[:3])}); its NodePool may be outside the set")
 
 
 @rule(
     "gpu-workloads-have-priority",
-    title="GPU workloads set an existing priority class",
+    title="GPU workloads set a priority class",
     area="gpu-workloads",
     rule_class=RuleClass.POLICY,
     rationale="""When GPU capacity is short (a surge, a spot reclaim, a pool at its limit), the scheduler
     preempts by priority: without a priorityClassName a model server has priority 0 (or the globalDefault) and
-    competes blindly, so the seed's "Priority-based Allocation" to protect important workloads cannot happen.
-    A priorityClassName that names no PriorityClass makes the API server reject every pod (Priority admission
-    plugin: `no PriorityClass with name %v was found`); system-cluster-critical and system-node-critical
-    always exist (https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/).""",
-    fix="Set spec.template.spec.priorityClassName to a PriorityClass declared in the set.",
+    competes blindly, so "priority-based allocation" to protect important workloads cannot happen
+    (https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/). An organisation's choice:
+    judged when sla.yaml `gpuWorkloads.requirePriorityClass` is on in the policy in force.""",
+    fix="Set spec.template.spec.priorityClassName to a PriorityClass of the cluster.",
+    sources=("https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/",),
+)
+def gpu_workloads_have_priority(ctx: CheckContext) -> Iterator[Violation]:
+    if not _switch(ctx, "requirePriorityClass"):
+        return
+    for template in gpu_templates(ctx):
+        if not template.spec.get("priorityClassName"):
+            yield Violation(
+                template.owner,
+                f"GPU pod template sets no priorityClassName (gpuWorkloads.requirePriorityClass of "
+                f"{policy_source(ctx, 'sla')})",
+                path=template.spec_path,
+            )
+
+
+@rule(
+    "priority-class-exists",
+    title="GPU workloads name a PriorityClass that exists",
+    area="gpu-workloads",
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""A priorityClassName that names no PriorityClass makes the API server reject every pod of the
+    workload (Priority admission plugin: `no PriorityClass with name %v was found`); system-cluster-critical and
+    system-node-critical always exist (https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-
+    preemption/). A PriorityClass that is not in the set may be created elsewhere (a chart, the platform team):
+    it is listed as not checked unless the set is declared complete.""",
+    fix="Point spec.template.spec.priorityClassName at a PriorityClass that exists, or add that PriorityClass.",
     sources=(
         "https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/",
         "kubernetes/kubernetes plugin/pkg/admission/priority/admission.go",
     ),
 )
-def gpu_workloads_have_priority(ctx: CheckContext) -> Iterator[Violation]:
+def priority_class_exists(ctx: CheckContext) -> Iterator[Violation]:
     for template in gpu_templates(ctx):
         name = template.spec.get("priorityClassName")
-        if not name:
-            yield Violation(
-                template.owner, "GPU pod template sets no priorityClassName", path=template.spec_path
-            )
-        elif name not in SYSTEM_PRIORITY_CLASSES and ctx.graph.get("PriorityClass", str(name)) is None:
-            yield Violation(
-                template.owner,
-                f"priorityClassName {name!r}: no PriorityClass with name {name} was "
-                f"found in the manifest set",
-                path=(*template.spec_path, "priorityClassName"),
-            )
+        if not name or name in SYSTEM_PRIORITY_CLASSES or ctx.graph.get("PriorityClass", str(name)) is not None:
+            continue
+        yield from ctx.missing(
+            template.owner, (*template.spec_path, "priorityClassName"),
+            f"{template.owner.ref} priorityClassName {name!r}: no PriorityClass with name {name} is in the set")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -335,22 +370,25 @@ def families_for(guide: list[Mapping[str, Any]], billions: Decimal) -> list[str]
     title="the model size runs on its instance family",
     area="gpu-workloads",
     rule_class=RuleClass.POLICY,
-    rationale="""The seed's instance selection guide (policies/instance-types.yaml modelSizeGuide): 70B+ on p5
-    (H100 80GB), 13B-70B on p4d (A100 40GB), up to 7B on g5 (A10G 24GB). A model on a smaller family does not
+    rationale="""An organisation's instance selection guide (instance-types.yaml modelSizeGuide; the reference
+    profile's: 70B+ on p5 (H100 80GB), 13B-70B on p4d (A100 40GB), up to 7B on g5 (A10G 24GB)); nothing is judged
+    without one. A model on a smaller family does not
     fit in GPU memory (or runs with a tiny KV cache); one on a larger family wastes the most expensive GPUs. A
-    workload declares its size with the label `gpu-policy.io/model-params-billions` (Deployment or pod
-    template); at least one instance type its pods can land on (see "every GPU workload can land on a
-    NodePool") must be of the guide's family. A size the guide does not cover (between 7B and 13B) is reported
+    workload declares its size with the label of modelSizeLabel (Deployment or pod template); at least one
+    instance type its pods can land on (see "every GPU workload can land on a NodePool") must be of the guide's
+    family. A size the guide does not cover (in the reference guide, between 7B and 13B) is reported
     too.""",
     fix="Constrain the pods (node affinity on karpenter.k8s.aws/instance-family) to the guide's family, or "
     "correct the label.",
-    sources=("policies/instance-types.yaml modelSizeGuide",),
+    sources=("instance-types.yaml modelSizeGuide of the policy in force",),
 )
 def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]:
-    label = str(ctx.policy.instance_types["modelSizeLabel"])
-    guide = list(ctx.policy.instance_types["modelSizeGuide"])
-    if not nodepools(ctx):
-        return
+    label = ctx.policy.instance_types.get("modelSizeLabel")
+    guide = list(ctx.policy.instance_types.get("modelSizeGuide") or [])
+    if not label or not guide or not nodepools(ctx):
+        return  # an organisation's guide: judged only when the policy in force sets one
+    label = str(label)
+    source = f"modelSizeGuide of {policy_source(ctx, 'instance-types')}"
     for template in gpu_templates(ctx):
         value, path = workload_label(template.owner, label)
         if value is None:
@@ -363,7 +401,7 @@ def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]
         families = families_for(guide, billions)
         if not families:
             yield Violation(
-                template.owner, f"{label} is {value}: no modelSizeGuide entry covers {value}B", path=path
+                template.owner, f"{label} is {value}: no entry of the {source} covers {value}B", path=path
             )
             continue
         shapes = reachable(ctx, placement_of(ctx, template)).shapes
@@ -373,7 +411,7 @@ def model_size_matches_instance_family(ctx: CheckContext) -> Iterator[Violation]
         if not any(s.family in families for s in shapes):
             yield Violation(
                 template.owner,
-                f"a {value}B model belongs on {'/'.join(families)}, but its pods can only "
+                f"a {value}B model belongs on {'/'.join(families)} ({source}), but its pods can only "
                 f"land on {', '.join(reachable_types)}",
                 path=template.spec_path,
             )

@@ -12,6 +12,19 @@ name), `instance-capability-flex`, and for a type with one kind of GPU `instance
 `instance-gpu-count` and `instance-gpu-memory` (per GPU, MiB). Zone, region, zone-id and hostname are set
 but not predictable here.
 
+Operators (kubernetes-sigs/karpenter pkg/scheduling/requirement.go `NewRequirementWithFlexibility`, `Has`,
+`withinBounds`): In / NotIn / Exists / DoesNotExist, and Gt / Lt / Gte / Lte (the NodePool CRD of v1.14 admits
+Gte and Lte) — integer bounds: Gt N is Gte N+1, Lt N is Lte N-1, and a value that is not an integer never
+satisfies a bound. NotIn and DoesNotExist hold on a node without the label (`Intersects` lets two
+NotIn/DoesNotExist requirements pass), Exists/Gt/Lt do not. Keys are normalized first (pkg/apis/v1/labels.go
+`NormalizedLabels`: `beta.kubernetes.io/arch` -> `kubernetes.io/arch`, ...).
+
+EKS Auto Mode nodes carry the same instance facts under `eks.amazonaws.com/instance-*` (the "EKS Auto Mode
+Supported Labels" table of docs.aws.amazon.com/eks/latest/userguide/create-node-pool.html, awsdocs/amazon-eks-
+user-guide latest/ug/automode/create-node-pool.adoc) plus `eks.amazonaws.com/compute-type: auto`; for an Auto Mode
+pool those keys are read as the `karpenter.k8s.aws/` labels of this model, and `karpenter.k8s.aws/` keys are not
+modelled (Auto Mode does not document them).
+
 Which labels Karpenter accepts undefined (kubernetes-sigs/karpenter pkg/scheduling/requirements.go
 `Compatible` with `AllowUndefinedWellKnownLabels`): a pod requirement on a well-known label the pool does
 not define is compatible; on a custom label the pool does not define only NotIn / DoesNotExist are.
@@ -57,7 +70,32 @@ WELL_KNOWN = frozenset({NODEPOOL, ZONE, REGION, INSTANCE_TYPE, ARCH, OS, CAPACIT
 # Present on every node with a value the manifests do not determine.
 PRESENT_UNPREDICTABLE = (ZONE, REGION, ZONE_ID, HOSTNAME)
 _SCHEME = re.compile(r"(^[a-z]+)(-[0-9]+tb)?([0-9]+).*\.")
-OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"})
+OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gte", "Lte"})
+BOUND_OPERATORS = frozenset({"Gt", "Lt", "Gte", "Lte"})
+EKS = "eks.amazonaws.com/"
+COMPUTE_TYPE = EKS + "compute-type"
+UNMODELLED_PREFIX = "~unmodelled~"
+"""Canonical keys with this prefix are not modelled: any value, or none, is possible."""
+# kubernetes-sigs/karpenter pkg/apis/v1/labels.go NormalizedLabels.
+NORMALIZED = {
+    "failure-domain.beta.kubernetes.io/zone": ZONE,
+    "beta.kubernetes.io/arch": ARCH,
+    "beta.kubernetes.io/os": OS,
+    "beta.kubernetes.io/instance-type": INSTANCE_TYPE,
+    "failure-domain.beta.kubernetes.io/region": REGION,
+}
+
+
+def canonical_key(key: str, auto_mode: bool = False) -> str:
+    """The key this model stores a label under: Karpenter's normalization, and for EKS Auto Mode pools the
+    `eks.amazonaws.com/instance-*` labels as their `karpenter.k8s.aws/` equivalents."""
+    key = NORMALIZED.get(key, key)
+    if auto_mode:
+        if key.startswith(EKS + "instance-"):
+            return AWS + key[len(EKS):]
+        if key.startswith(AWS):
+            return UNMODELLED_PREFIX + key
+    return key
 
 
 def is_well_known(key: str) -> bool:
@@ -88,7 +126,7 @@ def one_of(values: Iterable[Any]) -> LabelState:
 
 
 def _bound(values: list[str]) -> int | None:
-    """Gt/Lt take exactly one integer (core/v1 validation)."""
+    """Gt/Lt/Gte/Lte take exactly one integer (core/v1 validation; the Karpenter CRD)."""
     if len(values) != 1:
         return None
     try:
@@ -98,11 +136,18 @@ def _bound(values: list[str]) -> int | None:
 
 
 def _compares(value: str, operator: str, bound: int) -> bool:
+    """requirement.go withinBounds: only integers are within bounds."""
     try:
         number = int(value)
     except ValueError:
         return False
-    return number > bound if operator == "Gt" else number < bound
+    if operator == "Gt":
+        return number > bound
+    if operator == "Lt":
+        return number < bound
+    if operator == "Gte":
+        return number >= bound
+    return number <= bound
 
 
 def narrow(state: LabelState, operator: str, values: list[str]) -> LabelState | None:
@@ -110,7 +155,7 @@ def narrow(state: LabelState, operator: str, values: list[str]) -> LabelState | 
     wanted = frozenset(values)
     if operator not in OPERATORS:
         return None
-    if operator in ("Gt", "Lt"):
+    if operator in BOUND_OPERATORS:
         bound = _bound(values)
         if bound is None or state.kind == "absent":
             return None
@@ -150,7 +195,7 @@ def always_holds(state: LabelState, operator: str, values: list[str]) -> bool:
             return not state.values & wanted
         if operator == "Exists":
             return True
-        if operator in ("Gt", "Lt"):
+        if operator in BOUND_OPERATORS:
             bound = _bound(values)
             return bound is not None and all(_compares(v, operator, bound) for v in state.values)
         return False
@@ -172,8 +217,9 @@ def _lower_kabob(text: str) -> str:
 
 def instance_labels(instance_type: str, facts: Mapping[str, Any] | None) -> dict[str, LabelState]:
     """The labels Karpenter puts on a node of `instance_type` (see the module docstring). Name-derived labels
-    are always known; fact-derived ones (cpu, memory, GPUs) only with policies/instance-types.yaml facts —
-    without them they are present with an unknown value (GPU labels: unknown, the type may have none)."""
+    are always known; fact-derived ones (cpu, memory, GPUs) only with facts (the GPU instance catalogue, or the
+    profile's instanceTypes) — without them they are present with an unknown value (GPU labels: unknown, the type
+    may have none)."""
     labels: dict[str, LabelState] = {INSTANCE_TYPE: one_of([instance_type]), OS: one_of(["linux"])}
     family, dot, size = instance_type.partition(".")
     scheme = _SCHEME.match(instance_type)
@@ -193,14 +239,23 @@ def instance_labels(instance_type: str, facts: Mapping[str, Any] | None) -> dict
         for key in GPU_LABELS:
             labels[key] = UNKNOWN
         return labels
+    if facts.get("arch"):
+        labels[ARCH] = one_of([str(facts["arch"])])
     labels[INSTANCE_CPU] = one_of([int(facts["vcpu"])])
-    labels[INSTANCE_MEMORY] = one_of([int(facts["memoryGiB"]) * 1024])
+    memory_mib = facts.get("memoryMiB")
+    labels[INSTANCE_MEMORY] = one_of([int(memory_mib) if memory_mib is not None
+                                      else int(float(facts["memoryGiB"]) * 1024)])
     gpus = int(facts.get("gpuCount", 0))
-    if gpus > 0:
-        labels[GPU_NAME] = one_of([_lower_kabob(str(facts["gpuModel"]))])
+    # A type with GPU info carries the four labels even when the count is 0 (fractional-GPU g6f/gr6f: a share
+    # of one L4; Karpenter's instance-types reference lists instance-gpu-count 0 and instance-gpu-name l4).
+    if gpus > 0 or facts.get("gpuName"):
+        name = facts.get("gpuName") or _lower_kabob(str(facts["gpuModel"]))
+        labels[GPU_NAME] = one_of([str(name)])
         labels[GPU_MANUFACTURER] = one_of([_lower_kabob(str(facts.get("gpuManufacturer", "NVIDIA")))])
         labels[GPU_COUNT] = one_of([gpus])
-        labels[GPU_MEMORY] = one_of([int(float(facts["gpuMemoryGiB"]) * 1024)])
+        gpu_mib = facts.get("gpuMemoryMiB")
+        labels[GPU_MEMORY] = one_of([int(gpu_mib) if gpu_mib is not None
+                                     else int(float(facts["gpuMemoryGiB"]) * 1024)])
     else:
         for key in GPU_LABELS:
             labels[key] = ABSENT  # computeRequirements: DoesNotExist unless the type has GPUs

@@ -1,23 +1,31 @@
 """The run's node model, built once per run through `ctx.memo` and shared by every rule.
 
-Cost: parsing is linear in the NodePools; shapes are pools x instance types; a pod's reachability is computed
-once per pod template against every shape (pods x pools x instance types), never per rule.
+Cost: parsing is linear in the NodePools; shapes are pools x admissible GPU instance types (at most the catalogue's
+~75); a pod's reachability is computed once per pod template: a pool whose taints the pod does not tolerate is
+dismissed at once, the pool's shapes are walked only otherwise — never per rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol, TypeVar
 
 from gpu_policy.graph.graph import ResourceGraph
-from gpu_policy.graph.nodes.placement import Placement, can_select, placement, shape_rejects
+from gpu_policy.graph.nodes.labels import GPU_RESOURCE
+from gpu_policy.graph.nodes.overlays import NodeOverlay, is_nodeoverlay, overlaid_capacity, parse_overlay
+from gpu_policy.graph.nodes.placement import Placement, can_select, placement, shape_rejects, taint_text
 from gpu_policy.graph.nodes.pools import NodePool, is_nodepool, parse_nodepool
+from gpu_policy.graph.nodes.resources import karpenter_capacity, vm_memory_overhead
 from gpu_policy.graph.nodes.shapes import NodeShape, PoolShapes, pool_shapes
+from gpu_policy.graph.scheduling import untolerated
 from gpu_policy.graph.workloads import PodTemplate
 from gpu_policy.policy.loader import PolicySet
 
 T = TypeVar("T")
+MAX_REASONS = 6
+"""Per pool, how many instance types a "cannot land" message names before it summarizes the rest."""
 
 
 class RunContext(Protocol):
@@ -46,6 +54,23 @@ def shapes_of(ctx: RunContext, pool: NodePool) -> PoolShapes:
 
 def all_shapes(ctx: RunContext) -> list[PoolShapes]:
     return [shapes_of(ctx, p) for p in nodepools(ctx)]
+
+
+def node_overlays(ctx: RunContext) -> list[NodeOverlay]:
+    """Every karpenter.sh/v1alpha1 NodeOverlay of the set."""
+    return ctx.memo("nodes.overlays", lambda: [parse_overlay(d) for d in ctx.graph.of_kind("NodeOverlay")
+                                               if is_nodeoverlay(d)])
+
+
+def capacity_of(ctx: RunContext, shape: NodeShape) -> dict[str, Decimal]:
+    """What Karpenter counts against the pool's limits for one node of `shape` (karpenter_capacity), with the
+    nvidia.com/gpu a NodeOverlay of the set tells Karpenter to assume (GPU time-slicing)."""
+    assert shape.facts is not None
+    capacity = karpenter_capacity(shape.facts, vm_memory_overhead(ctx.policy))
+    found = overlaid_capacity(node_overlays(ctx), shape, GPU_RESOURCE)
+    if found is not None:
+        capacity[GPU_RESOURCE] = found[0]
+    return capacity
 
 
 def extended_resource_toleration(ctx: RunContext) -> bool:
@@ -80,11 +105,14 @@ def reachable(ctx: RunContext, pod: Placement) -> Reachability:
         out = Reachability()
         ert = extended_resource_toleration(ctx)
         for pool in all_shapes(ctx):
+            # Taints are the pool's, the same for every shape: judge them once per pool.
+            blocking = untolerated(pod.effective_tolerations(ert), pool.pool.taints)
+            if blocking:
+                out.why_not.append(f"NodePool {pool.pool.name}: untolerated taint {taint_text(blocking[0])}")
+                continue
             reasons: list[str] = []
             accepted = False
             for shape in pool.shapes:
-                if shape.instance_type is None:
-                    continue  # the unmodelled remainder of an unbounded pool: nothing to fit against
                 reason = shape_rejects(pod, shape, ert)
                 if reason is None:
                     out.shapes.append(shape)
@@ -92,7 +120,10 @@ def reachable(ctx: RunContext, pod: Placement) -> Reachability:
                 elif shape.modelled:
                     reasons.append(f"{shape.instance_type}: {reason}")
             if not accepted:
-                detail = "; ".join(reasons + pool.excluded) or "no instance types"
+                listed = reasons + (pool.excluded if pool.pool.instance_types is not None else [])
+                if len(listed) > MAX_REASONS:
+                    listed = [*listed[:MAX_REASONS], f"and {len(listed) - MAX_REASONS} more instance types"]
+                detail = "; ".join(listed) or "; ".join(pool.excluded) or "no instance types"
                 out.why_not.append(f"NodePool {pool.pool.name}: {detail}")
         return out
 
@@ -105,5 +136,7 @@ def selects(ctx: RunContext, pool: NodePool, pod: Placement) -> bool:
     index: dict[tuple[int, int], bool] = ctx.memo("nodes.selects", dict)
     key = (id(pool), id(pod))
     if key not in index:
-        index[key] = any(can_select(pod, s) for s in shapes_of(ctx, pool).shapes)
+        found = shapes_of(ctx, pool)
+        index[key] = any(can_select(pod, s) for s in found.shapes) or (
+            found.others is not None and can_select(pod, found.others))
     return index[key]

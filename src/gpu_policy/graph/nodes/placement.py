@@ -37,7 +37,7 @@ from gpu_policy.graph.scheduling import untolerated
 from gpu_policy.graph.workloads import PodTemplate
 from gpu_policy.loading.document import FieldPath
 
-FIT_RESOURCES = ("cpu", "memory", GPU_RESOURCE)
+FIT_RESOURCES = (GPU_RESOURCE, "cpu", "memory")
 Expression = tuple[str, str, list[str]]
 
 
@@ -239,7 +239,7 @@ def shape_rejects(pod: Placement, shape: NodeShape, extended_resource_toleration
     if failure is not None:
         return f"node selection does not match: {failure}"
     if shape.room is None:
-        return "not in policies/instance-types.yaml (not modelled)"
+        return "not in the GPU instance catalogue (not modelled)"
     for name in FIT_RESOURCES:
         want, have = pod.requests[name], shape.room.get(name)
         if want > have:

@@ -4,6 +4,11 @@ Field meanings follow kubernetes-sigs/karpenter pkg/apis/v1/nodepool.go and node
 .requirements` (NodeSelectorRequirementWithMinValues), `spec.template.metadata.labels`, `taints` (copied to
 every node) and `startupTaints` (removed once the node is initialised, so they never keep pods off),
 `spec.weight` (absent = 0), `spec.limits`, `spec.template.spec.nodeClassRef`.
+
+Only `karpenter.sh/v1` NodePools are modelled: v1beta1 / v1alpha5 objects mean other things (a v1beta1
+nodeClassRef has no `group`, budgets and consolidation fields differ) and are judged by the removed-API rule alone.
+A NodePool whose nodeClassRef has `group: eks.amazonaws.com` (`kind: NodeClass`) runs on EKS Auto Mode
+(docs.aws.amazon.com/eks/latest/userguide/create-node-pool.html) and is labelled with Auto Mode's keys.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from gpu_policy.graph.nodes.catalogue import catalogue, instance_facts
 from gpu_policy.graph.nodes.labels import (
     CAPACITY_TYPE,
+    EKS,
     GPU_COUNT,
     GPU_LABELS,
     GPU_RESOURCE,
     INSTANCE_CATEGORY,
     INSTANCE_FAMILY,
     INSTANCE_TYPE,
+    canonical_key,
 )
 from gpu_policy.graph.quantities import parse_quantity
 from gpu_policy.loading.document import Document, FieldPath
@@ -34,6 +42,9 @@ STARTUP_TAINTS: FieldPath = (*TEMPLATE_SPEC, "startupTaints")
 NODECLASS_REF: FieldPath = (*TEMPLATE_SPEC, "nodeClassRef")
 TEMPLATE_LABELS: FieldPath = ("spec", "template", "metadata", "labels")
 LIMITS: FieldPath = ("spec", "limits")
+NODEPOOL_API = "karpenter.sh/v1"
+EC2NODECLASS_API = "karpenter.k8s.aws/v1"
+AUTO_MODE_GROUP = EKS.rstrip("/")
 ALL_CAPACITY_TYPES = frozenset({"on-demand", "spot", "reserved"})
 # EC2 categories whose instances carry NVIDIA GPUs (p: accelerated computing, g: graphics/inference).
 GPU_CATEGORIES = frozenset({"p", "g"})
@@ -47,13 +58,15 @@ class Requirement:
     operator: str
     values: tuple[str, ...]
     min_values: int | None = None
+    written_key: str = ""
+    """The key as the manifest writes it (`key` is canonical: see labels.canonical_key)."""
 
     @property
     def path(self) -> FieldPath:
         return (*REQUIREMENTS, self.index)
 
     def text(self) -> str:
-        return f"{self.key} {self.operator} [{','.join(self.values)}]"
+        return f"{self.written_key or self.key} {self.operator} [{','.join(self.values)}]"
 
 
 @dataclass
@@ -71,6 +84,8 @@ class NodePool:
     weight: int
     limits: dict[str, Decimal] = field(default_factory=dict)
     nodeclass_ref: dict[str, Any] | None = None
+    auto_mode: bool = False
+    """The pool's nodeClassRef names an EKS Auto Mode NodeClass (group eks.amazonaws.com)."""
 
     @property
     def name(self) -> str:
@@ -97,17 +112,29 @@ class NodePool:
 
 
 def is_nodepool(doc: Document) -> bool:
-    return doc.kind == "NodePool" and doc.group == "karpenter.sh"
+    """A karpenter.sh/v1 NodePool (older API versions are left to the removed-API rule)."""
+    return doc.kind == "NodePool" and doc.api_version == NODEPOOL_API
 
 
-def _requirements(doc: Document) -> list[Requirement]:
+def is_ec2nodeclass(doc: Document) -> bool:
+    """A karpenter.k8s.aws/v1 EC2NodeClass (older API versions are left to the removed-API rule)."""
+    return doc.kind == "EC2NodeClass" and doc.api_version == EC2NODECLASS_API
+
+
+def is_auto_mode_ref(ref: Any) -> bool:
+    return isinstance(ref, Mapping) and ref.get("group") == AUTO_MODE_GROUP
+
+
+def _requirements(doc: Document, auto_mode: bool = False) -> list[Requirement]:
     out: list[Requirement] = []
-    for i, raw in enumerate(doc.get(REQUIREMENTS) or []):
+    requirements = doc.get(REQUIREMENTS)
+    for i, raw in enumerate(requirements if isinstance(requirements, list) else []):
         if isinstance(raw, Mapping) and isinstance(raw.get("key"), str):
-            values = tuple(str(v) for v in raw.get("values") or [] if v is not None)
+            values = raw.get("values")
+            values = tuple(str(v) for v in values if v is not None) if isinstance(values, list) else ()
             min_values = raw.get("minValues")
-            out.append(Requirement(i, raw["key"], str(raw.get("operator") or ""), values,
-                                   min_values if isinstance(min_values, int) else None))
+            out.append(Requirement(i, canonical_key(raw["key"], auto_mode), str(raw.get("operator") or ""), values,
+                                   min_values if isinstance(min_values, int) else None, written_key=raw["key"]))
     return out
 
 
@@ -157,8 +184,8 @@ def _requires_gpus(req: Requirement) -> bool:
     if req.operator == "Exists":
         return True
     if req.key == GPU_COUNT:
-        if req.operator == "Gt":
-            return True  # Gt N with N >= 0 excludes types without GPUs (they have no gpu-count label)
+        if req.operator in ("Gt", "Gte", "Lt", "Lte"):
+            return True  # a bound excludes types without GPUs (they have no gpu-count label; withinBounds)
         if req.operator == "In":
             return any(v.isdigit() and int(v) > 0 for v in req.values)
         return False
@@ -176,11 +203,11 @@ def is_gpu_pool(limits: Mapping[str, Any], taints: list[dict[str, Any]], require
         if _requires_gpus(req):
             return True
         if req.operator == "In" and req.key in (INSTANCE_FAMILY, INSTANCE_CATEGORY) and any(
-            category(v) in GPU_CATEGORIES for v in req.values
+            category(v) in GPU_CATEGORIES or v in catalogue().families() for v in req.values
         ):
             return True
     for name in instance_types or ():
-        facts = policy.instance(name)
+        facts = instance_facts(policy, name)
         if (facts is not None and int(facts.get("gpuCount", 0)) > 0) or category(name) in GPU_CATEGORIES:
             return True
     return False
@@ -191,7 +218,9 @@ def _mappings(value: Any) -> list[dict[str, Any]]:
 
 
 def parse_nodepool(doc: Document, policy: PolicySet) -> NodePool:
-    requirements = _requirements(doc)
+    ref = doc.get(NODECLASS_REF)
+    auto_mode = is_auto_mode_ref(ref)
+    requirements = _requirements(doc, auto_mode)
     instance_types = allowed_instance_types(requirements)
     taints = _mappings(doc.get(TAINTS))
     labels = doc.get(TEMPLATE_LABELS)
@@ -203,7 +232,6 @@ def parse_nodepool(doc: Document, policy: PolicySet) -> NodePool:
         quantity = parse_quantity(value)
         if quantity is not None:
             limits[str(key)] = quantity
-    ref = doc.get(NODECLASS_REF)
     return NodePool(
         doc=doc, requirements=requirements,
         labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
@@ -211,5 +239,5 @@ def parse_nodepool(doc: Document, policy: PolicySet) -> NodePool:
         capacity_types=capacity_types(requirements), instance_types=instance_types,
         gpu=is_gpu_pool(raw_limits, taints, requirements, instance_types, policy),
         weight=weight if isinstance(weight, int) and not isinstance(weight, bool) else 0, limits=limits,
-        nodeclass_ref=dict(ref) if isinstance(ref, Mapping) else None,
+        nodeclass_ref=dict(ref) if isinstance(ref, Mapping) else None, auto_mode=auto_mode,
     )

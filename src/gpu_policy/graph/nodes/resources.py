@@ -39,12 +39,13 @@ def vm_memory_overhead(policy: PolicySet) -> float:
 def karpenter_capacity(facts: Mapping[str, Any], overhead: float) -> dict[str, Decimal]:
     """What Karpenter counts against `spec.limits` for one node of a type before it launches: vCPUs, memory
     less the VM overhead, GPUs, one node."""
-    mib = int(facts["memoryGiB"]) * 1024
+    mib = int(facts["memoryMiB"]) if facts.get("memoryMiB") is not None else int(float(facts["memoryGiB"]) * 1024)
     memory = (mib - math.ceil(mib * overhead)) * MIB
+    gpus = facts.get("nvidiaGpus", facts.get("gpuCount", 0))  # AMD GPUs are amd.com/gpu, not nvidia.com/gpu
     return {
         "cpu": Decimal(int(facts["vcpu"])),
         "memory": Decimal(memory),
-        GPU_RESOURCE: Decimal(int(facts.get("gpuCount", 0))),
+        GPU_RESOURCE: Decimal(int(gpus)),
         "nodes": Decimal(1),
     }
 

@@ -1,10 +1,13 @@
 """The kinds of node a NodePool can launch: one `NodeShape` per instance type its requirements admit.
 
 A type is a candidate when the pool's `node.kubernetes.io/instance-type` In list names it, or — for a pool
-without that bound — when policies/instance-types.yaml describes it; the pool's other requirements then
-filter it by its labels (Karpenter only launches types whose requirements are compatible with the pool's:
-kubernetes-sigs/karpenter pkg/controllers/provisioning/scheduling/nodeclaim.go `filterInstanceTypesByRequirements`).
-An unbounded pool also gets one unmodelled shape standing for the types the policy does not describe.
+without that bound — when the GPU instance catalogue (gpu_policy.graph.nodes.catalogue; a profile may add types)
+describes it; the pool's other requirements then filter it by its labels (Karpenter only launches types whose
+requirements are compatible with the pool's: kubernetes-sigs/karpenter
+pkg/controllers/provisioning/scheduling/nodeclaim.go `filterInstanceTypesByRequirements`, which asks
+`Requirements.Intersects` — pkg/scheduling/requirements.go). A pool without an instance-type list whose
+requirements also admit types outside the catalogue (types without GPUs) gets one more, unmodelled shape,
+`PoolShapes.others`, standing for them.
 A type whose single node exceeds a pool limit can never launch (scheduler.go filterByRemainingResources, which
 compares the capacity Karpenter counts — memory less the VM overhead — not the nominal memory).
 `minValues` is honoured the same way: when fewer distinct values remain than a requirement's minValues,
@@ -16,25 +19,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpu_policy.graph.nodes.catalogue import catalogue, instance_facts, known_types
 from gpu_policy.graph.nodes.labels import (
     ABSENT,
     ANY,
     CAPACITY_TYPE,
+    COMPUTE_TYPE,
     GFD_LABEL,
     GPU_LABELS,
     GPU_RESOURCE,
     HOSTNAME,
+    INSTANCE_CATEGORY,
+    INSTANCE_FAMILY,
     INSTANCE_TYPE,
     NODEPOOL,
     PRESENT_UNPREDICTABLE,
     UNKNOWN,
+    UNMODELLED_PREFIX,
     LabelState,
+    canonical_key,
     instance_labels,
     is_well_known,
     narrow,
     one_of,
 )
-from gpu_policy.graph.nodes.pools import NodePool
+from gpu_policy.graph.nodes.pools import GPU_CATEGORIES, NodePool
 from gpu_policy.graph.nodes.resources import Allocatable, allocatable, karpenter_capacity, vm_memory_overhead
 from gpu_policy.policy.loader import PolicySet
 
@@ -50,8 +59,10 @@ class NodeShape:
     facts: dict[str, Any] | None
     room: Allocatable | None
     """What pods can request on a fresh node; None when the type has no facts."""
-    gfd: bool = False
-    """NVIDIA GPU Feature Discovery runs on these nodes (policies/cluster.yaml gpuFeatureDiscovery)."""
+    gfd: bool | None = False
+    """NVIDIA GPU Feature Discovery runs on these nodes (cluster.yaml gpuFeatureDiscovery.installed); None when the
+    policy in force does not say (the defaults): the label it sets is then not modelled, neither present nor
+    absent — the GPU Operator, which installs it, is common, but not universal."""
 
     @property
     def modelled(self) -> bool:
@@ -71,8 +82,13 @@ class NodeShape:
     def state(self, key: str, running: bool = False) -> LabelState:
         """What `key` may be on a node of this shape. `running`: on the node once it runs (GPU Feature
         Discovery labels included) rather than as Karpenter sees it when deciding to launch."""
+        key = canonical_key(key, self.pool.auto_mode)
+        if key.startswith(UNMODELLED_PREFIX):
+            return UNKNOWN
         if running and key == GFD_LABEL and self.gfd:
             return one_of(["true"])
+        if running and key == GFD_LABEL and self.gfd is None and key not in self.labels:
+            return UNKNOWN
         found = self.labels.get(key)
         if found is not None:
             return found
@@ -83,8 +99,11 @@ class NodeShape:
 class PoolShapes:
     pool: NodePool
     shapes: list[NodeShape] = field(default_factory=list)
+    """One shape per GPU instance type the pool admits (or per type its instance-type list names)."""
+    others: NodeShape | None = None
+    """The instance types outside the catalogue (types without GPUs) the pool also admits; not modelled."""
     excluded: list[str] = field(default_factory=list)
-    """Why instance types fell out (unknown to policies/instance-types.yaml, excluded by a requirement, over
+    """Why instance types fell out (unknown to the GPU instance catalogue, excluded by a requirement, over
     the pool's limits, minValues)."""
 
 
@@ -93,8 +112,10 @@ def _pool_labels(pool: NodePool) -> tuple[dict[str, LabelState], dict[str, Label
     fixed: dict[str, LabelState] = {key: ANY for key in PRESENT_UNPREDICTABLE}
     fixed[NODEPOOL] = one_of([pool.name])
     fixed[CAPACITY_TYPE] = LabelState("values", pool.capacity_types)
+    if pool.auto_mode:
+        fixed[COMPUTE_TYPE] = one_of(["auto"])
     for key, value in pool.labels.items():
-        fixed[key] = one_of([value])
+        fixed[canonical_key(key, pool.auto_mode)] = one_of([value])
     return fixed, {}
 
 
@@ -106,44 +127,58 @@ def _apply(state: LabelState, operator: str, values: list[str], key: str) -> Lab
     return narrow(state, operator, values)
 
 
+def _narrowed(pool: NodePool, labels: dict[str, LabelState]) -> tuple[dict[str, LabelState], str | None]:
+    """The labels once the pool's requirements narrow them, or why no node of them satisfies the pool."""
+    for req in pool.requirements:
+        if req.key == CAPACITY_TYPE or req.key.startswith(UNMODELLED_PREFIX):
+            continue  # capacity types are folded into pool.capacity_types; unmodelled keys judge nothing
+        current = labels.get(req.key) or (UNKNOWN if is_well_known(req.key) else ABSENT)
+        narrowed = _apply(current, req.operator, list(req.values), req.key)
+        if narrowed is None:
+            return labels, f"excluded by the pool's requirement {req.text()}"
+        labels[req.key] = narrowed
+    return labels, None
+
+
+def _others_shape(pool: NodePool, fixed: dict[str, LabelState], gfd: bool | None) -> NodeShape | None:
+    """The shape of the types outside the catalogue (no GPUs), or None when the pool's requirements exclude
+    them: a GPU requirement, or a family/category bound met only by catalogue (GPU) families."""
+    labels: dict[str, LabelState] = {INSTANCE_TYPE: ANY, **{key: ABSENT for key in GPU_LABELS}}
+    labels.update({k: v for k, v in fixed.items() if k not in labels})
+    labels, rejected = _narrowed(pool, labels)
+    if rejected:
+        return None
+    family, group = labels.get(INSTANCE_FAMILY), labels.get(INSTANCE_CATEGORY)
+    if family is not None and family.kind == "values" and family.values <= catalogue().families():
+        return None
+    if group is not None and group.kind == "values" and group.values <= GPU_CATEGORIES:
+        return None  # every current p and g type has GPUs (the catalogue)
+    labels.setdefault(HOSTNAME, ANY)
+    return NodeShape(pool, None, labels, None, None, gfd)
+
+
 def pool_shapes(pool: NodePool, policy: PolicySet) -> PoolShapes:
     out = PoolShapes(pool)
     overhead = vm_memory_overhead(policy)
     fixed, _ = _pool_labels(pool)
-    gfd = pool.gpu and bool((policy.cluster.get("gpuFeatureDiscovery") or {}).get("installed", False))
-    candidates: list[str | None]
-    if pool.instance_types is not None:
-        candidates = list(pool.instance_types)
-    else:
-        candidates = [*policy.instance_types["instanceTypes"], None]
+    discovery = policy.cluster.get("gpuFeatureDiscovery")
+    installed = discovery.get("installed") if isinstance(discovery, dict) else None
+    gfd: bool | None = None if installed is None else pool.gpu and bool(installed)
+    if not pool.gpu:
+        gfd = False
+    candidates = list(pool.instance_types) if pool.instance_types is not None else known_types(policy)
+    if pool.instance_types is None:
+        out.others = _others_shape(pool, fixed, gfd)
     for instance_type in candidates:
-        facts = policy.instance(instance_type) if instance_type else None
-        if instance_type is None:
-            derived: dict[str, LabelState] = {INSTANCE_TYPE: ANY}
-            for key in GPU_LABELS:
-                derived[key] = ANY if pool.gpu else UNKNOWN
-        else:
-            derived = instance_labels(instance_type, facts)
-        labels = {**derived, **{k: v for k, v in fixed.items() if k not in derived}}
-        rejected = None
-        for req in pool.requirements:
-            if req.key == CAPACITY_TYPE:
-                continue  # folded into pool.capacity_types
-            current = labels.get(req.key) or (UNKNOWN if is_well_known(req.key) else ABSENT)
-            narrowed = _apply(current, req.operator, list(req.values), req.key)
-            if narrowed is None:
-                rejected = f"excluded by the pool's requirement {req.text()}"
-                break
-            labels[req.key] = narrowed
-        if instance_type is None:
-            labels.setdefault(HOSTNAME, ANY)
-            out.shapes.append(NodeShape(pool, None, labels, None, None, gfd))
-            continue
+        facts = instance_facts(policy, instance_type)
+        derived = instance_labels(instance_type, facts)
+        labels, rejected = _narrowed(pool, {**derived, **{k: v for k, v in fixed.items() if k not in derived}})
         if rejected:
-            out.excluded.append(f"{instance_type}: {rejected}")
+            if pool.instance_types is not None:
+                out.excluded.append(f"{instance_type}: {rejected}")
             continue
         if facts is None:
-            out.excluded.append(f"{instance_type}: not in policies/instance-types.yaml (not modelled)")
+            out.excluded.append(f"{instance_type}: not in the GPU instance catalogue (not modelled)")
             out.shapes.append(NodeShape(pool, instance_type, labels, None, None, gfd))
             continue
         room = allocatable(facts, overhead)
@@ -158,12 +193,14 @@ def pool_shapes(pool: NodePool, policy: PolicySet) -> PoolShapes:
             out.excluded.append(f"{instance_type}: one node exceeds the pool's limits ({', '.join(over)})")
             continue
         out.shapes.append(NodeShape(pool, instance_type, labels, dict(facts), room, gfd))
+    if pool.instance_types is None and not out.shapes:
+        out.excluded.append("no GPU instance type of the catalogue satisfies the pool's requirements and limits")
     _enforce_min_values(out)
     return out
 
 
 def _enforce_min_values(out: PoolShapes) -> None:
-    if out.pool.instance_types is None or any(not s.modelled for s in out.shapes):
+    if out.others is not None or any(not s.modelled for s in out.shapes):
         return  # the set of types is not fully known: minValues cannot be judged
     for req in out.pool.requirements:
         if not req.min_values:
