@@ -42,6 +42,10 @@ def run_suite(fixture: FixtureSet, tmp_path: Path) -> tuple[dict[str, str], str]
             str(SUITE_FILE), f"--junitxml={junit}", f"--rootdir={ROOT}"]
     if fixture.policies is not None:
         args.append(f"--policies={fixture.policies}")
+    elif fixture.profile is not None:
+        args.append(f"--profile={fixture.profile}")
+    if fixture.complete:
+        args.append("--complete")
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert junit.exists(), done.stdout[-4000:] + done.stderr[-4000:]
     failures: dict[str, str] = {}

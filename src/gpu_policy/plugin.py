@@ -35,6 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "default: the bundled reference manifests")
     group.addoption("--policies", metavar="DIR", default=None,
                     help="policies folder (cluster.yaml, workload-classes.yaml, ...); default: the bundled one")
+    group.addoption("--profile", metavar="NAME", default=None,
+                    help="policy profile: 'reference' for the bundled reference organisation's policies")
+    group.addoption("--complete", action="store_true", default=None,
+                    help="the manifests are the whole system: a reference to an absent object is a failure")
     group.addoption("--crd-dir", action="append", metavar="DIR", default=None,
                     help="folder of CRD YAML files (repeatable); default: $GPU_POLICY_CRD_PATH, then the cache")
     group.addoption("--ignore-missing-schemas", action="store_true", default=False,
@@ -85,6 +89,8 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         "ignore_missing_schemas": bool(config.getoption("ignore_missing_schemas")),
         "report_dir": Path(report) if report else None,
         "today": dt.date.fromisoformat(today) if today else dt.date.today(),
+        "profile": config.getoption("profile"),
+        "complete": config.getoption("complete"),
     }
 
 
@@ -99,5 +105,7 @@ def gpu_policy_run(gpu_policy_options: dict[str, Any]) -> RunResult:
         ignore_missing_schemas=gpu_policy_options["ignore_missing_schemas"],
         report_dir=gpu_policy_options["report_dir"],
         today=gpu_policy_options["today"],
+        profile=gpu_policy_options.get("profile"),
+        complete=gpu_policy_options.get("complete"),
     )
     return run_engine(options)

@@ -103,6 +103,9 @@ def _run_alerts_feature(tmp_path: Path, manifests: Path) -> tuple[dict[str, str]
             "-q",
             "--no-bundled-features",
             f"--manifests={manifests}",
+            # the reference organisation's sets: its profile, and the set is the whole system
+            "--profile=reference",
+            "--complete",
             f"--junitxml={report}",
             "-o",
             "junit_family=xunit2",

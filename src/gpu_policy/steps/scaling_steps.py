@@ -31,21 +31,32 @@ def _check(setup: ScalingSetup, name: str, problem: str | None) -> None:
 
 
 def _new_setup(run: RunResult, options: dict[str, Any]) -> ScalingSetup:
-    return ScalingSetup(run.graph, run.policy, options.get("report_dir"))
+    return ScalingSetup(run.graph, run.policy, options.get("report_dir"), complete=run.context.complete)
 
 
-def _skip_unless_present(graph: ResourceGraph, kind: str, name: str) -> None:
+def _skip_unless_present(graph: ResourceGraph, complete: bool, kind: str, name: str) -> None:
     """A scenario about a named object of the reference system is skipped, with this reason, on a set that does not
-    hold that object at all (a team's partial set); when the object is there, the scenario judges it."""
+    hold that object at all (a team's partial set); when the object is there, the scenario judges it. A set declared
+    complete must hold it."""
     if not any(doc.name == name for doc in graph.of_kind(kind)):
+        if complete:
+            pytest.fail(f"the set is declared complete but holds no {kind} named {name!r}", pytrace=False)
         pytest.skip(f"the manifests under test hold no {kind} named {name!r}")
+
+
+def _skip_without_sla(scaling: ScalingSetup, name: str) -> None:
+    """The SLA floor is the policy's (sla.yaml minReplicas): without one for this workload there is nothing to hold
+    it to."""
+    workload = scaling.workloads[name]
+    if scaling.policy.sla_min_replicas(workload.namespace, workload.name) is None:
+        pytest.skip(f"the SLA policy in force ({scaling.policy.source_of('sla')}) sets no minimum for {workload.ref}")
 
 
 @given(parsers.parse('the ScaledObject "{name}" at {replicas:d} replicas'), target_fixture="scaling")
 def scaled_object_at(
     gpu_policy_run: RunResult, gpu_policy_options: dict[str, Any], name: str, replicas: int
 ) -> ScalingSetup:
-    _skip_unless_present(gpu_policy_run.graph, "ScaledObject", name)
+    _skip_unless_present(gpu_policy_run.graph, gpu_policy_run.context.complete, "ScaledObject", name)
     setup = _new_setup(gpu_policy_run, gpu_policy_options)
     try:
         setup.add(name, replicas)
@@ -56,7 +67,7 @@ def scaled_object_at(
 
 @given(parsers.parse('the ScaledObject "{name}" also at {replicas:d} replicas'), target_fixture="scaling")
 def another_scaled_object_at(scaling: ScalingSetup, name: str, replicas: int) -> ScalingSetup:
-    _skip_unless_present(scaling.graph, "ScaledObject", name)
+    _skip_unless_present(scaling.graph, scaling.complete, "ScaledObject", name)
     try:
         scaling.add(name, replicas)
     except SimulationError as exc:
@@ -152,6 +163,7 @@ def no_scale_down_in_outage(scaling: ScalingSetup) -> None:
 
 @then(parsers.parse('"{name}" settles at its SLA minimum within {seconds:d} seconds after the load falls'))
 def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
+    _skip_without_sla(scaling, name)
     traj = scaling.results[name]
     _check(
         scaling, name, checks.settles_at(traj, scaling.sla_minimum(name), seconds, traj.trace.mark("fall"))
@@ -160,13 +172,16 @@ def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
 
 @then(parsers.parse('"{name}" never goes below its SLA minimum'))
 def never_below_sla(scaling: ScalingSetup, name: str) -> None:
+    _skip_without_sla(scaling, name)
     _check(scaling, name, checks.never_below(scaling.results[name], scaling.sla_minimum(name)))
 
 
 # -- Karpenter disruption budgets ---------------------------------------------------------------------------
 @given(parsers.parse('the NodePool "{name}" with {nodes:d} nodes'), target_fixture="nodepool")
 def nodepool_with(gpu_policy_run: RunResult, name: str, nodes: int) -> dict[str, Any]:
-    _skip_unless_present(gpu_policy_run.graph, "NodePool", name)
+    _skip_unless_present(gpu_policy_run.graph, gpu_policy_run.context.complete, "NodePool", name)
+    if not gpu_policy_run.policy.cluster.get("businessHours"):
+        pytest.skip(f"the cluster policy in force ({gpu_policy_run.policy.source_of('cluster')}) sets no businessHours")
     doc = gpu_policy_run.graph.get("NodePool", name)
     assert doc is not None
     return {
