@@ -24,3 +24,6 @@ Feature: GPU alert rules are complete and measure the right thing
 
   Scenario: an up{job=...} alert names the job its targets really get
     Then an up{job=...} rule names the job its ServiceMonitor's targets really get
+
+  Scenario: a "too few" alert fires when none is left
+    Then a 'too few' alert also fires when none is left

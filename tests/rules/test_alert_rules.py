@@ -145,3 +145,21 @@ def test_only_labels_surviving_the_outer_aggregation_are_required() -> None:
     assert run("max without (pod) (DCGM_FI_DEV_FB_USED) > 85", "GPU hot")
     # avg() keeps nothing to name (the fleet-average rule judges it)
     assert not run("avg(DCGM_FI_DEV_GPU_UTIL) > 90", "GPUs busy")
+
+
+@pytest.mark.parametrize(("expr", "fires"), [
+    ('count(up{job="vllm"} == 1) < 40', True),
+    ("count(up{job=\"vllm\"}) == 0", True),
+    ("sum by (job) (up{job=\"x\"}) < 1", True),
+    ('(count(up{job="vllm"} == 1) or vector(0)) < 40', False),
+    ('count(up{job="vllm"} == 1) < 40 or absent(up{job="vllm"} == 1)', False),
+    ('count(up{job="vllm"}) > 3', False),
+    ("sum(up{job=\"x\"}) == 0", False),  # a sum can be 0
+    ("count(up) < bool 3", False),
+])
+def test_too_few_alert_must_fire_when_none_is_left(expr: str, fires: bool) -> None:
+    found = run_rule("alert-fires-when-nothing-is-left", RULE.format(name="Few", expr=repr(expr), summary="s"),
+                     PolicySet.defaults())
+    assert bool(found) is fires, found
+    if fires:
+        assert found[0][0] == "PrometheusRule/m/r" and "returns no series rather than 0" in found[0][1]

@@ -358,3 +358,76 @@ def gpu_alert_not_fleet_average(ctx: CheckContext) -> Iterator[Violation]:
                 f"{ctx.policy.source_of('alerts')}: gpuAlertsNotFleetAverage)",
             )
             break
+
+
+_EMPTY_SAFE = frozenset({"or", "absent", "absent_over_time", "vector", "unless"})
+
+
+def counts_below(expr: str) -> tuple[str, str, float] | None:
+    """(aggregation, operator, constant) when the whole expression is `count(...)`/`sum(...)` compared at the top
+    level with `< N` / `<= N` (N >= 0 for `<=`, N > 0 for `<`) or `count(...) == 0`, and nothing supplies a value
+    for the empty case (`or vector(0)`, `absent(...)`)."""
+    tokens = tokenize(expr)
+    if not tokens or any(t.kind == "ident" and t.word in _EMPTY_SAFE for t in tokens):
+        return None
+    head = tokens[0].word
+    if tokens[0].kind != "ident" or head not in ("count", "sum"):
+        return None
+    depth, i = 0, 1
+    # `count by (x) (...)` / `count (...) by (x)`: skip every bracket group until the first top-level operator
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.kind in ("(", "{", "["):
+            depth += 1
+        elif tok.kind in (")", "}", "]"):
+            depth -= 1
+        elif depth == 0 and tok.kind == "op":
+            break
+        i += 1
+    if i + 1 >= len(tokens) or tokens[i].text not in ("<", "<=", "=="):
+        return None
+    rest = tokens[i + 1:]
+    if rest and rest[0].word == "bool":
+        return None  # `bool` turns the filter into 0/1: the comparison always has a result
+    if len(rest) != 1 or rest[0].kind != "number":
+        return None
+    try:
+        value = float(rest[0].text)
+    except ValueError:
+        return None
+    op = tokens[i].text
+    if (op == "<" and value > 0) or (op == "<=" and value >= 0) or (op == "==" and value == 0 and head == "count"):
+        return head, op, value
+    return None
+
+
+@rule(
+    "alert-fires-when-nothing-is-left",
+    title="a 'too few' alert also fires when none is left",
+    area="alerts",
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""An aggregation over an empty instant vector returns an empty vector, not 0: aggregation operators
+    produce one element per group of their input, and no input makes no group (prometheus docs
+    querying/operators.md, aggregation operators; absent() exists "for alerting on when no time series exist",
+    querying/functions.md). `count(up{job="vllm"} == 1) < 40` therefore has no result, and cannot fire, exactly
+    when every replica is down or the scrape is gone — the worst outage is the silent one (checked with promtool
+    2.42: every `up` series at 0, the alert does not fire). `count(...) == 0` can never be true.""",
+    fix="Give the empty case a value: `(count(up{job=\"vllm\"} == 1) or vector(0)) < 40`, or add an "
+    "`absent(up{job=\"vllm\"} == 1)` alert.",
+    sources=("prometheus docs querying/operators.md (aggregation operators)",
+             "prometheus docs querying/functions.md (absent)"),
+)
+def alert_fires_when_nothing_is_left(ctx: CheckContext) -> Iterator[Violation]:
+    for alert in alerts(ctx):
+        found = counts_below(alert.expr)
+        if found is None:
+            continue
+        head, op, value = found
+        yield Violation(
+            doc=alert.doc,
+            path=(*alert.path, "expr"),
+            message=f"alert {alert.name}: {alert.expr.strip()!r} compares {head}(...) {op} {value:g}; when nothing "
+            f"matches, {head}(...) returns no series rather than 0, so the alert is silent exactly when none is "
+            "left",
+            fix=f"Write ({head}(...) or vector(0)) {op} {value:g}.",
+        )
