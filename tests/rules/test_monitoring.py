@@ -525,3 +525,31 @@ def test_gfd_labels_are_not_judged_when_the_policy_does_not_say_whether_gfd_runs
     # a non-GFD label the nodes lack is still a finding
     wrong = POOL + exporter(TOLERATE_ALL + '\n      nodeSelector:\n        karpenter.k8s.aws/instance-gpu-count: "8"')
     assert run_rule("dcgm-exporter-selects-gpu-nodes", wrong, unknown)
+
+
+def test_exporter_service_names_the_servicemonitor_meant_for_it_and_both_namespaces() -> None:
+    """The ai-on-eks shape: a `dcgm-exporter` ServiceMonitor with extra selector labels, looking in kube-system."""
+    text = exporter() + """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dcgm, namespace: mon, labels: {app: dcgm}}
+spec:
+  selector: {app: dcgm}
+  ports: [{name: metrics, port: 9400, targetPort: 9400}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: dcgm-exporter, namespace: mon}
+spec:
+  namespaceSelector: {matchNames: [kube-system]}
+  selector: {matchLabels: {app: dcgm, component: exporter}}
+  endpoints: [{port: metrics, honorLabels: true}]
+"""
+    found = run_rule("dcgm-exporter-is-scraped", text)
+    assert found == [("Service/mon/dcgm", found[0][1])]
+    assert "ServiceMonitor/mon/dcgm-exporter (namespace mon) is meant for it" in found[0][1]
+    assert "component=exporter" in found[0][1] and "covers kube-system, not the Service's namespace mon" in found[0][1]
+    # no ServiceMonitor in the set written for it: not checked (it may come from a chart)
+    alone = text.split("---\napiVersion: monitoring.coreos.com/v1")[0]
+    assert run_rule("dcgm-exporter-is-scraped", alone) == []

@@ -10,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
+from typing import Any
 
 from gpu_policy.graph.nodes.labels import ABSENT, ANY, LabelState, one_of
 from gpu_policy.graph.nodes.model import extended_resource_toleration, gpu_nodepools, placement_of, shapes_of
@@ -213,6 +214,25 @@ def _pod_monitored(ctx: CheckContext, exporter: Document) -> bool:
     return False
 
 
+def _meant_for(monitor: Document, service: Document) -> bool:
+    """A ServiceMonitor written for this exporter Service: its selector matches the Service's labels, shares a
+    label key=value with them, or names the DCGM exporter (monitor name or a selector value)."""
+    selector = monitor.spec.get("selector")
+    if not isinstance(selector, Mapping):
+        return False
+    if matches(selector, service.labels):
+        return True
+    wanted = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
+    if any(service.labels.get(k) == v for k, v in wanted.items()):
+        return True
+    return "dcgm" in monitor.name.lower() or any("dcgm" in v.lower() for v in wanted.values())
+
+
+def _lacking_labels(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> str:
+    wanted = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
+    return ", ".join(f"{k}={v}" for k, v in wanted.items() if str(labels.get(k)) != v)
+
+
 @rule(
     "dcgm-exporter-is-scraped",
     title="a ServiceMonitor scrapes the DCGM exporter Service by port name",
@@ -222,8 +242,8 @@ def _pod_monitored(ctx: CheckContext, exporter: Document) -> bool:
     `selector` matches, in the namespaces `namespaceSelector` names (default: the ServiceMonitor's own),
     on the port `endpoints[].port` names. A mismatch in any of the three yields no target and no error. A
     ServiceMonitor (or a PodMonitor selecting the exporter pods) absent from the set is "not checked" unless the
-    set is declared complete; one that selects the Service's labels but misses its namespace or port is a
-    finding that names it and both namespaces.""",
+    set is declared complete; one written for it (it matches or shares a label of the Service, or names the DCGM
+    exporter) that misses its labels, namespace or port is a finding that names it and both namespaces.""",
     fix="""Point a ServiceMonitor at the exporter Service: selector = the Service's labels, namespaceSelector
     matchNames = its namespace, endpoints[].port = its port name.""",
     sources=("prometheus-operator v0.93.0 monitoring.coreos.com_servicemonitors.yaml",),
@@ -238,10 +258,7 @@ def exporter_is_scraped(ctx: CheckContext) -> Iterator[Violation]:
                 f"no ServiceMonitor selects this Service (labels {service.service.labels or '{}'}, "
                 f"namespace {service.service.effective_namespace}) with endpoints[].port {service.port_name}"
             )
-            near = [
-                m for m in ctx.graph.of_kind("ServiceMonitor")
-                if m.spec.get("selector") is not None and matches(m.spec["selector"], service.service.labels)
-            ]
+            near = [m for m in ctx.graph.of_kind("ServiceMonitor") if _meant_for(m, service.service)]
             if not near:
                 yield from ctx.missing(
                     service.service, ("metadata", "labels"),
@@ -251,12 +268,20 @@ def exporter_is_scraped(ctx: CheckContext) -> Iterator[Violation]:
             why = []
             for monitor in near:
                 namespace = service.service.effective_namespace
+                wrong: list[str] = []
+                if not matches(monitor.spec.get("selector") or {}, service.service.labels):
+                    lacking = _lacking_labels(monitor.spec.get("selector") or {}, service.service.labels)
+                    wrong.append(f"its selector asks for {lacking or monitor.spec.get('selector')}, which the "
+                                 "Service's labels do not carry")
                 if not chain.servicemonitor_namespaces_cover(ctx.graph, monitor, namespace):
-                    why.append(
-                        f"{monitor.ref} selects its labels but its namespaceSelector "
-                        f"{monitor.spec.get('namespaceSelector') or '(unset: its own namespace)'} covers "
-                        f"{monitor.effective_namespace}, not the Service's namespace {namespace}"
-                    )
+                    ns_selector = monitor.spec.get("namespaceSelector") or {}
+                    covered = (", ".join(str(n) for n in ns_selector.get("matchNames") or [])
+                               if isinstance(ns_selector, Mapping) and ns_selector.get("matchNames")
+                               else f"its own namespace {monitor.effective_namespace}")
+                    wrong.append(f"its namespaceSelector covers {covered}, not the Service's namespace {namespace}")
+                if wrong:
+                    why.append(f"{monitor.ref} (namespace {monitor.effective_namespace}) is meant for it but "
+                               + "; and ".join(wrong))
                 else:
                     ports = [str(e.get("port") if e.get("port") is not None else f"targetPort {e.get('targetPort')}")
                              for e in monitor.spec.get("endpoints") or [] if isinstance(e, Mapping)]
