@@ -24,8 +24,6 @@ class ScalingSetup:
     workloads: dict[str, Workload] = field(default_factory=dict)
     results: dict[str, Trajectory] = field(default_factory=dict)
     runtimes: dict[str, float] = field(default_factory=dict)
-    complete: bool = False
-    """The set is declared complete: a named ScaledObject it lacks is a failure, not a skip."""
 
     def add(self, scaled_object: str, replicas: int) -> None:
         version = str(self.policy.cluster.get("kubernetesVersion", "1.33"))
