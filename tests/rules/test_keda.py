@@ -340,3 +340,26 @@ def test_scaling_policy_rules_judge_nothing_under_the_defaults() -> None:
     found = list(keda.scale_down_stabilization_window(reference))
     assert len(found) == 1 and "the scaling policy (" in found[0].message and "300s" in found[0].message
     assert list(keda.scale_down_rate_limited(reference)) and list(keda.scale_up_rate(reference))
+
+
+def test_autoscalers_of_one_workload_in_two_files_of_a_partial_set_are_not_checked() -> None:
+    hpa = """---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: ns}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+"""
+    first, _ = to_documents(DEPLOY + hpa, "hpa/hpa.yaml")
+    second, _ = to_documents(so("  triggers: [{type: cron, metadata: {}}]"), "keda/so.yaml")
+    partial = CheckContext(graph=ResourceGraph([*first, *second]), policy=PolicySet.defaults())
+    assert list(keda.one_autoscaler_per_workload(partial)) == []
+    assert len(partial.unresolved) == 1
+    assert "they conflict only if both files are applied" in partial.unresolved[0].message
+    complete = CheckContext(graph=ResourceGraph([*first, *second]), policy=PolicySet.defaults(), complete=True)
+    assert len(list(keda.one_autoscaler_per_workload(complete))) == 1
+    same_file, _ = to_documents(DEPLOY + hpa + so("  triggers: [{type: cron, metadata: {}}]"), "x.yaml")
+    together = CheckContext(graph=ResourceGraph(same_file), policy=PolicySet.defaults())
+    assert len(list(keda.one_autoscaler_per_workload(together))) == 1

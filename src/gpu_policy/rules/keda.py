@@ -271,6 +271,22 @@ def _target_key(scaler: Autoscaler) -> tuple[str, str, str, str]:
     return (scaler.doc.namespace, api, scaler.kind, scaler.name)
 
 
+def _conflict(ctx: CheckContext, other: Document, violation: Violation) -> Iterator[Violation]:
+    """Two autoscalers of one workload conflict when they are applied together. From one file, or in a set declared
+    complete, that is a finding; from two files of a partial set (alternative examples, tutorial steps) it is listed
+    as not checked, since nothing says both are applied."""
+    doc = violation.doc
+    assert doc is not None
+    if ctx.complete or doc.source == other.source:
+        yield violation
+        return
+    yield from ctx.missing(
+        doc, violation.path,
+        f"{doc.ref} and {other.ref} ({other.source}) scale the same workload; they conflict only if both files are "
+        f"applied: {violation.message}",
+    )
+
+
 @rule(
     "one-autoscaler-per-workload",
     title="one autoscaler per workload",
@@ -285,7 +301,9 @@ def _target_key(scaler: Autoscaler) -> tuple[str, str, str, str]:
     (`scaledobject.keda.sh/transfer-hpa-ownership: "true"` with the HPA named in
     advanced.horizontalPodAutoscalerConfig.name). The webhook fails open, so the gate must catch it. Two plain
     HPAs on one workload make the HPA controller stop with condition AmbiguousSelector (kubernetes
-    pkg/controller/podautoscaler/horizontal.go).""",
+    pkg/controller/podautoscaler/horizontal.go). Two autoscalers from different files of a set not declared
+    complete (alternative examples, tutorial steps) are listed as not checked: they conflict only if both are
+    applied.""",
     fix="""Keep one autoscaler per workload: delete the extra HPA (KEDA creates and owns `keda-hpa-<name>`),
     or transfer it to the ScaledObject with the transfer-hpa-ownership annotation and advanced
     .horizontalPodAutoscalerConfig.name.""",
@@ -315,41 +333,41 @@ def one_autoscaler_per_workload(ctx: CheckContext) -> Iterator[Violation]:
                     ("spec", "advanced", "horizontalPodAutoscalerConfig", "name")
                 ):
                     continue
-                yield Violation(
+                yield from _conflict(ctx, hpa, Violation(
                     so,
                     f"the existing hpa '{hpa.name}' for workload '{scaler.name}' of type "
                     f"'{scaler.gvk}' must be specified by name in advanced settings to enable "
                     f"ownership transfer",
                     path=("spec", "scaleTargetRef"),
                     exemptible_by=(hpa,),
-                )
+                ))
                 continue
-            yield Violation(
+            yield from _conflict(ctx, hpa, Violation(
                 so,
                 f"the workload '{scaler.name}' of type '{scaler.gvk}' is already managed by the hpa "
                 f"'{hpa.name}' ({hpa.source}:{hpa.line})",
                 path=("spec", "scaleTargetRef"),
                 exemptible_by=(hpa,),
-            )
+            ))
         # verifyScaledObjects: the one declared later is the one the webhook refuses.
         for other in siblings:
             if other.doc is so:
                 break
             if other.is_scaled_object:
-                yield Violation(
+                yield from _conflict(ctx, other.doc, Violation(
                     so,
                     f"the workload '{scaler.name}' of type '{scaler.gvk}' is already managed by "
                     f"the ScaledObject '{other.doc.name}'",
                     path=("spec", "scaleTargetRef"),
-                )
+                ))
         key = (so.namespace, _hpa_name(so))
         first = hpa_names.setdefault(key, so)
         if first is not so:
-            yield Violation(
+            yield from _conflict(ctx, first, Violation(
                 so,
                 f"the HPA '{key[1]}' is already managed by the ScaledObject '{first.name}'",
                 path=("spec", "advanced", "horizontalPodAutoscalerConfig", "name"),
-            )
+            ))
     # Plain HPAs among themselves (not owned by any ScaledObject).
     for siblings in by_target.values():
         plain = [
@@ -364,12 +382,12 @@ def one_autoscaler_per_workload(ctx: CheckContext) -> Iterator[Violation]:
         if len(plain) > 1:
             names = " ".join(s.doc.name for s in plain)
             for extra in plain[1:]:
-                yield Violation(
+                yield from _conflict(ctx, plain[0].doc, Violation(
                     extra.doc,
                     f"pods of {extra.target_ref} are controlled by multiple HPAs: [{names}] "
                     f"(the HPA controller sets AmbiguousSelector and stops scaling)",
                     path=("spec", "scaleTargetRef"),
-                )
+                ))
 
 
 # ----------------------------------------------------------------------------------------------------
