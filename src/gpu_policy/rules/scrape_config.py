@@ -91,10 +91,14 @@ def servicemonitor_finds_its_service(ctx: CheckContext) -> Iterator[Violation]:
             s for s in ctx.graph.of_kind("Service")
             if isinstance(s.spec.get("selector"), Mapping) and s.spec.get("selector")
             and matches(selector, {str(k): str(v) for k, v in s.spec["selector"].items()})
-            and chain.servicemonitor_namespaces_cover(ctx.graph, monitor, s.effective_namespace)
         ]
-        if by_pod_selector:
-            service = by_pod_selector[0]
+        if by_pod_selector and not elsewhere:
+            service = next((s for s in by_pod_selector if chain.servicemonitor_namespaces_cover(
+                ctx.graph, monitor, s.effective_namespace)), by_pod_selector[0])
+            covered = chain.servicemonitor_namespaces_cover(ctx.graph, monitor, service.effective_namespace)
+            outside = "" if covered else (
+                f"; it is also in namespace {service.effective_namespace}, while the ServiceMonitor looks only in "
+                f"{_covered_namespaces(monitor)}")
             yield Violation(
                 doc=monitor,
                 path=("spec", "selector"),
@@ -102,6 +106,7 @@ def servicemonitor_finds_its_service(ctx: CheckContext) -> Iterator[Violation]:
                     f"{monitor.ref} selects Services labelled {dict(selector)}, but {service.ref} has "
                     f"those labels only in spec.selector (its pods'), not in metadata.labels "
                     f"({service.labels or '{}'}): ServiceMonitors match a Service's own labels, so no target is found"
+                    f"{outside}"
                 ),
                 fix=f"Add {dict(selector.get('matchLabels') or {})} to {service.ref} metadata.labels.",
             )
