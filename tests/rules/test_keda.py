@@ -296,6 +296,8 @@ def prom_trigger(query: str, maximum: int = 4) -> str:
     ('sum(rate(http_requests_total{job="web"}[1m]))', False),
     ('histogram_quantile(0.9, sum by (le) (rate(x_bucket{job="web"}[5m])))', False),
     ('rabbitmq_queue_messages{queue="jobs"}', False),  # nothing says it is per pod: one exporter's series
+    ('sum by (pod) (rate(http_requests_total{namespace="ns"}[1m]))', True),  # one series per pod
+    ('sum by (pod) (rate(http_requests_total{pod="web-0"}[1m]))', False),  # one exact pod
     ('scalar(x{job="web"})', False),
     ('DCGM_FI_DEV_GPU_UTIL{pod=~"web-.*"}', False),  # keda-query-reads-only-its-target evaluates DCGM queries
 ])

@@ -1190,11 +1190,20 @@ def per_pod_reason(query: str, target: str) -> str | None:
     """Why an un-aggregated query returns one series per pod of the scaled workload (None when it may not):
     a vLLM metric (each server pod exports it), a pod-name matcher that is not one exact pod, or a matcher naming
     the target workload (`deployment`, `service`, `job`, `app`, ...). Queries with any aggregation, scalar() or
-    vector(), and DCGM queries (keda-query-reads-only-its-target evaluates those) are not judged."""
-    if aggregations(query) or any(t.kind == "ident" and t.word in SINGLE_SERIES_FUNCTIONS for t in tokenize(query)):
-        return None
+    vector(), and DCGM queries (keda-query-reads-only-its-target evaluates those) are not judged, except an outermost
+    aggregation `by` a pod label, which keeps one series per pod."""
     found = selectors(query)
-    if not found or any((s.metric or "").startswith("DCGM_") for s in found):
+    if any(t.kind == "ident" and t.word in SINGLE_SERIES_FUNCTIONS for t in tokenize(query)) or not found or any(
+        (s.metric or "").startswith("DCGM_") for s in found
+    ):
+        return None
+    if aggregations(query):
+        outer = outer_aggregation(query)
+        per_pod = [label for label in outer.labels if label in POD_LABELS] if outer and outer.grouping == "by" else []
+        if outer is not None and outer.whole and per_pod and not any(
+            m.name == per_pod[0] and m.op == "=" for s in found for m in s.matchers
+        ):
+            return f"{outer.operator} by ({', '.join(outer.labels)}) keeps one series per {per_pod[0]}"
         return None
     for sel in found:
         metric = sel.metric or ""
