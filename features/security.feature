@@ -1,7 +1,8 @@
 @static @security
 Feature: Privilege is an exception with a reason
   Privileged containers, added capabilities, host namespaces and explicit root are refused unless the workload
-  declares why it needs them (gpu-policy.io/exempt), and images are pinned so what was reviewed is what runs.
+  declares why it needs them (gpu-policy.io/exempt), and images are pinned so what was reviewed is what runs. These
+  are an organisation's choices: each is judged only when the policy in force switches it on (security.yaml).
 
   Background:
     Given the manifests under test

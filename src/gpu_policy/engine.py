@@ -18,6 +18,8 @@ from gpu_policy.loading.document import format_path
 from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
 from gpu_policy.policy.loader import REFERENCE_PROFILE, PolicySet, RepoConfig, discover_config
 from gpu_policy.resources import reference_manifests_dir
+from gpu_policy.rules.apis import HIDDEN_OPTION as API_HIDDEN_OPTION
+from gpu_policy.rules.apis import removed_documents
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import Exemption, exemption_index
 from gpu_policy.rules.registry import Rule, Violation, all_rules
@@ -88,7 +90,7 @@ def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
         line=v.line or (doc.line_of(v.path) if doc is not None else None),
         why=rule.rationale,
         fix=v.fix or rule.fix,
-        severity=rule.severity,
+        severity=v.severity or rule.severity,
         rule_class=rule.rule_class.value,
         path=format_path(v.path),
         details=v.details,
@@ -148,11 +150,19 @@ def resolve_settings(options: RunOptions) -> Settings:
 def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, PolicySet, CheckContext]:
     settings = resolve_settings(options)
     policy = settings.policy
-    load = load_manifests(options.paths)
+    load = load_manifests(options.paths, exclude=settings.exclude, env=options.env,
+                          allow_remote_bases=options.allow_remote_bases)
     validator = ManifestValidator(
         policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(), use_cache=options.use_crd_cache
     )
     graph = ResourceGraph(load.documents, validator.scope_of, default_namespace=settings.namespace)
+    # Objects at a removed API are judged by api-not-removed only (rules/apis.py): the other rules read a graph
+    # without them, and the api rules find them in the `api_hidden_documents` option.
+    hidden = removed_documents(graph.documents, policy)
+    hidden_docs = [doc for doc in graph.documents if id(doc) in hidden]
+    if hidden:
+        graph = ResourceGraph([doc for doc in graph.documents if id(doc) not in hidden], validator.scope_of,
+                              default_namespace=settings.namespace)
     ctx = CheckContext(
         graph=graph, policy=policy, load=load, complete=settings.complete,
         options={
@@ -160,6 +170,7 @@ def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, Polic
             "schema_validator": validator,
             "report_dir": options.report_dir,
             "today": options.today,
+            API_HIDDEN_OPTION: hidden_docs,
             **options.extra,
         },
     )

@@ -32,7 +32,7 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
 POLICY_FILES = (
     "cluster", "workload-classes", "scaling", "instance-types", "spot", "sla", "alerts", "budgets", "cost",
-    "exemptions", "dashboard",
+    "exemptions", "dashboard", "security",
 )
 CONFIG_FILE = ".gpu-policy.yaml"
 CONFIG_DIR = "gpu-policy"
@@ -173,6 +173,7 @@ class PolicySet:
     cost: dict[str, Any]
     exemptions: dict[str, Any]
     dashboard: dict[str, Any]
+    security: dict[str, Any]
     profile: str = "defaults"
     """`defaults`, `reference`, or the path of the folder / config file the choices came from."""
     origins: dict[str, str] = field(default_factory=dict)

@@ -6,7 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from gpu_policy.loading.document import FieldPath
+from gpu_policy.findings import Severity
+from gpu_policy.loading.document import Document, FieldPath, format_path
 from gpu_policy.loading.loader import LOAD_RULE, SHAPE_RULE
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import exemption_index
@@ -77,41 +78,108 @@ def exemptions_are_valid(ctx: CheckContext) -> Iterator[Violation]:
                         line=problem.line or None)
 
 
-_VARIABLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_RENDERER_PLACEHOLDERS = (
+    re.compile(r"\$\{(?!\d+\})[^{}\s]+\}"),  # ${VAR}, ${var.x} (envsubst, shells, templatefile); not ${1}
+    re.compile(r"%\{.*?\}"),  # %{ if x } (Terraform template directives)
+)
+_TEMPLATE_PLACEHOLDERS = (
+    re.compile(r"\$(?=[A-Z0-9_]*[A-Z])[A-Z_][A-Z0-9_]*\b"),  # $VAR (envsubst), upper case as environment names are
+    re.compile(r"\{\{.*?\}\}"),  # {{ .x }} (Helm, Go templates)
+)
+"""What a renderer would have replaced. Lower-case `$var` is left alone: Grafana and Prometheus template variables
+look like that."""
+_GO_TEMPLATE_KINDS = frozenset({"PrometheusRule", "AlertmanagerConfig", "Alertmanager", "ThanosRuler"})
+"""Kinds whose text fields are Go templates their own component expands (`{{ $labels.pod }}` in an alert
+annotation): only `${VAR}` and `%{ }` there are a renderer's placeholders."""
 _SCRIPT_KEYS = frozenset({"userData", "command", "args", "script", "env", "data", "stringData", "binaryData"})
 """Fields whose text is a script, a container's own environment or a file body: `${VAR}` there is the program's
 business (a shell expands it at run time), not the manifest's."""
 
 
-def _unrendered(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
+def placeholders_in(text: str, *, go_templates: bool = True) -> list[str]:
+    """Every unrendered placeholder in one string, in order; `go_templates=False` for text that its own component
+    expands as a Go template (only `${VAR}` and `%{ }` count there)."""
+    patterns = _RENDERER_PLACEHOLDERS + (_TEMPLATE_PLACEHOLDERS if go_templates else ())
+    found = sorted((m.start(), m.group(0)) for pattern in patterns for m in pattern.finditer(text))
+    return [value for _, value in found]
+
+
+def contains_placeholder(value: Any) -> bool:
+    """Whether a scalar, a key or anything inside a mapping/list holds a placeholder (schema findings on such a value
+    are left to `manifest-has-no-unrendered-variables`)."""
+    if isinstance(value, str):
+        return bool(placeholders_in(value))
+    if isinstance(value, dict):
+        return any(contains_placeholder(k) or contains_placeholder(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_placeholder(item) for item in value)
+    return False
+
+
+def _unrendered(value: Any, path: FieldPath, go_templates: bool) -> Iterator[tuple[FieldPath, str]]:
     if isinstance(value, dict):
         for key, item in value.items():
+            if isinstance(key, str):
+                for placeholder in placeholders_in(key, go_templates=go_templates):
+                    yield (*path, key), placeholder
             if key not in _SCRIPT_KEYS:
-                yield from _unrendered(item, (*path, key))
+                yield from _unrendered(item, (*path, key), go_templates)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _unrendered(item, (*path, i))
+            yield from _unrendered(item, (*path, i), go_templates)
     elif isinstance(value, str):
-        found = _VARIABLE.search(value)
-        if found:
-            yield path, found.group(0)
+        for placeholder in placeholders_in(value, go_templates=go_templates):
+            yield path, placeholder
 
 
 @rule(
     "manifest-has-no-unrendered-variables",
-    title="no manifest carries an unsubstituted ${VARIABLE}",
+    title="no manifest carries an unrendered template placeholder",
     area="manifests",
     rule_class=RuleClass.CORRECTNESS,
-    rationale="""kubectl, kustomize and the API server never substitute shell variables: `${CLUSTER_NAME}` in an
-    EC2NodeClass role or discovery tag is sent literally, Karpenter looks for a role and subnets tagged
-    `${CLUSTER_NAME}`, and the node class never becomes Ready. A manifest that needs envsubst must be checked
-    after rendering. Scripts (userData, command, args), container env and ConfigMap/Secret bodies are not
-    judged: a shell expands `${VAR}` there at run time.""",
-    fix="Render the manifests (envsubst, helm, kustomize) before applying and checking them, or write the value.",
-    sources=("karpenter.sh/docs/concepts/nodeclasses (role, subnetSelectorTerms)",),
+    rationale="""kubectl, kustomize and the API server never substitute variables or render templates:
+    `${CLUSTER_NAME}` in an EC2NodeClass role or discovery tag is sent literally, Karpenter looks for a role and
+    subnets tagged `${CLUSTER_NAME}`, and the node class never becomes Ready. Such a file is a template (envsubst,
+    a shell heredoc, Terraform `templatefile`, Helm): it must be checked after rendering. One finding per file lists
+    its placeholders (`${VAR}`, `$VAR`, `{{ .x }}`, `%{ }`); it is a warning, since a template in a repository is
+    normal, and an error when the set is declared complete (what is applied must be rendered). Schema findings on a
+    placeholder value are not reported besides it. Scripts (userData, command, args), container env and
+    ConfigMap/Secret bodies are not judged: a shell expands `${VAR}` there at run time; nor are the Go templates of
+    alert annotations, which Prometheus and Alertmanager expand.""",
+    fix="""Render the file (envsubst, helm template, terraform, or `--env KEY=VALUE`) and check the result, or write
+    the values.""",
+    sources=("karpenter.sh/docs/concepts/nodeclasses (role, subnetSelectorTerms)",
+             "gnu.org/software/gettext/manual/html_node/envsubst-Invocation.html",
+             "developer.hashicorp.com/terraform/language/functions/templatefile"),
+    severity=Severity.WARNING,
 )
 def manifest_has_no_unrendered_variables(ctx: CheckContext) -> Iterator[Violation]:
+    by_file: dict[str, list[tuple[Document, FieldPath, str]]] = {}
     for doc in ctx.graph.documents:
-        for path, variable in _unrendered(doc.obj, ()):
-            message = f"{variable} is not substituted: the cluster receives it as text"
-            yield Violation(doc=doc, path=path, message=message)
+        go_templates = doc.kind not in _GO_TEMPLATE_KINDS
+        for path, placeholder in _unrendered(doc.obj, (), go_templates):
+            by_file.setdefault(doc.source, []).append((doc, path, placeholder))
+    for found in by_file.values():
+        first_doc, first_path, _ = found[0]
+        counts: dict[str, int] = {}
+        where: dict[str, str] = {}
+        for doc, path, placeholder in found:
+            counts[placeholder] = counts.get(placeholder, 0) + 1
+            where.setdefault(placeholder, f"{doc.ref} {format_path(path)}")
+        listed = [f"{p}{f' (x{n})' if n > 1 else ''} at {where[p]}" for p, n in counts.items()]
+        shown = "; ".join(listed[:_LISTED]) + (f"; and {len(listed) - _LISTED} more" if len(listed) > _LISTED else "")
+        values = len({(id(doc), path) for doc, path, _ in found})
+        yield Violation(
+            doc=first_doc,
+            path=first_path,
+            severity=Severity.ERROR if ctx.complete else None,
+            message=(f"{_count(len(found), 'unrendered placeholder')} in {_count(values, 'value')} of this file, "
+                     f"sent to the cluster as text: {shown}; the file is a template, check it after rendering"),
+        )
+
+
+_LISTED = 12
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -46,6 +46,8 @@ class Violation:
     resource: str | None = None
     file: str | None = None
     line: int | None = None
+    severity: Severity | None = None
+    """Overrides the rule's severity when the verdict depends on the run (e.g. an error only in a complete set)."""
 
 
 CheckFunction = Callable[["CheckContext"], Iterable[Violation]]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from gpu_policy.errors import SchemaSourceError
+from gpu_policy.rules.apis import hidden_ids, lifecycle_data
 from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.manifests import contains_placeholder
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 if TYPE_CHECKING:
@@ -15,20 +18,68 @@ if TYPE_CHECKING:
 SCHEMA_NOTES_KEY = "schema-notes"
 
 
+def _validator(ctx: CheckContext) -> Any:
+    validator = ctx.options.get("schema_validator")
+    if validator is None:
+        raise SchemaSourceError("no schema validator is configured: schemas cannot be checked")
+    return validator
+
+
 def _issues(ctx: CheckContext) -> list[tuple[Document, Any]]:
+    """Every schema issue of the documents the schema rules judge: not those at a removed API (`api-not-removed`
+    judges them), and not a value that holds a template placeholder (`manifest-has-no-unrendered-variables`)."""
     def compute() -> list[tuple[Document, Any]]:
-        validator = ctx.options.get("schema_validator")
-        if validator is None:
-            raise SchemaSourceError("no schema validator is configured: schemas cannot be checked")
-        return [(doc, issue) for doc in ctx.graph.documents for issue in validator.validate(doc)]
+        validator = _validator(ctx)
+        hidden = hidden_ids(ctx)
+        return [(doc, issue) for doc in ctx.graph.documents if id(doc) not in hidden
+                for issue in validator.validate(doc) if not _on_placeholder(doc, issue)]
 
     return ctx.memo("schema-issues", compute)
+
+
+def _on_placeholder(doc: Document, issue: Any) -> bool:
+    """Whether the issue is about a value (or key) that is an unrendered placeholder: `replicas: ${REPLICAS}` is not
+    an integer only because it was not rendered."""
+    if issue.kind == "missing-schema":
+        return False
+    value: Any = doc.obj
+    for step in issue.path:
+        if isinstance(step, str) and contains_placeholder(step):
+            return True
+        within_list = isinstance(value, list) and isinstance(step, int) and 0 <= step < len(value)
+        if not (within_list or (isinstance(value, dict) and step in value)):
+            return False
+        value = value[step]
+    return contains_placeholder(value)
 
 
 def _of_kind(ctx: CheckContext, *kinds: str) -> Iterator[Violation]:
     for doc, issue in _issues(ctx):
         if issue.kind in kinds:
             yield Violation(doc=doc, message=issue.message, path=tuple(issue.path))
+
+
+def _not_checked_reason(ctx: CheckContext, doc: Document, issue: Any) -> str | None:
+    """Why a document without a schema is listed as not checked rather than failed; None when it fails.
+
+    It fails when the group is one the suite knows (Kubernetes' own groups, every group of a loaded CRD: an unknown
+    version or kind there is a typo or an API the suite's component version does not serve), or when the set is
+    declared complete. Otherwise the kind belongs to a product whose CRD is not bundled (EKS Auto Mode's NodeClass,
+    the GPU Operator, ...), normal in a partial set."""
+    if ctx.options.get("ignore_missing_schemas"):
+        return issue.message
+    data = lifecycle_data()
+    served_by = data.served_not_bundled.get((doc.api_version, doc.kind))
+    if served_by is not None:
+        return (f"no schema for {doc.kind} in {doc.api_version} ({served_by} serves it; its CRD is not bundled): "
+                "not checked")
+    if ctx.complete or _validator(ctx).covers_group(doc.group):
+        return None
+    product = data.unbundled_groups.get(doc.group)
+    if product is not None:
+        return f"no schema for {doc.kind} in {doc.api_version} ({product}; not bundled): not checked"
+    return (f"no schema for {doc.kind} in {doc.api_version}: no CRD for {doc.group or 'the core group'} among the "
+            "CRD paths; not checked (give its CRD with --crd-dir to check it)")
 
 
 @rule(
@@ -67,18 +118,30 @@ def crd_cel_rules_hold(ctx: CheckContext) -> Iterator[Violation]:
     area="schema",
     rule_class=RuleClass.CORRECTNESS,
     rationale="""An object whose kind has no known schema cannot be checked: it may be a typo in apiVersion or
-    kind, or a CRD that is not installed. It fails unless `--ignore-missing-schemas` is given.""",
+    kind, or a product whose CRD is not among the CRD paths. It fails when its API group is one the suite knows
+    (Kubernetes' own groups; karpenter.sh, karpenter.k8s.aws, keda.sh, monitoring.coreos.com and every other group
+    of a loaded CRD), where an unknown version or kind is a mistake, and when the set is declared complete. In a
+    partial set, a kind of another group (EKS Auto Mode's eks.amazonaws.com NodeClass, an operator the suite does not
+    bundle) is listed as not checked: another team's product is not a defect of the manifests. Objects at a removed
+    API are judged by `api-not-removed` instead. `--ignore-missing-schemas` lists every schema-less object as not
+    checked.""",
     fix="""Point --crd-dir / GPU_POLICY_CRD_PATH at the CRD's YAML, run `gpu-policy schemas fetch`, correct the
     apiVersion/kind, or pass --ignore-missing-schemas to list it as not checked.""",
 )
 def schema_known(ctx: CheckContext) -> Iterator[Violation]:
-    if ctx.options.get("ignore_missing_schemas"):
-        return
-    yield from _of_kind(ctx, "missing-schema")
+    for doc, issue in _issues(ctx):
+        if issue.kind == "missing-schema" and _not_checked_reason(ctx, doc, issue) is None:
+            yield Violation(doc=doc, message=issue.message, path=tuple(issue.path))
 
 
 def schema_notes(ctx: CheckContext) -> list[tuple[Document, Any]]:
     """Rules that were not evaluated (transition rules, unsupported CEL) and skipped schemas: for the report."""
-    return [(doc, issue) for doc, issue in _issues(ctx)
-            if issue.kind in ("cel-not-evaluated", "transition-rule-skipped")
-            or (issue.kind == "missing-schema" and ctx.options.get("ignore_missing_schemas"))]
+    notes: list[tuple[Document, Any]] = []
+    for doc, issue in _issues(ctx):
+        if issue.kind in ("cel-not-evaluated", "transition-rule-skipped"):
+            notes.append((doc, issue))
+        elif issue.kind == "missing-schema":
+            reason = _not_checked_reason(ctx, doc, issue)
+            if reason is not None:
+                notes.append((doc, dataclasses.replace(issue, message=reason)))
+    return notes

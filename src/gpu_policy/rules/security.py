@@ -1,8 +1,11 @@
 """Pod security: privilege is an exception, declared with a reason.
 
 Mirrors the Pod Security Standards' baseline/restricted controls (kubernetes.io/docs/concepts/security/
-pod-security-standards): privileged containers, added capabilities, host namespaces, running as root. Some
-platform daemons need them (the DCGM exporter adds SYS_ADMIN for DCP profiling metrics); they carry
+pod-security-standards): privileged containers, added capabilities, host namespaces, running as root. Which controls
+are enforced is an organisation's choice (Kubernetes itself admits all of these unless a namespace opts into a Pod
+Security Admission level): each rule runs only when the policy in force switches it on in `security.yaml`
+(the reference profile switches all on; the neutral defaults none). Some platform daemons need them (the DCGM
+exporter adds SYS_ADMIN for DCP profiling metrics); they carry
 `gpu-policy.io/exempt: "<rule-id>: <reason>"` on the workload or its pod template, applied by the engine.
 """
 
@@ -26,6 +29,15 @@ def _templates(ctx: CheckContext) -> list[PodTemplate]:
     return ctx.graph.pod_templates()
 
 
+def _enforced(ctx: CheckContext, switch: str) -> bool:
+    """Whether the policy in force turns the control on (`security.yaml`); an absent switch is off."""
+    return ctx.policy.security.get(switch) is True
+
+
+def _by_policy(ctx: CheckContext, switch: str) -> str:
+    return f" ({switch}: true in {ctx.policy.source_of('security')})"
+
+
 def _security_context(container: dict[str, Any]) -> dict[str, Any]:
     value = container.get("securityContext")
     return value if isinstance(value, dict) else {}
@@ -37,19 +49,24 @@ def _security_context(container: dict[str, Any]) -> dict[str, Any]:
     area="security",
     rule_class=RuleClass.POLICY,
     rationale=f"""A privileged container has every capability and all host devices: a compromise is a node
-    compromise. Pod Security Standards baseline forbids it ({PSS}, "Privileged Containers").""",
+    compromise. Pod Security Standards baseline forbids it ({PSS}, "Privileged Containers").
+    Judged only when the policy in force sets `forbidPrivileged: true`
+    (security.yaml).""",
     fix="Remove `securityContext.privileged: true`; grant only the capability needed."
     + EXEMPT_FIX.format(rule="security-no-privileged"),
     sources=(PSS,),
 )
 def no_privileged(ctx: CheckContext) -> Iterator[Violation]:
+    if not _enforced(ctx, "forbidPrivileged"):
+        return
+    enforced_by = _by_policy(ctx, "forbidPrivileged")
     for template in _templates(ctx):
         for path, container in template.containers(include_init=True):
             if _security_context(container).get("privileged") is True:
                 yield Violation(
                     doc=template.owner,
                     path=(*path, "securityContext", "privileged"),
-                    message=f"container {container.get('name')} runs privileged",
+                    message=f"container {container.get('name')} runs privileged{enforced_by}",
                 )
 
 
@@ -60,12 +77,17 @@ def no_privileged(ctx: CheckContext) -> Iterator[Violation]:
     rule_class=RuleClass.POLICY,
     rationale=f"""Added capabilities such as SYS_ADMIN widen what a compromised container can do on the node.
     Pod Security Standards baseline allows only a short list of added capabilities and restricted only
-    NET_BIND_SERVICE ({PSS}, "Capabilities"); every addition must be justified.""",
+    NET_BIND_SERVICE ({PSS}, "Capabilities"); every addition must be justified.
+    Judged only when the policy in force sets `forbidAddedCapabilities: true`
+    (security.yaml).""",
     fix="Remove `securityContext.capabilities.add`."
     + EXEMPT_FIX.format(rule="security-no-added-capabilities"),
     sources=(PSS,),
 )
 def no_added_capabilities(ctx: CheckContext) -> Iterator[Violation]:
+    if not _enforced(ctx, "forbidAddedCapabilities"):
+        return
+    enforced_by = _by_policy(ctx, "forbidAddedCapabilities")
     for template in _templates(ctx):
         for path, container in template.containers(include_init=True):
             added = (_security_context(container).get("capabilities") or {}).get("add") or []
@@ -74,7 +96,7 @@ def no_added_capabilities(ctx: CheckContext) -> Iterator[Violation]:
                     doc=template.owner,
                     path=(*path, "securityContext", "capabilities", "add"),
                     message=f"container {container.get('name')} adds capabilities "
-                    f"{', '.join(str(c) for c in added)}",
+                    f"{', '.join(str(c) for c in added)}{enforced_by}",
                 )
 
 
@@ -85,18 +107,23 @@ def no_added_capabilities(ctx: CheckContext) -> Iterator[Violation]:
     rule_class=RuleClass.POLICY,
     rationale=f"""hostPID lets a pod see and signal every process of the node, hostIPC read its shared memory,
     hostNetwork bind its interfaces and bypass NetworkPolicies. Pod Security Standards baseline forbids all
-    three     ({PSS}, "Host Namespaces").""",
+    three     ({PSS}, "Host Namespaces").
+    Judged only when the policy in force sets `forbidHostNamespaces: true`
+    (security.yaml).""",
     fix="Remove hostPID / hostIPC / hostNetwork." + EXEMPT_FIX.format(rule="security-no-host-namespaces"),
     sources=(PSS,),
 )
 def no_host_namespaces(ctx: CheckContext) -> Iterator[Violation]:
+    if not _enforced(ctx, "forbidHostNamespaces"):
+        return
+    enforced_by = _by_policy(ctx, "forbidHostNamespaces")
     for template in _templates(ctx):
         shared = [f for f in ("hostPID", "hostIPC", "hostNetwork") if template.spec.get(f) is True]
         if shared:
             yield Violation(
                 doc=template.owner,
                 path=(*template.spec_path, shared[0]),
-                message=f"pod template sets {', '.join(f + ': true' for f in shared)}",
+                message=f"pod template sets {', '.join(f + ': true' for f in shared)}{enforced_by}",
             )
 
 
@@ -116,12 +143,17 @@ def _is_root_uid(value: Any) -> bool:
     "Running as Non-root user"), so both settings are flagged; the message says "runs as root" only when the
     effective runAsUser is 0, and "does not enforce non-root" for runAsNonRoot: false with another or no
     runAsUser. Only explicit settings are judged, on the pod and on each container (a container's setting
-    overrides the pod's).""",
+    overrides the pod's).
+    Judged only when the policy in force sets `forbidRootUser: true`
+    (security.yaml).""",
     fix="Run as a non-root UID (runAsNonRoot: true, runAsUser: <uid>)."
     + EXEMPT_FIX.format(rule="security-no-root-user"),
     sources=(PSS, "kubernetes.io/docs/tasks/configure-pod-container/security-context"),
 )
 def no_root_user(ctx: CheckContext) -> Iterator[Violation]:
+    if not _enforced(ctx, "forbidRootUser"):
+        return
+    enforced_by = _by_policy(ctx, "forbidRootUser")
     for template in _templates(ctx):
         pod_context = template.spec.get("securityContext")
         pod_context = pod_context if isinstance(pod_context, dict) else {}
@@ -165,7 +197,7 @@ def no_root_user(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 doc=template.owner,
                 path=first,
-                message=f"{level} securityContext sets {', '.join(settings)}: {'; '.join(parts)}",
+                message=f"{level} securityContext sets {', '.join(settings)}: {'; '.join(parts)}{enforced_by}",
             )
 
 
@@ -178,12 +210,17 @@ def no_root_user(ctx: CheckContext) -> Iterator[Violation]:
     different
     code on different nodes, and a rollback does not roll back. kubelet also defaults imagePullPolicy to
     Always
-    for :latest (kubernetes.io/docs/concepts/containers/images).""",
+    for :latest (kubernetes.io/docs/concepts/containers/images).
+    Judged only when the policy in force sets `requirePinnedImages: true`
+    (security.yaml).""",
     fix="Pin a version tag (e.g. dcgm-exporter:4.5.3-4.8.2-ubuntu22.04) or a digest (@sha256:...).",
     sources=("kubernetes.io/docs/concepts/containers/images (image names, updating images)",),
     severity=Severity.WARNING,
 )
 def image_pinned(ctx: CheckContext) -> Iterator[Violation]:
+    if not _enforced(ctx, "requirePinnedImages"):
+        return
+    enforced_by = _by_policy(ctx, "requirePinnedImages")
     for template in _templates(ctx):
         for path, container in template.containers(include_init=True):
             image = str(container.get("image") or "")
@@ -195,5 +232,5 @@ def image_pinned(ctx: CheckContext) -> Iterator[Violation]:
                     doc=template.owner,
                     path=(*path, "image"),
                     message=f"container {container.get('name')} image {image} "
-                    + ("has no tag (means latest)" if tag is None else "uses :latest"),
+                    + ("has no tag (means latest)" if tag is None else "uses :latest") + enforced_by,
                 )

@@ -18,6 +18,7 @@ from gpu_policy.loading.document import Document
 from gpu_policy.schemas.core import core_schemas, resolve_version, schema_file_name
 from gpu_policy.schemas.crds import CrdRegistry, default_crd_paths, user_cache_dir
 from gpu_policy.schemas.issues import MISSING_SCHEMA, SchemaIssue
+from gpu_policy.schemas.names import name_issues
 from gpu_policy.schemas.structural import Run, validate
 
 __all__ = ["ManifestValidator", "SchemaIssue", "default_crd_paths"]
@@ -36,6 +37,9 @@ class ManifestValidator:
         which the loader reports on its own)."""
         if not doc.is_object or not doc.api_version or not doc.kind:
             return []
+        return self._schema_issues(doc) + name_issues(doc)
+
+    def _schema_issues(self, doc: Document) -> list[SchemaIssue]:
         api_version, kind = doc.api_version, doc.kind
         node = self.core.for_kind(api_version, kind)
         if node is not None:
@@ -53,6 +57,19 @@ class ManifestValidator:
     def scope_of(self, group: str, kind: str) -> bool | None:
         """True when the CRD for (group, kind) is cluster-scoped, False when namespaced, None when unknown."""
         return self.crds.scope_of(group, kind)
+
+    def covers_group(self, group: str) -> bool:
+        """Whether the suite knows the API group itself, so that an unknown version or kind in it is a mistake rather
+        than a product whose CRDs are not bundled: Kubernetes' own groups (no dot: the API server refuses a CRD group
+        without one; or a `*.k8s.io` group that the core schemas serve) and every group a loaded CRD defines."""
+        if "." not in group:
+            return True
+        if any(d.group == group for d in self.crds.definitions.values()):
+            return True
+        if group.endswith(".k8s.io"):
+            first = group.split(".", 1)[0]
+            return any(name.rsplit("-", 1)[0].endswith(f"-{first}") for name in self._files())
+        return False
 
     def describe_sources(self) -> list[str]:
         lines = [f"core: {self.core.label}: {self.core.directory}"]
