@@ -36,3 +36,15 @@ Feature: GPU telemetry reaches Prometheus
 
   Scenario: the exporter is the release the suite checked
     Then the DCGM exporter image is the release the cluster policy pins
+
+  Scenario: an exporter in Kubernetes mode can reach the kubelet pod-resources socket
+    Then a DCGM exporter in Kubernetes mode mounts the kubelet pod-resources directory
+
+  Scenario: ServiceMonitors look for their Services where they are
+    Then every ServiceMonitor looks for its Services in their namespace
+
+  Scenario: ServiceMonitor endpoints name the port to scrape
+    Then every ServiceMonitor endpoint names the port to scrape
+
+  Scenario: ServiceMonitor endpoint ports are ports of the Services
+    Then every ServiceMonitor endpoint port names a port of the Services it selects

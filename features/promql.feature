@@ -15,3 +15,6 @@ Feature: Every PromQL expression of the platform is valid, as Prometheus' own pa
 
   Scenario: dashboard panel queries parse
     Then every Grafana dashboard query is valid PromQL
+
+  Scenario: vLLM counters are read by their exposed names
+    Then vLLM counters are queried by the names vLLM exposes, with _total

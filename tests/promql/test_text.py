@@ -205,3 +205,20 @@ def test_aggregation_grouping_is_read_wherever_it_is_written(
 def test_threshold_is_the_compared_constant(metric: str, op: str, number: float, use_bool: bool) -> None:
     expr = f'avg by (gpu) ({metric}{{pod=~"x > 5"}}) {op} {"bool " if use_bool else ""}{number!r}'
     assert comparison_threshold(expr) == (op, number)
+
+
+def test_vllm_counter_without_total_is_flagged_and_with_total_is_not() -> None:
+    from tests.rules._helpers import run_rule
+
+    rule = """
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {{name: r, namespace: m}}
+spec:
+  groups: [{{name: g, rules: [{{alert: A, expr: '{expr}', for: 5m}}]}}]
+"""
+    found = run_rule("vllm-counters-have-total-suffix", rule.format(expr="rate(vllm:num_preemptions[5m]) > 1"))
+    assert found == [("PrometheusRule/m/r", found[0][1])] and "vllm:num_preemptions_total" in found[0][1]
+    total = rule.format(expr="rate(vllm:num_preemptions_total[5m]) > 1")
+    assert run_rule("vllm-counters-have-total-suffix", total) == []
+    assert run_rule("vllm-counters-have-total-suffix", rule.format(expr="vllm:num_requests_waiting > 1")) == []

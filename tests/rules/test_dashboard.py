@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from gpu_policy.policy.loader import PolicySet
 from tests.rules._helpers import run_rule
 
 
@@ -66,4 +67,15 @@ spec:
   groups: [{name: g, rules: [{record: "my:recorded", expr: "up"}]}]
 """
     found = run_rule("dashboard-queries-known-metrics", configmap(json.dumps(board)) + rule)
-    assert len(found) == 1 and found[0][1].endswith("queries typo_metric, which no known exporter exports")
+    assert len(found) == 1 and "queries typo_metric, which is not among the knownMetrics" in found[0][1]
+    assert "policies/dashboard.yaml" in found[0][1]
+
+
+def test_dashboard_policy_rules_judge_nothing_without_a_dashboard_policy() -> None:
+    """Another team's dashboard (node-exporter, vLLM metrics, no design panels): only the reference profile's
+    choices would flag it, and the defaults make none."""
+    board = {"panels": [panel("vLLM queue", "sum(vllm:num_requests_waiting)"), panel("CPU", "node_load1")]}
+    text = configmap(json.dumps(board))
+    assert run_rule("dashboard-queries-known-metrics", text, PolicySet.defaults()) == []
+    assert run_rule("dashboard-has-design-panels", text, PolicySet.defaults()) == []
+    assert run_rule("dashboard-queries-known-metrics", text) != []

@@ -127,8 +127,7 @@ def scale_down(policies: str, minimum: int, maximum: int, select: str = "Max") -
     ("[{type: Pods, value: 1, periodSeconds: 60}]", 1, 10, None),
     # Pods 2/60s with max 10 passed as "20%" but removes 2 of 3 or 4 pods (Percent 25 removes 1); the
     # message names the count with the largest excess (the smallest on a tie).
-    ("[{type: Pods, value: 2, periodSeconds: 60}]", 1, 10, "remove 2 of 3 pods in 60s; policy allows 25% "
-     "per 60s (1 of 3)"),
+    ("[{type: Pods, value: 2, periodSeconds: 60}]", 1, 10, "remove 2 of 3 pods in 60s; the scaling policy "),
     # Pods 1 per 15s: four syncs in 60s; at 4 replicas it removes 3 (Percent 25 removes 1).
     ("[{type: Pods, value: 1, periodSeconds: 15}]", 1, 10, "remove 3 of 4 pods"),
     # Percent truncates and compounds over two 30s periods: 3 -> int(2.7) = 2 -> int(1.8) = 1.
@@ -275,3 +274,94 @@ spec: {}
     assert "has no namespace" in next(iter(keda.server_address_reaches_prometheus(bare))).message
     external = context(DEPLOY + so(trigger % "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1"))
     assert list(keda.server_address_reaches_prometheus(external)) == []
+
+
+# -- issue 8: one series per pod, partial sets, policy in force ----------------------------------------------------
+def prom_trigger(query: str, maximum: int = 4) -> str:
+    return f"""  maxReplicaCount: {maximum}
+  triggers:
+    - type: prometheus
+      metadata:
+        serverAddress: http://prometheus-operated.monitoring.svc:9090
+        threshold: "5"
+        query: '{query}'
+"""
+
+
+@pytest.mark.parametrize(("query", "fails"), [
+    ("vllm:num_requests_waiting", True),  # every vLLM server pod exports it
+    ('rate(http_requests_total{job="web"}[1m])', True),  # job = the Service of the target's pods
+    ('rate(http_requests_total{pod=~"web-.*"}[1m])', True),
+    ('sum(vllm:num_requests_waiting{namespace="ns"})', False),
+    ('sum(rate(http_requests_total{job="web"}[1m]))', False),
+    ('histogram_quantile(0.9, sum by (le) (rate(x_bucket{job="web"}[5m])))', False),
+    ('rabbitmq_queue_messages{queue="jobs"}', False),  # nothing says it is per pod: one exporter's series
+    ('sum by (pod) (rate(http_requests_total{namespace="ns"}[1m]))', True),  # one series per pod
+    ('sum by (pod) (rate(http_requests_total{pod="web-0"}[1m]))', False),  # one exact pod
+    ('scalar(x{job="web"})', False),
+    ('DCGM_FI_DEV_GPU_UTIL{pod=~"web-.*"}', False),  # keda-query-reads-only-its-target evaluates DCGM queries
+])
+def test_a_query_returning_one_series_per_pod_fails_with_two_pods(query: str, fails: bool) -> None:
+    found = list(keda.keda_query_returns_one_series(context(DEPLOY + so(prom_trigger(query)))))
+    assert bool(found) is fails, found
+    if fails:
+        assert found[0].doc is not None and found[0].doc.ref == "ScaledObject/ns/web-so"
+        assert "returned multiple elements" in found[0].message and found[0].path[-1] == "query"
+    # one replica at most: a single pod, a single series
+    assert list(keda.keda_query_returns_one_series(context(DEPLOY + so(prom_trigger(query, 1))))) == []
+
+
+def test_target_and_prometheus_outside_the_set_are_not_checked_unless_complete() -> None:
+    text = so(prom_trigger("sum(x)"))  # no Deployment, no Service, no Prometheus
+    ctx = context(text)
+    assert list(keda.autoscaler_target_exists(ctx)) == []
+    assert list(keda.server_address_reaches_prometheus(ctx)) == []
+    assert len(ctx.unresolved) == 2
+    assert "targets apps/v1 Deployment/ns/web, which is not in the manifest set" in ctx.unresolved[0].message
+    assert "names Service monitoring/prometheus-operated, which is not in the manifest set" in ctx.unresolved[1].message
+    docs, _ = to_documents(text, "x.yaml")
+    complete = CheckContext(graph=ResourceGraph(docs), policy=PolicySet.load(), complete=True)
+    assert len(list(keda.autoscaler_target_exists(complete))) == 1
+    assert len(list(keda.server_address_reaches_prometheus(complete))) == 1
+    # a target the set declares at another apiVersion is a finding either way
+    wrong = so("  scaleTargetRef: {name: web, apiVersion: apps/v1beta1}\n  triggers: []").replace(
+        "  scaleTargetRef: {name: web}\n", "")
+    assert len(list(keda.autoscaler_target_exists(context(DEPLOY + wrong)))) == 1
+
+
+def test_scaling_policy_rules_judge_nothing_under_the_defaults() -> None:
+    text = DEPLOY + so("  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleDown: "
+                       "{stabilizationWindowSeconds: 0, policies: [{type: Percent, value: 100, periodSeconds: 15}]}, "
+                       "scaleUp: {stabilizationWindowSeconds: 600}}}}\n  triggers: []")
+    docs, _ = to_documents(text, "x.yaml")
+    defaults = CheckContext(graph=ResourceGraph(docs), policy=PolicySet.defaults())
+    for check in (keda.scale_down_stabilization_window, keda.scale_down_rate_limited, keda.scale_up_rate,
+                  keda.scaling_matches_workload_class, keda.sla_minimum_replicas):
+        assert list(check(defaults)) == [], check.__name__
+    reference = context(text)
+    found = list(keda.scale_down_stabilization_window(reference))
+    assert len(found) == 1 and "the scaling policy (" in found[0].message and "300s" in found[0].message
+    assert list(keda.scale_down_rate_limited(reference)) and list(keda.scale_up_rate(reference))
+
+
+def test_autoscalers_of_one_workload_in_two_files_of_a_partial_set_are_not_checked() -> None:
+    hpa = """---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: ns}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+"""
+    first, _ = to_documents(DEPLOY + hpa, "hpa/hpa.yaml")
+    second, _ = to_documents(so("  triggers: [{type: cron, metadata: {}}]"), "keda/so.yaml")
+    partial = CheckContext(graph=ResourceGraph([*first, *second]), policy=PolicySet.defaults())
+    assert list(keda.one_autoscaler_per_workload(partial)) == []
+    assert len(partial.unresolved) == 1
+    assert "they conflict only if both files are applied" in partial.unresolved[0].message
+    complete = CheckContext(graph=ResourceGraph([*first, *second]), policy=PolicySet.defaults(), complete=True)
+    assert len(list(keda.one_autoscaler_per_workload(complete))) == 1
+    same_file, _ = to_documents(DEPLOY + hpa + so("  triggers: [{type: cron, metadata: {}}]"), "x.yaml")
+    together = CheckContext(graph=ResourceGraph(same_file), policy=PolicySet.defaults())
+    assert len(list(keda.one_autoscaler_per_workload(together))) == 1

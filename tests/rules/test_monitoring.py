@@ -6,8 +6,13 @@ import dataclasses
 
 import pytest
 
+from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.loading.yaml_reader import to_documents
 from gpu_policy.metrics import dcgm
+from gpu_policy.policy.loader import PolicySet
 from gpu_policy.promql.text import dcgm_metric_names, metric_names
+from gpu_policy.rules.context import CheckContext
+from gpu_policy.rules.registry import all_rules
 from tests.rules._helpers import POLICY, run_rule
 
 POOL = """
@@ -280,15 +285,27 @@ def test_yes_is_not_a_go_bool_and_old_namespace_renames_labels() -> None:
     assert len(old) == 1 and "pod_name, pod_namespace and container_name" in old[0][1]
 
 
+def pod_resources(env: str, mount: str = POD_RESOURCES_MOUNT) -> list[tuple[str, str]]:
+    """dcgm-exporter-pod-resources-mounted on an exporter alone: no query needs to use the pod labels."""
+    return run_rule("dcgm-exporter-pod-resources-mounted",
+                    exporter(spec_extra=POD_RESOURCES_VOLUME, env=env + "\n" + mount))
+
+
 def test_pod_resources_must_be_mounted_from_the_kubelet_directory() -> None:
-    found = labels_pods(env_kubernetes('"true"'), mount="")
-    assert len(found) == 1 and "no hostPath volume is mounted there" in found[0][1]
+    found = pod_resources(env_kubernetes('"true"'), mount="")
+    assert found == [("DaemonSet/mon/dcgm", found[0][1])]
+    assert "no hostPath volume is mounted there" in found[0][1] and "skips the pod mapping" in found[0][1]
+    assert labels_pods(env_kubernetes('"true"'), mount="") == []  # one finding, from the mount rule only
     elsewhere = POD_RESOURCES_MOUNT.replace("/var/lib/kubelet/pod-resources", "/pr")
-    assert "no hostPath volume" in labels_pods(env_kubernetes('"true"'), mount=elsewhere)[0][1]
+    assert "no hostPath volume" in pod_resources(env_kubernetes('"true"'), mount=elsewhere)[0][1]
     # a socket moved with DCGM_POD_RESOURCES_KUBELET_SOCKET is found where the mount puts it
     socket = "\n            - {name: DCGM_POD_RESOURCES_KUBELET_SOCKET, value: /pr/kubelet.sock}"
     moved = env_kubernetes('"true"', socket)
-    assert labels_pods(moved, mount=elsewhere) == []
+    assert pod_resources(moved, mount=elsewhere) == []
+    # -k as an argument is Kubernetes mode too; without Kubernetes mode the socket is not read at all
+    assert pod_resources("          args: [-k]", mount="")
+    assert pod_resources("          env: []", mount="") == []
+    assert pod_resources(env_kubernetes('"true"')) == []
 
 
 # -- collectors from a ConfigMap (configmap-data) ------------------------------------------------------------------
@@ -389,3 +406,150 @@ def test_servicemonitor_target_port_matches_the_pod_container_port(endpoint: str
     assert (found == []) is scraped, found
     if not scraped:
         assert found[0][0] == "Service/mon/dcgm"
+
+
+# -- any ServiceMonitor: Services, ports, job labels (rules/scrape_config.py) ------------------------------------
+def service(name: str = "app", namespace: str = "apps", labels: str = "{app: app}",
+            ports: str = "[{name: metrics, port: 8080}, {name: grpc, port: 9000}]") -> str:
+    return f"""
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}, labels: {labels}}}
+spec:
+  selector: {{app: app}}
+  ports: {ports}
+"""
+
+
+def monitor(endpoints: str = "[{port: metrics}]", namespace: str = "apps", extra: str = "",
+            name: str = "app-metrics") -> str:
+    return f"""
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  selector: {{matchLabels: {{app: app}}}}
+  endpoints: {endpoints}
+{extra}
+"""
+
+
+def test_endpoint_without_port_is_flagged_when_split_or_the_service_has_several_ports() -> None:
+    split = run_rule("servicemonitor-endpoint-names-a-port", service() + monitor("[{port: metrics}, {interval: 15s}]"))
+    assert split == [("ServiceMonitor/apps/app-metrics", split[0][1])]
+    assert "endpoints[1] (interval) has neither port nor targetPort" in split[0][1]
+    assert "split into a separate list item" in split[0][1]
+    several = run_rule("servicemonitor-endpoint-names-a-port", service() + monitor("[{interval: 15s}]"))
+    assert len(several) == 1 and "every port of Service/apps/app (metrics, grpc)" in several[0][1]
+    one_port = service(ports="[{name: metrics, port: 8080}]")
+    assert run_rule("servicemonitor-endpoint-names-a-port", one_port + monitor("[{interval: 15s}]")) == []
+    assert run_rule("servicemonitor-endpoint-names-a-port", monitor("[{interval: 15s}]")) == []  # Service unknown
+    assert run_rule("servicemonitor-endpoint-names-a-port", service() + monitor("[{targetPort: 8080}]")) == []
+
+
+def test_namespace_miss_names_the_servicemonitor_and_both_namespaces() -> None:
+    text = service(namespace="nvidia-device-plugin") + monitor(
+        namespace="monitoring", extra="  namespaceSelector: {matchNames: [kube-system]}")
+    found = run_rule("servicemonitor-finds-its-service", text)
+    assert found == [("ServiceMonitor/monitoring/app-metrics", found[0][1])]
+    assert "kube-system" in found[0][1] and "nvidia-device-plugin" in found[0][1]
+    assert "ServiceMonitor/monitoring/app-metrics" in found[0][1]
+    # unset namespaceSelector: only its own namespace
+    own = run_rule("servicemonitor-finds-its-service", service(namespace="a") + monitor(namespace="b"))
+    assert len(own) == 1 and "its own namespace b" in own[0][1] and "(namespace a)" in own[0][1]
+    ok = service(namespace="a") + monitor(namespace="b", extra="  namespaceSelector: {matchNames: [a]}")
+    assert run_rule("servicemonitor-finds-its-service", ok) == []
+
+
+def test_selector_on_the_services_pod_selector_instead_of_its_labels() -> None:
+    found = run_rule("servicemonitor-finds-its-service", service(labels="{}") + monitor())
+    assert len(found) == 1 and "only in spec.selector" in found[0][1]
+
+
+def test_servicemonitor_whose_service_is_not_in_the_set_is_not_checked() -> None:
+    docs = [d for d in to_documents(monitor(), "x.yaml")[0] if d.is_object]
+    ctx = CheckContext(graph=ResourceGraph(docs), policy=PolicySet.defaults())
+    assert list(all_rules()["servicemonitor-finds-its-service"].check(ctx)) == []
+    assert [u.message for u in ctx.unresolved] == [
+        "ServiceMonitor/apps/app-metrics selects Services labelled {'matchLabels': {'app': 'app'}} "
+        "in its own namespace apps (namespaceSelector unset); none is in the set"]
+    complete = CheckContext(graph=ResourceGraph(docs), policy=PolicySet.defaults(), complete=True)
+    assert len(list(all_rules()["servicemonitor-finds-its-service"].check(complete))) == 1
+
+
+def test_endpoint_port_must_name_a_service_port() -> None:
+    found = run_rule("servicemonitor-port-is-a-service-port",
+                     service(ports="[{port: 8080}]") + monitor("[{port: http}]"))
+    assert len(found) == 1 and "'http' is not the name of a port" in found[0][1] and "unnamed 8080" in found[0][1]
+    assert run_rule("servicemonitor-port-is-a-service-port", service() + monitor()) == []
+
+
+UP_RULE = """
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {{name: r, namespace: apps}}
+spec:
+  groups:
+    - name: g
+      rules:
+        - {{alert: Down, expr: 'up{{job="{job}"}} == 0', for: 5m}}
+"""
+
+
+def test_up_alert_on_the_servicemonitor_name_never_matches_the_service_named_job() -> None:
+    found = run_rule("up-alert-job-matches-scrape-job", service() + monitor() + UP_RULE.format(job="app-metrics"))
+    assert found == [("PrometheusRule/apps/r", found[0][1])]
+    assert "targets get job app (the Service name)" in found[0][1]
+    assert run_rule("up-alert-job-matches-scrape-job", service() + monitor() + UP_RULE.format(job="app")) == []
+    # jobLabel: the job is the Service label's value, so the Service name no longer matches
+    labelled = service(labels="{app: app, team: gpu-app}") + monitor(extra="  jobLabel: team")
+    found = run_rule("up-alert-job-matches-scrape-job", labelled + UP_RULE.format(job="app"))
+    assert len(found) == 1 and "get job gpu-app (jobLabel 'team')" in found[0][1]
+    assert run_rule("up-alert-job-matches-scrape-job", labelled + UP_RULE.format(job="gpu-app")) == []
+    # a job naming nothing of the set (a chart's Service, a static scrape config) is not judged
+    assert run_rule("up-alert-job-matches-scrape-job", service() + monitor() + UP_RULE.format(job="other")) == []
+    # a relabeling of job makes it unknown
+    relabel = monitor("[{port: metrics, relabelings: [{targetLabel: job, replacement: app-metrics}]}]")
+    assert run_rule("up-alert-job-matches-scrape-job", service() + relabel + UP_RULE.format(job="app-metrics")) == []
+
+
+def test_gfd_labels_are_not_judged_when_the_policy_does_not_say_whether_gfd_runs() -> None:
+    cluster = {k: v for k, v in POLICY.cluster.items() if k != "gpuFeatureDiscovery"}
+    unknown = dataclasses.replace(POLICY, cluster=cluster)
+    gfd = POOL + exporter(TOLERATE_ALL + '\n      nodeSelector:\n        nvidia.com/gpu.present: "true"')
+    assert run_rule("dcgm-exporter-selects-gpu-nodes", gfd, unknown) == []
+    assert run_rule("dcgm-exporter-selects-gpu-nodes", gfd)  # the reference profile says GFD is not installed
+    # a non-GFD label the nodes lack is still a finding
+    wrong = POOL + exporter(TOLERATE_ALL + '\n      nodeSelector:\n        karpenter.k8s.aws/instance-gpu-count: "8"')
+    assert run_rule("dcgm-exporter-selects-gpu-nodes", wrong, unknown)
+
+
+def test_exporter_service_names_the_servicemonitor_meant_for_it_and_both_namespaces() -> None:
+    """The ai-on-eks shape: a `dcgm-exporter` ServiceMonitor with extra selector labels, looking in kube-system."""
+    text = exporter() + """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dcgm, namespace: mon, labels: {app: dcgm}}
+spec:
+  selector: {app: dcgm}
+  ports: [{name: metrics, port: 9400, targetPort: 9400}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: dcgm-exporter, namespace: mon}
+spec:
+  namespaceSelector: {matchNames: [kube-system]}
+  selector: {matchLabels: {app: dcgm, component: exporter}}
+  endpoints: [{port: metrics, honorLabels: true}]
+"""
+    found = run_rule("dcgm-exporter-is-scraped", text)
+    assert found == [("Service/mon/dcgm", found[0][1])]
+    assert "ServiceMonitor/mon/dcgm-exporter (namespace mon) is meant for it" in found[0][1]
+    assert "component=exporter" in found[0][1] and "covers kube-system, not the Service's namespace mon" in found[0][1]
+    # no ServiceMonitor in the set written for it: not checked (it may come from a chart)
+    alone = text.split("---\napiVersion: monitoring.coreos.com/v1")[0]
+    assert run_rule("dcgm-exporter-is-scraped", alone) == []

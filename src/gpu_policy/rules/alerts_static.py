@@ -17,6 +17,7 @@ from typing import Any
 
 from gpu_policy.findings import Severity
 from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.metrics.health import all_hardware_health
 from gpu_policy.promql.text import (
     Aggregation,
     aggregations,
@@ -97,23 +98,28 @@ def alerts(ctx: CheckContext) -> list[Alert]:
 
 @rule(
     "alert-is-complete",
-    title="every alert has a for duration, a severity label and a summary annotation",
+    title="every alert has the for duration, labels and annotations the alert policy requires",
     area="alerts",
     rule_class=RuleClass.POLICY,
     rationale="""Without `for`, one scrape above the threshold pages (a GPU spike during a batch is normal);
-    routing in Alertmanager keys on the `severity` label; the notification shows the `summary` annotation.
-    The required labels and annotations come from policies/alerts.yaml (requiredLabels,
-    requiredAnnotations).""",
-    fix="Give the alert `for:` (e.g. 5m), `labels.severity` and `annotations.summary`.",
+    routing in Alertmanager keys on labels such as `severity`; the notification shows annotations such as
+    `summary`. What is required is the alert policy's choice: requireForDuration, requiredLabels and
+    requiredAnnotations (the reference profile: a non-zero `for`, label severity, annotation summary); without
+    them nothing is judged.""",
+    fix="Give the alert what the alert policy requires: `for:` (e.g. 5m), and the listed labels and annotations.",
     sources=("prometheus docs configuration/alerting_rules.md", "prometheus/alertmanager routing on labels"),
 )
 def alert_is_complete(ctx: CheckContext) -> Iterator[Violation]:
     required_labels = ctx.policy.alerts.get("requiredLabels") or []
     required_annotations = ctx.policy.alerts.get("requiredAnnotations") or []
+    require_for = ctx.policy.alerts.get("requireForDuration") is True
+    if not (required_labels or required_annotations or require_for):
+        return
+    source = ctx.policy.source_of("alerts")
     for alert in alerts(ctx):
         missing: list[str] = []
         path: FieldPath = alert.path
-        if prom_duration(alert.rule.get("for")) in (None, 0.0):
+        if require_for and prom_duration(alert.rule.get("for")) in (None, 0.0):
             missing.append("`for` (a non-zero duration)")
         missing += [
             f"label {name}" for name in required_labels if not str(alert.labels.get(name, "")).strip()
@@ -125,7 +131,8 @@ def alert_is_complete(ctx: CheckContext) -> Iterator[Violation]:
         ]
         if missing:
             yield Violation(
-                doc=alert.doc, path=path, message=f"alert {alert.name} has no {', '.join(missing)}"
+                doc=alert.doc, path=path,
+                message=f"alert {alert.name} has no {', '.join(missing)} (required by the alert policy, {source})"
             )
 
 
@@ -159,11 +166,15 @@ def _ref(label: str) -> str:
 
 @rule(
     "gpu-alert-names-gpu-and-pod",
-    title="every GPU alert names the GPU and the pod in its summary or description",
+    title="every GPU alert names the GPU, and a workload alert the pod, in its summary or description",
     area="alerts",
     rule_class=RuleClass.POLICY,
-    rationale="""A DCGM series is per GPU (`gpu` with `Hostname`, or `UUID`) and, with DCGM_EXPORTER_KUBERNETES, per
-    workload pod. An alert text without them ("GPU memory is low") sends the operator searching across the fleet.
+    rationale="""A convention of the alert policy (gpuAlertsNameGpuAndPod; the reference profile sets it). A
+    DCGM series is per GPU (`gpu` with `Hostname`, or `UUID`) and, with DCGM_EXPORTER_KUBERNETES, per workload
+    pod. An alert text without them ("GPU memory is low") sends the operator searching across the fleet.
+    Hardware-health alerts (temperature, power, clocks, XID, ECC, retired pages, remapped rows, PCIe replays,
+    NVLink errors, throttling violations: NVIDIA/dcgm-exporter etc/default-counters.csv sections) are acted on
+    per GPU and node, so they need the GPU but not the pod.
     Templates reach labels as {{ $labels.gpu }} or {{ .Labels.gpu }} (prometheus docs alerting_rules.md
     templating). Only labels that survive the expression's outermost aggregation can be named: `by (...)` keeps
     just the listed labels and `without (...)` drops the listed ones (prometheus docs querying/operators.md), so
@@ -178,19 +189,23 @@ def _ref(label: str) -> str:
     ),
 )
 def gpu_alert_names_gpu_and_pod(ctx: CheckContext) -> Iterator[Violation]:
+    if ctx.policy.alerts.get("gpuAlertsNameGpuAndPod") is not True:
+        return
     for alert in alerts(ctx):
         if not alert.is_dcgm or _absent_only(alert.expr):
             continue
+        hardware = all_hardware_health(dcgm_metric_names(alert.expr))
         text = " ".join(str(alert.annotations.get(k, "")) for k in ("summary", "description"))
         aggregation = outer_aggregation(alert.expr)
         missing: list[str] = []
         gpu_ids = [label for label in GPU_ID_LABELS if surviving(label, aggregation)]
         if gpu_ids and not any(_names(text, label) for label in gpu_ids):
             missing.append(" or ".join(_ref(label) for label in gpu_ids))
-        if surviving("pod", aggregation) and not _names(text, "pod"):
+        if not hardware and surviving("pod", aggregation) and not _names(text, "pod"):
             missing.append(_ref("pod"))
         kept = aggregation.labels if aggregation is not None and aggregation.grouping == "by" else ()
-        if not gpu_ids and not surviving("pod", aggregation) and kept and not any(_names(text, k) for k in kept):
+        pod_kept = surviving("pod", aggregation) and not hardware
+        if not gpu_ids and not pod_kept and kept and not any(_names(text, k) for k in kept):
             # gpu and pod are aggregated away: the text must name what the aggregation keeps
             missing.append(" or ".join(_ref(label) for label in kept))
         if missing:
@@ -204,7 +219,8 @@ def gpu_alert_names_gpu_and_pod(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "annotations"),
-                message=f"alert {alert.name}: summary/description never mention " + " nor ".join(missing) + scope,
+                message=f"alert {alert.name}: summary/description never mention " + " nor ".join(missing) + scope
+                + f" (alert policy {ctx.policy.source_of('alerts')}: gpuAlertsNameGpuAndPod)",
             )
 
 
@@ -251,19 +267,22 @@ _DIRECTION = {">": "above", ">=": "above", "<": "below", "<=": "below"}
     title="GPU alerts fire at the thresholds and durations of the alert policy",
     area="alerts",
     rule_class=RuleClass.POLICY,
-    rationale="""The alert policy (policies/alerts.yaml: HighGPUUtilization above 90% for 5m, GPUMemoryPressure
-    above 0.9 of memory for 2m, with their severities) is what on-call agreed to be paged for. An alert whose
+    rationale="""The alert policy's `alerts` table (the reference profile: HighGPUUtilization above 90% for 5m,
+    GPUMemoryPressure above 0.9 of memory for 2m, with their severities) is what on-call agreed to be paged for;
+    only alerts it names are judged. An alert whose
     comparison constant, direction, `for` or severity differs pages at another point than the one reviewed:
     `DCGM_FI_DEV_GPU_UTIL < 90` has the policy's constant yet fires on idle GPUs. Alerts are found by name; the
     threshold is the expression's comparison constant, and its direction is the comparison read as `series <op>
     constant` (`90 < x` is x above 90; prometheus docs querying/operators.md, comparison binary operators). A
     policy `comparison: ">"` accepts `>` and `>=`, `"<"` accepts `<` and `<=`.""",
-    fix="Set the comparison operator and constant, `for` and `labels.severity` to the values in "
-    "policies/alerts.yaml.",
+    fix="Set the comparison operator and constant, `for` and `labels.severity` to the values of the alert policy.",
     sources=("prometheus docs configuration/alerting_rules.md", "prometheus docs querying/operators.md"),
 )
 def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
     wanted = ctx.policy.alerts.get("alerts") or {}
+    if not wanted:
+        return
+    src = f"the alert policy ({ctx.policy.source_of('alerts')})"
     for alert in alerts(ctx):
         policy = wanted.get(alert.name)
         if policy is None:
@@ -275,29 +294,29 @@ def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "expr"),
-                message=f"alert {alert.name} has no comparison with a constant; the policy wants {want}",
+                message=f"alert {alert.name} has no comparison with a constant; {src} wants {want}",
             )
         else:
             if found.value != float(policy["threshold"]):
                 yield Violation(
                     doc=alert.doc,
                     path=(*alert.path, "expr"),
-                    message=f"alert {alert.name} compares {found.written} {found.value:g}; the policy threshold is "
+                    message=f"alert {alert.name} compares {found.written} {found.value:g}; the threshold of {src} is "
                     f"{policy['threshold']}",
                 )
             if direction is not None and _DIRECTION.get(found.series_op) != direction:
                 yield Violation(
                     doc=alert.doc,
                     path=(*alert.path, "expr"),
-                    message=f"alert {alert.name} fires when the series is {found.series_op} {found.value:g}; the "
-                    f"policy wants it to fire {direction} {policy['threshold']} (comparison {policy['comparison']})",
+                    message=f"alert {alert.name} fires when the series is {found.series_op} {found.value:g}; "
+                    f"{src} wants it to fire {direction} {policy['threshold']} (comparison {policy['comparison']})",
                 )
         have_for = prom_duration(alert.rule.get("for"))
         if have_for is not None and have_for != prom_duration(policy["for"]):
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "for"),
-                message=f"alert {alert.name} has for {alert.rule.get('for')}; the policy wants "
+                message=f"alert {alert.name} has for {alert.rule.get('for')}; {src} wants "
                 f"{policy['for']}",
             )
         severity = alert.labels.get("severity")
@@ -305,7 +324,7 @@ def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "labels", "severity"),
-                message=f"alert {alert.name} has severity {severity}; the policy wants {policy['severity']}",
+                message=f"alert {alert.name} has severity {severity}; {src} wants {policy['severity']}",
             )
 
 
@@ -314,8 +333,8 @@ def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
     title="GPU alerts do not average one hot GPU away across the fleet",
     area="alerts",
     rule_class=RuleClass.POLICY,
-    rationale="""`avg(DCGM_FI_DEV_GPU_UTIL) > 90` without `by` averages every GPU of every node into one
-    number:
+    rationale="""A convention of the alert policy (gpuAlertsNotFleetAverage; the reference profile sets it).
+    `avg(DCGM_FI_DEV_GPU_UTIL) > 90` without `by` averages every GPU of every node into one number:
     one saturated GPU among ten idle ones reads 10% and never fires, and the alert carries no gpu/pod label to
     name. Alert per GPU (no aggregation) or aggregate `by` the labels that identify what to act on.""",
     fix="Drop the avg (per-GPU series), or aggregate by the target: avg by (namespace, pod) (...).",
@@ -323,6 +342,8 @@ def gpu_alert_thresholds_match_policy(ctx: CheckContext) -> Iterator[Violation]:
     severity=Severity.WARNING,
 )
 def gpu_alert_not_fleet_average(ctx: CheckContext) -> Iterator[Violation]:
+    if ctx.policy.alerts.get("gpuAlertsNotFleetAverage") is not True:
+        return
     for alert in alerts(ctx):
         if not alert.is_dcgm:
             continue
@@ -333,6 +354,80 @@ def gpu_alert_not_fleet_average(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 doc=alert.doc,
                 path=(*alert.path, "expr"),
-                message=f"alert {alert.name}: {alert.expr.strip()!r} averages all GPUs into one series",
+                message=f"alert {alert.name}: {alert.expr.strip()!r} averages all GPUs into one series (alert policy "
+                f"{ctx.policy.source_of('alerts')}: gpuAlertsNotFleetAverage)",
             )
             break
+
+
+_EMPTY_SAFE = frozenset({"or", "absent", "absent_over_time", "vector", "unless"})
+
+
+def counts_below(expr: str) -> tuple[str, str, float] | None:
+    """(aggregation, operator, constant) when the whole expression is `count(...)`/`sum(...)` compared at the top
+    level with `< N` / `<= N` (N >= 0 for `<=`, N > 0 for `<`) or `count(...) == 0`, and nothing supplies a value
+    for the empty case (`or vector(0)`, `absent(...)`)."""
+    tokens = tokenize(expr)
+    if not tokens or any(t.kind == "ident" and t.word in _EMPTY_SAFE for t in tokens):
+        return None
+    head = tokens[0].word
+    if tokens[0].kind != "ident" or head not in ("count", "sum"):
+        return None
+    depth, i = 0, 1
+    # `count by (x) (...)` / `count (...) by (x)`: skip every bracket group until the first top-level operator
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.kind in ("(", "{", "["):
+            depth += 1
+        elif tok.kind in (")", "}", "]"):
+            depth -= 1
+        elif depth == 0 and tok.kind == "op":
+            break
+        i += 1
+    if i + 1 >= len(tokens) or tokens[i].text not in ("<", "<=", "=="):
+        return None
+    rest = tokens[i + 1:]
+    if rest and rest[0].word == "bool":
+        return None  # `bool` turns the filter into 0/1: the comparison always has a result
+    if len(rest) != 1 or rest[0].kind != "number":
+        return None
+    try:
+        value = float(rest[0].text)
+    except ValueError:
+        return None
+    op = tokens[i].text
+    if (op == "<" and value > 0) or (op == "<=" and value >= 0) or (op == "==" and value == 0 and head == "count"):
+        return head, op, value
+    return None
+
+
+@rule(
+    "alert-fires-when-nothing-is-left",
+    title="a 'too few' alert also fires when none is left",
+    area="alerts",
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""An aggregation over an empty instant vector returns an empty vector, not 0: aggregation operators
+    produce one element per group of their input, and no input makes no group (prometheus docs
+    querying/operators.md, aggregation operators; absent() exists "for alerting on when no time series exist",
+    querying/functions.md). `count(up{job="vllm"} == 1) < 40` therefore has no result, and cannot fire, exactly
+    when every replica is down or the scrape is gone — the worst outage is the silent one (checked with promtool
+    2.42: every `up` series at 0, the alert does not fire). `count(...) == 0` can never be true.""",
+    fix="Give the empty case a value: `(count(up{job=\"vllm\"} == 1) or vector(0)) < 40`, or add an "
+    "`absent(up{job=\"vllm\"} == 1)` alert.",
+    sources=("prometheus docs querying/operators.md (aggregation operators)",
+             "prometheus docs querying/functions.md (absent)"),
+)
+def alert_fires_when_nothing_is_left(ctx: CheckContext) -> Iterator[Violation]:
+    for alert in alerts(ctx):
+        found = counts_below(alert.expr)
+        if found is None:
+            continue
+        head, op, value = found
+        yield Violation(
+            doc=alert.doc,
+            path=(*alert.path, "expr"),
+            message=f"alert {alert.name}: {alert.expr.strip()!r} compares {head}(...) {op} {value:g}; when nothing "
+            f"matches, {head}(...) returns no series rather than 0, so the alert is silent exactly when none is "
+            "left",
+            fix=f"Write ({head}(...) or vector(0)) {op} {value:g}.",
+        )

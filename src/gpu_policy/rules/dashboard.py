@@ -58,14 +58,15 @@ def _matches(panel: Panel, spec: dict[str, Any]) -> bool:
 
 @rule(
     "dashboard-has-design-panels",
-    title="the GPU dashboard has the five panels of the design",
+    title="the GPU dashboard has the panels the dashboard policy requires",
     area="dashboard",
     rule_class=RuleClass.POLICY,
-    rationale="""The design asks for five panels: GPU utilization trend, GPU memory used and free, pod scaling
-    events (HPA/KEDA), Karpenter node provisioning and GPU cost. A panel counts when its title has one of the
-    keywords AND it queries the metrics that show it (policies/dashboard.yaml); a panel titled "GPU memory"
-    that plots something else does not count. Judged over all dashboards of the set, when the set has one.""",
-    fix="Add the missing panels, querying the metrics listed for them in policies/dashboard.yaml.",
+    rationale="""The dashboard policy's `panels` lists the panels a GPU dashboard must have (the reference
+    profile, from its design: GPU utilization trend, GPU memory used and free, pod scaling events (HPA/KEDA),
+    Karpenter node provisioning and GPU cost). A panel counts when its title has one of the keywords AND it
+    queries the metrics that show it; a panel titled "GPU memory" that plots something else does not count.
+    Judged over all dashboards of the set, when the set has one and the policy lists panels.""",
+    fix="Add the missing panels, querying the metrics the dashboard policy lists for them.",
     sources=("seed design §모니터링 대시보드 구성", "policies/dashboard.yaml"),
 )
 def dashboard_has_design_panels(ctx: CheckContext) -> Iterator[Violation]:
@@ -91,7 +92,8 @@ def dashboard_has_design_panels(ctx: CheckContext) -> Iterator[Violation]:
         yield Violation(
             doc=board.doc,
             path=board.path,
-            message=f"no {name} panel ({spec.get('description', name)}){hint}",
+            message=f"no {name} panel ({spec.get('description', name)}){hint} (required by the dashboard policy, "
+            f"{ctx.policy.source_of('dashboard')})",
         )
 
 
@@ -103,14 +105,15 @@ def _known(name: str, known: set[str], recorded: frozenset[str]) -> bool:
 
 @rule(
     "dashboard-queries-known-metrics",
-    title="every dashboard panel queries metrics that exist",
+    title="every dashboard panel queries metrics the dashboard policy knows",
     area="dashboard",
-    rule_class=RuleClass.CORRECTNESS,
+    rule_class=RuleClass.POLICY,
     rationale="""A panel querying a metric nobody exports shows "No data", which reads like "nothing
-    happened".
-    Non-DCGM names must be exported by kube-state-metrics, Karpenter, KEDA or the cost exporter (list in
-    policies/dashboard.yaml, from their metric references) or recorded by a PrometheusRule of the set; DCGM
-    names are checked against the exporter's collectors by dcgm-metrics-are-collected.""",
+    happened". Which exporters a cluster runs is its own business (node-exporter, vLLM, DCGM, ...), so this
+    is judged only when the dashboard policy sets knownMetricsOnly (the reference profile does): non-DCGM names
+    must then be in its knownMetrics (kube-state-metrics, Karpenter, KEDA and cost-exporter names, from their
+    metric references) or be recorded by a PrometheusRule of the set; DCGM names are checked against the
+    exporter's collectors by dcgm-metrics-are-collected.""",
     fix="Use the metric's exact name (e.g. karpenter_nodeclaims_created_total, "
     "kube_horizontalpodautoscaler_status_current_replicas), or add it to knownMetrics with its source.",
     sources=(
@@ -120,6 +123,8 @@ def _known(name: str, known: set[str], recorded: frozenset[str]) -> bool:
     ),
 )
 def dashboard_queries_known_metrics(ctx: CheckContext) -> Iterator[Violation]:
+    if ctx.policy.dashboard.get("knownMetricsOnly") is not True:
+        return
     known = {str(m) for m in ctx.policy.dashboard.get("knownMetrics") or []}
     recorded = promql_sources(ctx.graph).recorded
     for board in _dashboards(ctx):
@@ -135,6 +140,6 @@ def dashboard_queries_known_metrics(ctx: CheckContext) -> Iterator[Violation]:
                         doc=board.doc,
                         path=board.path,
                         line=query.line,
-                        message=f"{query.where} queries {', '.join(unknown)}, which no known exporter "
-                        "exports",
+                        message=f"{query.where} queries {', '.join(unknown)}, which is not among the "
+                        f"knownMetrics of the dashboard policy ({ctx.policy.source_of('dashboard')})",
                     )

@@ -24,7 +24,15 @@ from gpu_policy.graph.quantities import parse_quantity
 from gpu_policy.graph.selectors import matches_map
 from gpu_policy.graph.workloads import pod_template_of
 from gpu_policy.loading.document import Document, FieldPath
-from gpu_policy.promql.text import AGGREGATIONS, Token, metric_names, outer_aggregation, tokenize
+from gpu_policy.promql.text import (
+    AGGREGATIONS,
+    Token,
+    aggregations,
+    metric_names,
+    outer_aggregation,
+    selectors,
+    tokenize,
+)
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 from gpu_policy.simulation.hpa import ScalingPolicy, ScalingRules, pods_removed_within
@@ -208,7 +216,9 @@ def _is_gpu_query(query: str) -> bool:
     KEDA reports `ScaleTargetNotFound` and the workload runs at whatever replica count it was applied with.
     KEDA defaults scaleTargetRef to apiVersion apps/v1, kind Deployment, and the target must live in the
     ScaledObject's namespace (keda-docs content/docs/2.20/reference/scaledobject-spec.md, kedacore/keda
-    apis/keda/v1alpha1/scaledobject_types.go ScaleTarget).""",
+    apis/keda/v1alpha1/scaledobject_types.go ScaleTarget). A target absent from the set (it may come from a chart
+    or another file) is "not checked" unless the set is declared complete; one the set declares at another
+    apiVersion is a finding.""",
     fix="Point scaleTargetRef at the workload's exact apiVersion, kind and name, in the same namespace.",
     sources=(
         "kedacore/keda apis/keda/v1alpha1/scaledobject_types.go",
@@ -229,10 +239,13 @@ def autoscaler_target_exists(ctx: CheckContext) -> Iterator[Violation]:
                 f"manifest set declares it as {other.api_version}"
             )
         else:
-            message = (
-                f"scaleTargetRef {scaler.api_version or '<any>'} {scaler.target_ref} is not in the manifest "
-                f"set (the target must be in the autoscaler's namespace {scaler.doc.namespace!r})"
+            yield from ctx.missing(
+                scaler.doc, ("spec", "scaleTargetRef", "name"),
+                f"{scaler.doc.kind} {scaler.doc.namespace}/{scaler.doc.name} targets {scaler.api_version or '<any>'} "
+                f"{scaler.target_ref}, which is not in the manifest set (the target must be in the autoscaler's "
+                f"namespace {scaler.doc.namespace!r})",
             )
+            continue
         yield Violation(scaler.doc, message, path=("spec", "scaleTargetRef", "name"))
 
 
@@ -258,6 +271,22 @@ def _target_key(scaler: Autoscaler) -> tuple[str, str, str, str]:
     return (scaler.doc.namespace, api, scaler.kind, scaler.name)
 
 
+def _conflict(ctx: CheckContext, other: Document, violation: Violation) -> Iterator[Violation]:
+    """Two autoscalers of one workload conflict when they are applied together. From one file, or in a set declared
+    complete, that is a finding; from two files of a partial set (alternative examples, tutorial steps) it is listed
+    as not checked, since nothing says both are applied."""
+    doc = violation.doc
+    assert doc is not None
+    if ctx.complete or doc.source == other.source:
+        yield violation
+        return
+    yield from ctx.missing(
+        doc, violation.path,
+        f"{doc.ref} and {other.ref} ({other.source}) scale the same workload; they conflict only if both files are "
+        f"applied: {violation.message}",
+    )
+
+
 @rule(
     "one-autoscaler-per-workload",
     title="one autoscaler per workload",
@@ -272,7 +301,9 @@ def _target_key(scaler: Autoscaler) -> tuple[str, str, str, str]:
     (`scaledobject.keda.sh/transfer-hpa-ownership: "true"` with the HPA named in
     advanced.horizontalPodAutoscalerConfig.name). The webhook fails open, so the gate must catch it. Two plain
     HPAs on one workload make the HPA controller stop with condition AmbiguousSelector (kubernetes
-    pkg/controller/podautoscaler/horizontal.go).""",
+    pkg/controller/podautoscaler/horizontal.go). Two autoscalers from different files of a set not declared
+    complete (alternative examples, tutorial steps) are listed as not checked: they conflict only if both are
+    applied.""",
     fix="""Keep one autoscaler per workload: delete the extra HPA (KEDA creates and owns `keda-hpa-<name>`),
     or transfer it to the ScaledObject with the transfer-hpa-ownership annotation and advanced
     .horizontalPodAutoscalerConfig.name.""",
@@ -302,41 +333,41 @@ def one_autoscaler_per_workload(ctx: CheckContext) -> Iterator[Violation]:
                     ("spec", "advanced", "horizontalPodAutoscalerConfig", "name")
                 ):
                     continue
-                yield Violation(
+                yield from _conflict(ctx, hpa, Violation(
                     so,
                     f"the existing hpa '{hpa.name}' for workload '{scaler.name}' of type "
                     f"'{scaler.gvk}' must be specified by name in advanced settings to enable "
                     f"ownership transfer",
                     path=("spec", "scaleTargetRef"),
                     exemptible_by=(hpa,),
-                )
+                ))
                 continue
-            yield Violation(
+            yield from _conflict(ctx, hpa, Violation(
                 so,
                 f"the workload '{scaler.name}' of type '{scaler.gvk}' is already managed by the hpa "
                 f"'{hpa.name}' ({hpa.source}:{hpa.line})",
                 path=("spec", "scaleTargetRef"),
                 exemptible_by=(hpa,),
-            )
+            ))
         # verifyScaledObjects: the one declared later is the one the webhook refuses.
         for other in siblings:
             if other.doc is so:
                 break
             if other.is_scaled_object:
-                yield Violation(
+                yield from _conflict(ctx, other.doc, Violation(
                     so,
                     f"the workload '{scaler.name}' of type '{scaler.gvk}' is already managed by "
                     f"the ScaledObject '{other.doc.name}'",
                     path=("spec", "scaleTargetRef"),
-                )
+                ))
         key = (so.namespace, _hpa_name(so))
         first = hpa_names.setdefault(key, so)
         if first is not so:
-            yield Violation(
+            yield from _conflict(ctx, first, Violation(
                 so,
                 f"the HPA '{key[1]}' is already managed by the ScaledObject '{first.name}'",
                 path=("spec", "advanced", "horizontalPodAutoscalerConfig", "name"),
-            )
+            ))
     # Plain HPAs among themselves (not owned by any ScaledObject).
     for siblings in by_target.values():
         plain = [
@@ -351,12 +382,12 @@ def one_autoscaler_per_workload(ctx: CheckContext) -> Iterator[Violation]:
         if len(plain) > 1:
             names = " ".join(s.doc.name for s in plain)
             for extra in plain[1:]:
-                yield Violation(
+                yield from _conflict(ctx, plain[0].doc, Violation(
                     extra.doc,
                     f"pods of {extra.target_ref} are controlled by multiple HPAs: [{names}] "
                     f"(the HPA controller sets AmbiguousSelector and stops scaling)",
                     path=("spec", "scaleTargetRef"),
-                )
+                ))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -646,7 +677,7 @@ def scale_down_window(scaler: Autoscaler) -> tuple[int, str]:
 
 @rule(
     "scale-down-stabilization-window",
-    title="scale-down stabilizes 300s",
+    title="scale-down stabilizes at least as long as the scaling policy's minimum window",
     area="keda",
     rule_class=RuleClass.POLICY,
     rationale="""GPU model servers take minutes to load weights; scaling them down on a short dip and back up
@@ -655,10 +686,10 @@ def scale_down_window(scaler: Autoscaler) -> tuple[int, str]:
     advanced.horizontalPodAutoscalerConfig.behavior into the HPA it owns and sets none when it is absent
     (kedacore/keda controllers/keda/hpa.go); an HPA without behavior.scaleDown.stabilizationWindowSeconds uses
     the controller flag --horizontal-pod-autoscaler-downscale-stabilization, 5m by default and not changeable
-    on EKS (kubernetes pkg/apis/autoscaling/v2/defaults.go). The minimum window is policies/scaling.yaml
-    scaleDown.minStabilizationWindowSeconds (300 s by default).""",
+    on EKS (kubernetes pkg/apis/autoscaling/v2/defaults.go). The minimum window is the scaling policy's
+    scaleDown.minStabilizationWindowSeconds (the reference profile: 300 s); without it nothing is judged.""",
     fix="Set advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds to at least the "
-    "policy minimum (300).",
+    "scaling policy's minimum.",
     sources=(
         "kubernetes/kubernetes pkg/apis/autoscaling/v2/defaults.go",
         "kubernetes/kubernetes pkg/controller/podautoscaler/horizontal.go",
@@ -666,14 +697,17 @@ def scale_down_window(scaler: Autoscaler) -> tuple[int, str]:
     ),
 )
 def scale_down_stabilization_window(ctx: CheckContext) -> Iterator[Violation]:
-    minimum = int(ctx.policy.scaling["scaleDown"]["minStabilizationWindowSeconds"])
+    configured = (ctx.policy.scaling.get("scaleDown") or {}).get("minStabilizationWindowSeconds")
+    if configured is None:
+        return
+    minimum = int(configured)
     for scaler in gpu_autoscalers(ctx):
         window, source = scale_down_window(scaler)
         if window < minimum:
             yield Violation(
                 scaler.doc,
-                f"scale-down stabilization window is {window}s (from {source}); policy wants "
-                f"at least {minimum}s",
+                f"scale-down stabilization window is {window}s (from {source}); the scaling policy "
+                f"({ctx.policy.source_of('scaling')}) wants at least {minimum}s",
                 path=(*scaler.behavior_path, "scaleDown", "stabilizationWindowSeconds"),
             )
 
@@ -706,7 +740,7 @@ def allowed_removal(replicas: int, max_percent: float) -> int:
 
 @rule(
     "scale-down-rate-limited",
-    title="scale-down removes at most 25% of the pods per 60s",
+    title="scale-down removes pods no faster than the scaling policy's rate limit",
     area="keda",
     rule_class=RuleClass.POLICY,
     rationale="""Removing many GPU replicas at once drops capacity faster than traffic falls and forfeits warm
@@ -714,25 +748,30 @@ def allowed_removal(replicas: int, max_percent: float) -> int:
     default) the policy allowing the LARGEST change wins, with Min the smallest, Disabled forbids scale-down
     (kubernetes pkg/controller/podautoscaler/horizontal.go calculateScaleDownLimitWithBehaviors). A behavior
     block without scaleDown policies gets Percent 100 per 15 s, and an HPA without any behavior has no
-    scale-down rate limit at all (kubernetes pkg/apis/autoscaling/v2/defaults.go). Limits are
-    policies/scaling.yaml scaleDown maxPercentPerPeriod per periodSeconds (25% per 60 s by default). The
+    scale-down rate limit at all (kubernetes pkg/apis/autoscaling/v2/defaults.go). Limits are the scaling
+    policy's scaleDown maxPercentPerPeriod per periodSeconds (the reference profile: 25% per 60 s); without them
+    nothing is judged. The
     policies are judged the way the controller applies them: for every replica count between the minimum
     and the maximum, the pods removed within the period by 15 s syncs, each policy counting the removals of
     its own period, a Pods policy removing `value`, a Percent policy going down to
     int32(float64(periodStart) * (1 - value/100)) (horizontal.go calculateScaleDownLimitWithBehaviors); that
     must not exceed what a Percent policy of the organisation's limit removes from the same count (so
     Percent 25 removes 1 of 2 pods, and Pods 1 per 60 s is as gentle at 2 replicas).""",
-    fix="""Set behavior.scaleDown.policies to `[{type: Percent, value: 25, periodSeconds: 60}]` (or stricter),
-    with selectPolicy Max only when every policy is within the limit.""",
+    fix="""Set behavior.scaleDown.policies to `[{type: Percent, value: <maxPercentPerPeriod>, periodSeconds:
+    <periodSeconds>}]` of the scaling policy (or stricter), with selectPolicy Max only when every policy is within
+    the limit.""",
     sources=(
         "kubernetes/kubernetes pkg/apis/autoscaling/v2/defaults.go",
         "kubernetes/kubernetes pkg/controller/podautoscaler/horizontal.go",
     ),
 )
 def scale_down_rate_limited(ctx: CheckContext) -> Iterator[Violation]:
-    policy = ctx.policy.scaling["scaleDown"]
+    policy = ctx.policy.scaling.get("scaleDown") or {}
+    if policy.get("maxPercentPerPeriod") is None or policy.get("periodSeconds") is None:
+        return
     max_percent = float(policy["maxPercentPerPeriod"])
     window = int(policy["periodSeconds"])
+    source = ctx.policy.source_of("scaling")
     for scaler in gpu_autoscalers(ctx):
         behavior = scaler.behavior
         path = (*scaler.behavior_path, "scaleDown")
@@ -740,7 +779,8 @@ def scale_down_rate_limited(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 scaler.doc,
                 "no behavior block: the HPA's legacy scale-down has no rate limit and may "
-                "remove every pod above the minimum at once",
+                f"remove every pod above the minimum at once; the scaling policy ({source}) allows "
+                f"{policy['maxPercentPerPeriod']}% per {window}s",
                 path=scaler.behavior_path if scaler.doc.get(scaler.behavior_path[:-1]) else ("spec",),
             )
             continue
@@ -753,7 +793,7 @@ def scale_down_rate_limited(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 scaler.doc,
                 f"behavior.scaleDown has no policies: the default Percent 100 per 15s lets "
-                f"the HPA remove every pod above the minimum; policy allows "
+                f"the HPA remove every pod above the minimum; the scaling policy ({source}) allows "
                 f"{policy['maxPercentPerPeriod']}% per {window}s",
                 path=path,
             )
@@ -783,7 +823,7 @@ def scale_down_rate_limited(ctx: CheckContext) -> Iterator[Violation]:
             scaler.doc,
             f"scale-down policy {p.get('type')} {p.get('value')} per {p.get('periodSeconds')}s "
             f"(selectPolicy {select}) lets the HPA remove {removed} of {replicas} pods in {window}s; "
-            f"policy allows {policy['maxPercentPerPeriod']}% per {window}s "
+            f"the scaling policy ({source}) allows {policy['maxPercentPerPeriod']}% per {window}s "
             f"({allowed_removal(replicas, max_percent)} of {replicas})",
             path=(*path, "policies", chosen[1]),
         )
@@ -808,14 +848,15 @@ def _up_allowance(policies: list[dict[str, Any]], select: str, current: int, per
 
 @rule(
     "scale-up-rate",
-    title="scale-up allows 100% or 4 pods per 15s",
+    title="scale-up is at least as fast as the scaling policy asks",
     area="keda",
     rule_class=RuleClass.POLICY,
     rationale="""A traffic surge on a model server must add replicas quickly: GPU nodes take minutes to join,
-    so the HPA must not hold scale-up back too. policies/scaling.yaml sets the floor: stabilization window at
-    most scaleUp.maxStabilizationWindowSeconds, and per periodSeconds at least the larger of percent% and pods
-    pods (selectPolicy Max) — the HPA's own default when a behavior block omits scaleUp (kubernetes
-    pkg/apis/autoscaling/v2/defaults.go). Without any behavior block the legacy limit applies: at most max(2 x
+    so the HPA must not hold scale-up back too. The scaling policy's scaleUp sets the floor (the reference
+    profile: 100% or 4 pods per 15 s, the HPA's own default when a behavior block omits scaleUp, kubernetes
+    pkg/apis/autoscaling/v2/defaults.go): stabilization window at most scaleUp.maxStabilizationWindowSeconds,
+    and per periodSeconds at least the larger of percent% and pods pods (selectPolicy Max); without it nothing
+    is judged. Without any behavior block the legacy limit applies: at most max(2 x
     current, 4) replicas per sync, slower than 4 pods for 1-3 replicas (kubernetes
     pkg/controller/podautoscaler/horizontal.go calculateScaleUpLimit). Percent rounds up: ceil(start * (1 +
     p)).""",
@@ -828,9 +869,12 @@ def _up_allowance(policies: list[dict[str, Any]], select: str, current: int, per
     ),
 )
 def scale_up_rate(ctx: CheckContext) -> Iterator[Violation]:
-    policy = ctx.policy.scaling["scaleUp"]
+    policy = ctx.policy.scaling.get("scaleUp") or {}
+    if any(policy.get(k) is None for k in ("percent", "pods", "periodSeconds", "maxStabilizationWindowSeconds")):
+        return
     percent, pods, period = int(policy["percent"]), int(policy["pods"]), int(policy["periodSeconds"])
     max_window = int(policy["maxStabilizationWindowSeconds"])
+    source = ctx.policy.source_of("scaling")
     for scaler in gpu_autoscalers(ctx):
         maximum = scaler.max_replicas
         behavior = scaler.behavior
@@ -846,7 +890,8 @@ def scale_up_rate(ctx: CheckContext) -> Iterator[Violation]:
                 yield Violation(
                     scaler.doc,
                     f"no behavior block: the legacy limit max(2 x current, 4) replicas per "
-                    f"sync adds fewer than {pods} pods at {slow[0]}..{slow[-1]} replicas",
+                    f"sync adds fewer than {pods} pods at {slow[0]}..{slow[-1]} replicas; the scaling policy "
+                    f"({source}) wants {percent}% or {pods} pods per {period}s",
                     path=("spec",),
                 )
             continue
@@ -857,13 +902,15 @@ def scale_up_rate(ctx: CheckContext) -> Iterator[Violation]:
         if isinstance(window, int) and window > max_window:
             yield Violation(
                 scaler.doc,
-                f"scale-up stabilization window is {window}s; policy allows at most {max_window}s",
+                f"scale-up stabilization window is {window}s; the scaling policy ({source}) allows at most "
+                f"{max_window}s",
                 path=(*path, "stabilizationWindowSeconds"),
             )
             continue
         select = str(rules.get("selectPolicy") or "Max")
         if select == "Disabled":
-            yield Violation(scaler.doc, "scale-up is Disabled", path=(*path, "selectPolicy"))
+            yield Violation(scaler.doc, f"scale-up is Disabled; the scaling policy ({source}) wants {percent}% or "
+                            f"{pods} pods per {period}s", path=(*path, "selectPolicy"))
             continue
         policies = [p for _, p in _policies(rules)] or [
             {"type": "Pods", "value": 4, "periodSeconds": 15},
@@ -876,8 +923,8 @@ def scale_up_rate(ctx: CheckContext) -> Iterator[Violation]:
                 yield Violation(
                     scaler.doc,
                     f"at {current} replicas scale-up may add {have} pod(s) per {period}s "
-                    f"(selectPolicy {select}); policy wants {need} ({percent}% or {pods} "
-                    f"pods, whichever is more)",
+                    f"(selectPolicy {select}); the scaling policy ({source}) wants {need} ({percent}% or "
+                    f"{pods} pods, whichever is more)",
                     path=(*path, "policies"),
                 )
                 break
@@ -913,8 +960,9 @@ def _threshold(trigger: Mapping[str, Any]) -> Decimal | None:
     GPU utilization a pod is scaled at (scaleUpUtilization = the GPU-utilization trigger's threshold: the HPA
     has one target per metric) and the cooldown (cooldownSeconds = the scale-down stabilization window for
     1..N replicas; KEDA's cooldownPeriod only governs scaling to zero, keda-docs content/docs/2.20/reference/
-    scaledobject-spec.md#cooldownperiod). A KEDA-scaled GPU workload must declare its class with the label
-    `gpu-policy.io/workload-class` (on the Deployment or its pod template) so the table can be applied.
+    scaledobject-spec.md#cooldownperiod). When the policy in force defines classes, a KEDA-scaled GPU workload
+    must declare its class with the policy's classLabel (`gpu-policy.io/workload-class` by default; on the
+    Deployment or its pod template) so the table can be applied; without classes nothing is judged.
     dcgm-exporter emits one DCGM_FI_DEV_GPU_UTIL series per GPU (NVIDIA/dcgm-exporter README: labels gpu,
     UUID), so a `sum(...)` query with metricType AverageValue totals every GPU and its per-pod threshold is
     scaleUpUtilization x the pod's nvidia.com/gpu limit (8 x 70 = 560 for an 8-GPU pod); an `avg(...)` with
@@ -929,7 +977,11 @@ def _threshold(trigger: Mapping[str, Any]) -> Decimal | None:
 )
 def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
     classes = ctx.policy.workload_classes
-    label = str(classes["classLabel"])
+    table = classes.get("classes") or {}
+    label = str(classes.get("classLabel") or "")
+    if not table or not label:
+        return  # no workload classes in the policy in force: nothing to judge
+    source = ctx.policy.source_of("workload-classes")
     for scaler in gpu_autoscalers(ctx):
         if not scaler.is_scaled_object:
             continue
@@ -938,18 +990,18 @@ def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
         if value is None:
             yield Violation(
                 scaler.target,
-                f"{scaler.target.ref} is scaled by ScaledObject {scaler.doc.name!r} on GPU "
-                f"metrics but has no {label} label (classes: {', '.join(classes['classes'])})",
+                f"{scaler.target.ref} runs GPU pods scaled by ScaledObject {scaler.doc.name!r} but has no "
+                f"{label} label (classes of {source}: {', '.join(table)})",
                 path=label_path,
                 exemptible_by=(scaler.doc,),
             )
             continue
-        spec = classes["classes"].get(value)
+        spec = table.get(value)
         if spec is None:
             yield Violation(
                 scaler.target,
-                f"{label} is {value!r}, not a class of policies/workload-classes.yaml "
-                f"({', '.join(classes['classes'])})",
+                f"{label} is {value!r}, not a class of {source} "
+                f"({', '.join(table)})",
                 path=label_path,
                 exemptible_by=(scaler.doc,),
             )
@@ -974,17 +1026,17 @@ def scaling_matches_workload_class(ctx: CheckContext) -> Iterator[Violation]:
                 yield Violation(
                     scaler.doc,
                     f"GPU-utilization trigger threshold is {_metadata(trigger).get('threshold')}"
-                    f"; class {value!r} scales up at {utilization}%, so the threshold must be "
+                    f"; class {value!r} ({source}) scales up at {utilization}%, so the threshold must be "
                     f"{want}{per_gpu}",
                     path=("spec", "triggers", index, "metadata", "threshold"),
                 )
-        window, source = scale_down_window(scaler)
+        window, where = scale_down_window(scaler)
         cooldown = int(spec["cooldownSeconds"])
         if window < cooldown:
             yield Violation(
                 scaler.doc,
-                f"scale-down stabilization window is {window}s (from {source}); class "
-                f"{value!r} cools down for {cooldown}s",
+                f"scale-down stabilization window is {window}s (from {where}); class "
+                f"{value!r} ({source}) cools down for {cooldown}s",
                 path=(*scaler.behavior_path, "scaleDown", "stabilizationWindowSeconds"),
             )
 
@@ -1115,6 +1167,97 @@ def query_aggregation_matches_metric_type(ctx: CheckContext) -> Iterator[Violati
                 )
 
 
+PER_POD_METRIC_PREFIXES = ("vllm:", "vllm_")
+"""vLLM serves its metrics from every model-server pod (vllm/engine metrics, one /metrics per server)."""
+POD_LABELS = ("pod", "pod_name", "kubernetes_pod_name", "exported_pod")
+WORKLOAD_LABELS = ("deployment", "statefulset", "service", "job", "app", "app_kubernetes_io_name",
+                   "app_kubernetes_io_instance", "container", "kubernetes_name", "service_name")
+SINGLE_SERIES_FUNCTIONS = frozenset({"scalar", "vector", "absent", "absent_over_time", "time"})
+
+
+def _holds(op: str, pattern: str, value: str) -> bool:
+    if op == "=":
+        return value == pattern
+    if op == "=~":
+        try:
+            return re.fullmatch(pattern, value) is not None
+        except re.error:
+            return False
+    return False
+
+
+def per_pod_reason(query: str, target: str) -> str | None:
+    """Why an un-aggregated query returns one series per pod of the scaled workload (None when it may not):
+    a vLLM metric (each server pod exports it), a pod-name matcher that is not one exact pod, or a matcher naming
+    the target workload (`deployment`, `service`, `job`, `app`, ...). Queries with any aggregation, scalar() or
+    vector(), and DCGM queries (keda-query-reads-only-its-target evaluates those) are not judged, except an outermost
+    aggregation `by` a pod label, which keeps one series per pod."""
+    found = selectors(query)
+    if any(t.kind == "ident" and t.word in SINGLE_SERIES_FUNCTIONS for t in tokenize(query)) or not found or any(
+        (s.metric or "").startswith("DCGM_") for s in found
+    ):
+        return None
+    if aggregations(query):
+        outer = outer_aggregation(query)
+        per_pod = [label for label in outer.labels if label in POD_LABELS] if outer and outer.grouping == "by" else []
+        if outer is not None and outer.whole and per_pod and not any(
+            m.name == per_pod[0] and m.op == "=" for s in found for m in s.matchers
+        ):
+            return f"{outer.operator} by ({', '.join(outer.labels)}) keeps one series per {per_pod[0]}"
+        return None
+    for sel in found:
+        metric = sel.metric or ""
+        if metric.startswith(PER_POD_METRIC_PREFIXES):
+            return f"{metric} is exported by every vLLM server pod"
+        for m in sel.matchers:
+            if m.name in POD_LABELS and m.op != "=":
+                return f"{metric}{{{m.name}{m.op}\"{m.value}\"}} selects several pods"
+            if target and m.name in WORKLOAD_LABELS and _holds(m.op, m.value, target):
+                return f"{metric}{{{m.name}{m.op}\"{m.value}\"}} selects the series of every pod of {target}"
+    return None
+
+
+@rule(
+    "keda-query-returns-one-series",
+    title="every KEDA prometheus query aggregates its target's pods into one series",
+    area="keda",
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""KEDA's prometheus scaler accepts an empty result or exactly one element: with more it fails
+    with `prometheus query %s returned multiple elements` (kedacore/keda v2.20.2 pkg/scalers/prometheus_scaler.go
+    ExecutePromQuery; keda-docs scalers/prometheus.md: "query must return a vector/scalar single element
+    response"). A query without any aggregation over a metric that every pod of the scaled workload exports
+    (`vllm:num_requests_waiting`, `rate(http_requests_total{job="app"}[1m])`) works with one replica and fails
+    on every poll once a second pod runs: the HPA then keeps the current count (or KEDA applies fallback), so the
+    workload never scales further. Any metric is judged, not only GPU metrics; judged when maxReplicaCount is at
+    least 2 and the query shows it reads per-pod series (a vLLM metric, a pod-name matcher other than one exact
+    pod, or a matcher naming the target).""",
+    fix="Aggregate across the pods: `sum(vllm:num_requests_waiting{namespace=\"ns\"})` (metricType AverageValue), "
+    "or `avg(...)` with metricType Value.",
+    sources=(
+        "kedacore/keda v2.20.2 pkg/scalers/prometheus_scaler.go (returned multiple elements)",
+        "kedacore/keda-docs content/docs/2.20/scalers/prometheus.md",
+    ),
+)
+def keda_query_returns_one_series(ctx: CheckContext) -> Iterator[Violation]:
+    for scaler in _scaled_objects(ctx):
+        if scaler.max_replicas < 2:
+            continue
+        for index, _trigger, meta in _prometheus_triggers(scaler):
+            query = str(meta.get("query") or "")
+            if not query.strip():
+                continue
+            reason = per_pod_reason(query, scaler.name)
+            if reason is None:
+                continue
+            yield Violation(
+                scaler.doc,
+                f"trigger {index}: query {query.strip()!r} has no aggregation and {reason}: with 2 or more "
+                f"replicas (maxReplicaCount {scaler.max_replicas}) KEDA fails with 'prometheus query ... returned "
+                "multiple elements' and stops scaling",
+                path=("spec", "triggers", index, "metadata", "query"),
+            )
+
+
 _HOST = re.compile(
     r"^(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.(?P<ns>[a-z0-9]([-a-z0-9]*[a-z0-9])?))?"
     r"(\.svc(\.cluster\.local)?)?$"
@@ -1138,6 +1281,17 @@ def prometheus_pod_labels(prometheus: Document) -> dict[str, str]:
     if isinstance(extra, dict):
         labels.update({str(k): str(v) for k, v in extra.items()})
     return labels
+
+
+def _prometheus_pods_in_set(ctx: CheckContext, namespace: str) -> bool:
+    """The set declares a Prometheus, or a workload running a prometheus image, in `namespace`."""
+    if any(p.namespace == namespace for p in ctx.graph.of_kind("Prometheus")):
+        return True
+    return any(
+        template.owner.namespace == namespace
+        and any("prometheus" in str(c.get("image") or "").rsplit("/", 1)[-1] for _, c in template.containers())
+        for template in ctx.graph.pod_templates()
+    )
 
 
 def _service_reaches_prometheus(ctx: CheckContext, service: Document, port: int) -> str | None:
@@ -1187,7 +1341,8 @@ def _service_reaches_prometheus(ctx: CheckContext, service: Document, port: int)
     pods: the Prometheus Operator labels them app.kubernetes.io/name=prometheus, prometheus=<name>,
     operator.prometheus.io/name=<name> (prometheus-operator pkg/prometheus/server/statefulset.go) and creates
     the governing Service `prometheus-operated` (port 9090, web) in the Prometheus' namespace. Addresses
-    outside the cluster (another domain) are not checked.""",
+    outside the cluster (another domain) are not checked; a Service, or Prometheus pods, absent from the set
+    (installed by a chart) are "not checked" unless the set is declared complete.""",
     fix="Set serverAddress to `http://<service>.<namespace>.svc.cluster.local:<port>` of a Service in the set that "
     "selects the Prometheus pods (or `prometheus-operated.<namespace>:9090`).",
     sources=(
@@ -1236,11 +1391,18 @@ def server_address_reaches_prometheus(ctx: CheckContext) -> Iterator[Violation]:
                             path=path,
                         )
                     continue
-                yield Violation(
-                    scaler.doc,
-                    f"trigger {index}: serverAddress {address!r} names Service "
-                    f"{namespace}/{name}, which is not in the manifest set",
-                    path=path,
+                yield from ctx.missing(
+                    scaler.doc, path,
+                    f"ScaledObject {scaler.doc.namespace}/{scaler.doc.name} trigger {index}: serverAddress "
+                    f"{address!r} names Service {namespace}/{name}, which is not in the manifest set",
+                )
+                continue
+            if not _prometheus_pods_in_set(ctx, service.namespace):
+                yield from ctx.missing(
+                    scaler.doc, path,
+                    f"ScaledObject {scaler.doc.namespace}/{scaler.doc.name} trigger {index}: Service {service.ref} "
+                    f"selects Prometheus pods that are not in the set (no Prometheus in namespace "
+                    f"{service.namespace!r})",
                 )
                 continue
             problem = _service_reaches_prometheus(ctx, service, port)
@@ -1389,7 +1551,8 @@ def sla_minimum_replicas(ctx: CheckContext) -> Iterator[Violation]:
         if scaler.min_raw < want:
             yield Violation(
                 scaler.doc,
-                f"{field} is {scaler.min_raw}; the SLA of {scaler.target_ref} needs at least {want}",
+                f"{field} is {scaler.min_raw}; the SLA of {scaler.target_ref} ({ctx.policy.source_of('sla')}) "
+                f"needs at least {want}",
                 path=("spec", field),
             )
         idle = scaler.doc.spec.get("idleReplicaCount") if scaler.is_scaled_object else None
@@ -1397,7 +1560,7 @@ def sla_minimum_replicas(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 scaler.doc,
                 f"idleReplicaCount is {idle}: inactive triggers scale {scaler.target_ref} "
-                f"below its SLA minimum of {want}",
+                f"below its SLA minimum of {want} ({ctx.policy.source_of('sla')})",
                 path=("spec", "idleReplicaCount"),
             )
     for doc in ctx.graph.of_kind("Deployment"):
@@ -1408,7 +1571,8 @@ def sla_minimum_replicas(ctx: CheckContext) -> Iterator[Violation]:
         if want is not None and replicas < want:
             yield Violation(
                 doc,
-                f"replicas is {replicas} and no autoscaler keeps a floor; the SLA needs at least {want}",
+                f"replicas is {replicas} and no autoscaler keeps a floor; the SLA ({ctx.policy.source_of('sla')}) "
+                f"needs at least {want}",
                 path=("spec", "replicas"),
             )
 

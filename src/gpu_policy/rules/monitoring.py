@@ -6,14 +6,19 @@ exporter DaemonSet, no Prometheus) are treated as partial sets: that link is not
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
+from typing import Any
 
+from gpu_policy.graph.nodes.labels import ABSENT, ANY, LabelState, one_of
 from gpu_policy.graph.nodes.model import extended_resource_toleration, gpu_nodepools, placement_of, shapes_of
-from gpu_policy.graph.nodes.placement import every_node_failure
+from gpu_policy.graph.nodes.placement import Placement, every_node_failure
 from gpu_policy.graph.nodes.pools import NodePool
+from gpu_policy.graph.nodes.shapes import NodeShape
 from gpu_policy.graph.scheduling import untolerated
+from gpu_policy.graph.selectors import matches, matches_map
 from gpu_policy.graph.workloads import pod_template_of
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.metrics import dcgm
@@ -81,6 +86,25 @@ def exporter_tolerates_gpu_taints(ctx: CheckContext) -> Iterator[Violation]:
                 )
 
 
+def _assuming_gfd_labels(pod: Placement, shape: NodeShape) -> NodeShape:
+    """The shape with every nvidia.com/ label the pod selects on present as the pod wants it: what GPU Feature
+    Discovery or the GPU Operator would set on a running node (their labels are all under nvidia.com/)."""
+    wanted: dict[str, LabelState] = {}
+    for key, value in pod.node_selector.items():
+        if key.startswith(NVIDIA_LABEL_PREFIX):
+            wanted[key] = one_of([value])
+    for term in pod.terms or []:
+        for key, operator, values in term:
+            if not key.startswith(NVIDIA_LABEL_PREFIX) or key in wanted:
+                continue
+            wanted[key] = one_of(values[:1]) if operator == "In" and values else (
+                ANY if operator in ("Exists", "Gt", "Lt") else ABSENT)
+    return dataclasses.replace(shape, labels={**shape.labels, **wanted}) if wanted else shape
+
+
+NVIDIA_LABEL_PREFIX = "nvidia.com/"
+
+
 @rule(
     "dcgm-exporter-selects-gpu-nodes",
     title="the DCGM exporter's node selection matches every GPU NodePool's nodes",
@@ -92,9 +116,10 @@ def exporter_tolerates_gpu_taints(ctx: CheckContext) -> Iterator[Violation]:
     requirement
     and the instance type's well-known labels (karpenter.k8s.aws/instance-gpu-manufacturer=nvidia,
     instance-gpu-count, instance-gpu-name, ...); it does NOT set nvidia.com/gpu.present, which only NVIDIA GPU
-    Feature Discovery adds (policies/cluster.yaml gpuFeatureDiscovery.installed). A selector on a label
-    the nodes
-    lack schedules the exporter nowhere, silently.""",
+    Feature Discovery (or the GPU Operator, which also sets nvidia.com/gpu.deploy.* labels) adds. Whether it runs
+    is the cluster policy's gpuFeatureDiscovery.installed: when the policy does not say, a selection on
+    nvidia.com/ labels is not judged (it holds where GFD runs); with installed: false it is a finding. A selector
+    on a label the nodes lack schedules the exporter nowhere, silently.""",
     fix="""Select on a label every GPU node carries, e.g. `karpenter.k8s.aws/instance-gpu-manufacturer:
     nvidia`
     or a NodePool template label; or install GPU Feature Discovery and set gpuFeatureDiscovery.installed.""",
@@ -105,6 +130,7 @@ def exporter_tolerates_gpu_taints(ctx: CheckContext) -> Iterator[Violation]:
     ),
 )
 def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
+    gfd_known = "installed" in (ctx.policy.cluster.get("gpuFeatureDiscovery") or {})
     for exporter in _exporters(ctx):
         template = pod_template_of(exporter)
         assert template is not None
@@ -112,6 +138,10 @@ def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
         for pool in _gpu_pools(ctx):
             for shape in shapes_of(ctx, pool).shapes:
                 failure = every_node_failure(pod, shape)
+                if failure is not None and not gfd_known and every_node_failure(
+                    pod, _assuming_gfd_labels(pod, shape)
+                ) is None:
+                    continue  # only GPU Feature Discovery labels are in question, and whether it runs is unknown
                 if failure is not None:
                     why, path = failure
                     yield Violation(
@@ -132,7 +162,9 @@ def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
     rationale="""A ServiceMonitor discovers targets through a Service's endpoints and names the Service port
     to scrape (`endpoints[].port` is `.spec.ports[].name`, prometheus-operator ServiceMonitor CRD). Without a
     Service in the exporter's namespace whose selector matches the exporter pods and whose named port reaches
-    the exporter's listen port (DCGM_EXPORTER_LISTEN, default :9400), nothing scrapes the GPUs.""",
+    the exporter's listen port (DCGM_EXPORTER_LISTEN, default :9400), nothing scrapes the GPUs. A Service that
+    selects the pods without such a port is a finding; no Service selecting them at all is "not checked" unless
+    the set is declared complete (it may come from a chart).""",
     fix="""Add a Service in the exporter's namespace selecting the exporter pod labels, with a named port
     (e.g. `name: metrics`) whose targetPort is the exporter's container port.""",
     sources=("prometheus-operator v0.93.0 monitoring.coreos.com_servicemonitors.yaml (endpoints[].port)",),
@@ -144,14 +176,61 @@ def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
             continue
         template = pod_template_of(exporter)
         assert template is not None
-        yield Violation(
-            doc=exporter,
-            path=(*template.path, "metadata", "labels"),
-            message=(
-                f"no Service in namespace {exporter.effective_namespace} selects pods labelled {template.labels} "
-                "with a named port reaching the exporter's listen port"
-            ),
+        message = (
+            f"no Service in namespace {exporter.effective_namespace} selects pods labelled {template.labels} "
+            "with a named port reaching the exporter's listen port"
         )
+        selecting = [
+            s for s in ctx.graph.of_kind("Service")
+            if s.effective_namespace == exporter.effective_namespace
+            and isinstance(s.spec.get("selector"), Mapping) and s.spec.get("selector")
+            and matches_map(s.spec["selector"], template.labels)
+        ]
+        if selecting:
+            yield Violation(
+                doc=exporter,
+                path=(*template.path, "metadata", "labels"),
+                message=message + f": {', '.join(s.ref for s in selecting)} selects them, but none of its ports is "
+                "named and reaches the listen port",
+            )
+            continue
+        yield from ctx.missing(
+            exporter, (*template.path, "metadata", "labels"),
+            f"{exporter.ref}: {message}; no Service in the set selects them",
+        )
+
+
+def _pod_monitored(ctx: CheckContext, exporter: Document) -> bool:
+    """A PodMonitor in the set selects the exporter's pods in their namespace (it scrapes them without a Service)."""
+    template = pod_template_of(exporter)
+    if template is None:
+        return False
+    for monitor in ctx.graph.of_kind("PodMonitor"):
+        selector = monitor.spec.get("selector")
+        if selector is None or not matches(selector, template.labels):
+            continue
+        if chain.servicemonitor_namespaces_cover(ctx.graph, monitor, exporter.effective_namespace):
+            return True
+    return False
+
+
+def _meant_for(monitor: Document, service: Document) -> bool:
+    """A ServiceMonitor written for this exporter Service: its selector matches the Service's labels, shares a
+    label key=value with them, or names the DCGM exporter (monitor name or a selector value)."""
+    selector = monitor.spec.get("selector")
+    if not isinstance(selector, Mapping):
+        return False
+    if matches(selector, service.labels):
+        return True
+    wanted = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
+    if any(service.labels.get(k) == v for k, v in wanted.items()):
+        return True
+    return "dcgm" in monitor.name.lower() or any("dcgm" in v.lower() for v in wanted.values())
+
+
+def _lacking_labels(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> str:
+    wanted = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
+    return ", ".join(f"{k}={v}" for k, v in wanted.items() if str(labels.get(k)) != v)
 
 
 @rule(
@@ -161,8 +240,10 @@ def exporter_has_service(ctx: CheckContext) -> Iterator[Violation]:
     rule_class=RuleClass.CORRECTNESS,
     rationale="""The Prometheus Operator turns a ServiceMonitor into scrape configs for the Services its
     `selector` matches, in the namespaces `namespaceSelector` names (default: the ServiceMonitor's own),
-    on the
-    port `endpoints[].port` names. A mismatch in any of the three yields no target and no error.""",
+    on the port `endpoints[].port` names. A mismatch in any of the three yields no target and no error. A
+    ServiceMonitor (or a PodMonitor selecting the exporter pods) absent from the set is "not checked" unless the
+    set is declared complete; one written for it (it matches or shares a label of the Service, or names the DCGM
+    exporter) that misses its labels, namespace or port is a finding that names it and both namespaces.""",
     fix="""Point a ServiceMonitor at the exporter Service: selector = the Service's labels, namespaceSelector
     matchNames = its namespace, endpoints[].port = its port name.""",
     sources=("prometheus-operator v0.93.0 monitoring.coreos.com_servicemonitors.yaml",),
@@ -171,15 +252,45 @@ def exporter_is_scraped(ctx: CheckContext) -> Iterator[Violation]:
     scraped = {s.target.service.ref for s in chain.exporter_scrapes(ctx.graph)}
     for targets in chain.exporter_services(ctx.graph).values():
         for service in {t.service.ref: t for t in targets}.values():
-            if service.service.ref in scraped:
+            if service.service.ref in scraped or _pod_monitored(ctx, service.exporter):
                 continue
+            message = (
+                f"no ServiceMonitor selects this Service (labels {service.service.labels or '{}'}, "
+                f"namespace {service.service.effective_namespace}) with endpoints[].port {service.port_name}"
+            )
+            near = [m for m in ctx.graph.of_kind("ServiceMonitor") if _meant_for(m, service.service)]
+            if not near:
+                yield from ctx.missing(
+                    service.service, ("metadata", "labels"),
+                    f"{service.service.ref}: {message}; no ServiceMonitor in the set selects its labels",
+                )
+                continue
+            why = []
+            for monitor in near:
+                namespace = service.service.effective_namespace
+                wrong: list[str] = []
+                if not matches(monitor.spec.get("selector") or {}, service.service.labels):
+                    lacking = _lacking_labels(monitor.spec.get("selector") or {}, service.service.labels)
+                    wrong.append(f"its selector asks for {lacking or monitor.spec.get('selector')}, which the "
+                                 "Service's labels do not carry")
+                if not chain.servicemonitor_namespaces_cover(ctx.graph, monitor, namespace):
+                    ns_selector = monitor.spec.get("namespaceSelector") or {}
+                    covered = (", ".join(str(n) for n in ns_selector.get("matchNames") or [])
+                               if isinstance(ns_selector, Mapping) and ns_selector.get("matchNames")
+                               else f"its own namespace {monitor.effective_namespace}")
+                    wrong.append(f"its namespaceSelector covers {covered}, not the Service's namespace {namespace}")
+                if wrong:
+                    why.append(f"{monitor.ref} (namespace {monitor.effective_namespace}) is meant for it but "
+                               + "; and ".join(wrong))
+                else:
+                    ports = [str(e.get("port") if e.get("port") is not None else f"targetPort {e.get('targetPort')}")
+                             for e in monitor.spec.get("endpoints") or [] if isinstance(e, Mapping)]
+                    why.append(f"{monitor.ref} selects it but scrapes {', '.join(ports) or 'no endpoint'}, not "
+                               f"port {service.port_name}")
             yield Violation(
                 doc=service.service,
                 path=("metadata", "labels"),
-                message=(
-                    f"no ServiceMonitor selects this Service (labels {service.service.labels or '{}'}, "
-                    f"namespace {service.service.effective_namespace}) with endpoints[].port {service.port_name}"
-                ),
+                message=f"{message}: " + "; ".join(why),
             )
 
 
@@ -300,6 +411,18 @@ def _pod_label_problems(exporter: Document) -> Iterator[tuple[FieldPath, str]]:
                 f"container {name} runs with the old 1.x namespace (use-old-namespace): the labels are "
                 "pod_name, pod_namespace and container_name, not pod, namespace and container"
             )
+        # the kubelet pod-resources mount is dcgm-exporter-pod-resources-mounted's finding
+
+
+def _pod_resources_problems(exporter: Document) -> Iterator[tuple[FieldPath, str]]:
+    """Exporter containers in Kubernetes mode whose pod-resources socket is not the node kubelet's."""
+    template = pod_template_of(exporter)
+    assert template is not None
+    for path, container in dcgm.exporter_containers(template):
+        name = container.get("name")
+        mode = dcgm.kubernetes_mode(path, container)
+        if mode.value is not True:
+            continue
         socket = dcgm.pod_resources_socket(path, container)
         if socket.value is None:
             yield socket.configured_at or path, f"container {name}: {socket.problem}"
@@ -309,10 +432,37 @@ def _pod_label_problems(exporter: Document) -> Iterator[tuple[FieldPath, str]]:
         if host_dir != dcgm.KUBELET_POD_RESOURCES_DIR:
             found = "no hostPath volume is mounted there" if host_dir is None else f"it is mounted from {host_dir}"
             yield (*path, "volumeMounts") if container.get("volumeMounts") else path, (
-                f"container {name} reads the kubelet PodResources socket {socket.value}, but {found}; "
-                f"mount hostPath {dcgm.KUBELET_POD_RESOURCES_DIR} at {socket_dir} or the exporter cannot map "
-                "GPUs to pods"
+                f"container {name} runs in Kubernetes mode (-k / {dcgm.KUBERNETES_ENV}) and reads the kubelet "
+                f"PodResources socket {socket.value}, but {found}: the exporter finds no socket, skips the pod "
+                "mapping without an error, and no series carries pod, namespace or container"
             )
+
+
+@rule(
+    "dcgm-exporter-pod-resources-mounted",
+    title="a DCGM exporter in Kubernetes mode mounts the kubelet pod-resources directory",
+    area="monitoring",
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""In Kubernetes mode (`-k` / `--kubernetes` / DCGM_EXPORTER_KUBERNETES) the exporter maps each GPU
+    to the pod using it through the kubelet PodResources API socket (--pod-resources-kubelet-socket /
+    DCGM_POD_RESOURCES_KUBELET_SOCKET, default /var/lib/kubelet/pod-resources/kubelet.sock; NVIDIA/dcgm-exporter
+    4.8.2 pkg/cmd/app.go). PodMapper.getMappings stats that path and, when it does not exist, returns no mapping
+    and no error (internal/pkg/transformation/kubernetes.go: `if os.IsNotExist(err) { return nil, nil, nil, nil
+    }`): without a hostPath mount of the node's /var/lib/kubelet/pod-resources the series silently carry no pod,
+    namespace or container label, although Kubernetes mode was asked for (kubernetes.io docs, device plugins,
+    "Monitoring device plugin resources").""",
+    fix="""Add a hostPath volume /var/lib/kubelet/pod-resources and mount it (readOnly) at the socket's directory,
+    /var/lib/kubelet/pod-resources by default.""",
+    sources=(
+        "NVIDIA/dcgm-exporter 4.5.3-4.8.2 internal/pkg/transformation/kubernetes.go PodMapper.getMappings",
+        "NVIDIA/dcgm-exporter 4.5.3-4.8.2 pkg/cmd/app.go (kubernetes, pod-resources-kubelet-socket)",
+        "kubernetes.io/docs/concepts/extend-kubernetes/compute-storage-net/device-plugins (pod-resources)",
+    ),
+)
+def exporter_pod_resources_mounted(ctx: CheckContext) -> Iterator[Violation]:
+    for exporter in _exporters(ctx):
+        for path, problem in _pod_resources_problems(exporter):
+            yield Violation(doc=exporter, path=path, message=problem)
 
 
 @rule(
@@ -329,8 +479,9 @@ def _pod_label_problems(exporter: Document) -> Iterator[tuple[FieldPath, str]]:
     kubelet PodResources API socket (--pod-resources-kubelet-socket, default
     /var/lib/kubelet/pod-resources/kubelet.sock), so the node's /var/lib/kubelet/pod-resources must be mounted
     (kubernetes.io/docs/concepts/extend-kubernetes/compute-storage-net/device-plugins, "Monitoring device plugin
-    resources"). When a PrometheusRule, KEDA trigger or dashboard selects DCGM series by pod, namespace or
-    container (or an alert templates them), an exporter without those labels makes the query match nothing.""",
+    resources"; judged by dcgm-exporter-pod-resources-mounted). When a PrometheusRule, KEDA trigger or dashboard
+    selects DCGM series by pod, namespace or container (or an alert templates them), an exporter without those
+    labels makes the query match nothing.""",
     fix="""On every exporter container set DCGM_EXPORTER_KUBERNETES: "true" (or `-k`), drop
     DCGM_EXPORTER_USE_OLD_NAMESPACE, and mount hostPath /var/lib/kubelet/pod-resources at
     /var/lib/kubelet/pod-resources (readOnly).""",
@@ -480,14 +631,16 @@ def dcgm_metrics_are_collected(ctx: CheckContext) -> Iterator[Violation]:
     area="monitoring",
     rule_class=RuleClass.POLICY,
     rationale="""Which DCGM fields exist, and what each collector file enables, depend on the exporter
-    release;
-    dcgm-exporter images are tagged `<DCGM version>-<exporter version>-<os>`. The suite checks metrics against
-    the release in policies/cluster.yaml (dcgmExporter.dcgmVersion / version); an image of another release is
-    not what was checked.""",
-    fix="Use the image tag `<dcgmVersion>-<version>-<os>` of policies/cluster.yaml (or update the policy).",
+    release; dcgm-exporter images are tagged `<DCGM version>-<exporter version>-<os>`. An organisation that runs
+    exactly one release says so with the cluster policy's dcgmExporter.requirePinnedVersion (the reference
+    profile does); the image must then be the release of dcgmExporter.dcgmVersion / version. Without the switch
+    nothing is judged.""",
+    fix="Use the image tag `<dcgmVersion>-<version>-<os>` of the cluster policy (or update the policy).",
     sources=("NVIDIA/dcgm-exporter release tags (e.g. 4.5.3-4.8.2)",),
 )
 def exporter_version_pinned(ctx: CheckContext) -> Iterator[Violation]:
+    if (ctx.policy.cluster.get("dcgmExporter") or {}).get("requirePinnedVersion") is not True:
+        return
     release = dcgm.release_folder(ctx.policy.cluster)
     for exporter in _exporters(ctx):
         template = pod_template_of(exporter)
@@ -500,5 +653,6 @@ def exporter_version_pinned(ctx: CheckContext) -> Iterator[Violation]:
             yield Violation(
                 doc=exporter,
                 path=(*path, "image"),
-                message=f"image tag {tag} is not the pinned release {release} ({image})",
+                message=f"image tag {tag} is not the pinned release {release} ({image}; cluster policy "
+                f"{ctx.policy.source_of('cluster')})",
             )

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
 from gpu_policy.promql.keda_eval import dcgm_honor_labels, evaluate_queries
 from gpu_policy.promql.sources import promql_sources
+from gpu_policy.promql.text import selectors
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
@@ -175,3 +176,40 @@ def keda_query_reads_only_its_target(ctx: CheckContext) -> Iterable[Violation]:
             + f" (evaluated over {mode})",
             details=tuple(evaluation.output.splitlines()),
         )
+
+
+# vLLM's prometheus_client Counters (vllm/v1/metrics/loggers.py `_counter_cls(name=...)`); prometheus_client exposes a
+# Counter named `x` as the series `x_total` (prometheus/client_python: "Counters ... exposed with a _total suffix").
+VLLM_COUNTERS = frozenset({
+    "vllm:num_preemptions", "vllm:prompt_tokens", "vllm:generation_tokens", "vllm:request_success",
+    "vllm:prefix_cache_queries", "vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_queries",
+    "vllm:gpu_prefix_cache_hits",
+})
+
+
+@rule(
+    "vllm-counters-have-total-suffix",
+    title="vLLM counters are queried by the names vLLM exposes, with _total",
+    area="promql",
+    rule_class=RuleClass.CORRECTNESS,
+    rationale="""vLLM defines its counters with prometheus_client under names such as `vllm:num_preemptions`
+    (vllm-project/vllm vllm/v1/metrics/loggers.py, `_counter_cls(name="vllm:num_preemptions", ...)`), and
+    prometheus_client exposes a Counter with a `_total` suffix (prometheus/client_python, counters: "exposed with
+    a _total suffix"; vLLM's metrics docs list vllm:num_preemptions_total). A query on the bare name selects no
+    series: an alert on it never fires, a KEDA trigger reads nothing (0 with ignoreNullValues), a panel stays
+    empty. Judged for the vLLM counters named in loggers.py.""",
+    fix="Append _total: rate(vllm:num_preemptions_total[5m]).",
+    sources=("vllm-project/vllm vllm/v1/metrics/loggers.py (Counters)",
+             "prometheus/client_python README (Counter: _total suffix)"),
+)
+def vllm_counters_have_total_suffix(ctx: CheckContext) -> Iterable[Violation]:
+    for query in promql_sources(ctx.graph).all:
+        bare = sorted({s.metric for s in selectors(query.expr) if s.metric in VLLM_COUNTERS})
+        if bare:
+            yield Violation(
+                doc=query.doc,
+                path=query.path,
+                line=query.line,
+                message=f"{query.where} selects {', '.join(bare)}, which vLLM exposes as "
+                f"{', '.join(b + '_total' for b in bare)}: the bare counter name matches no series",
+            )

@@ -41,6 +41,14 @@ def _skip_unless_present(graph: ResourceGraph, kind: str, name: str) -> None:
         pytest.skip(f"the manifests under test hold no {kind} named {name!r}")
 
 
+def _skip_without_sla(scaling: ScalingSetup, name: str) -> None:
+    """The SLA floor is the policy's (sla.yaml minReplicas): without one for this workload there is nothing to hold
+    it to."""
+    workload = scaling.workloads[name]
+    if scaling.policy.sla_min_replicas(workload.namespace, workload.name) is None:
+        pytest.skip(f"the SLA policy in force ({scaling.policy.source_of('sla')}) sets no minimum for {workload.ref}")
+
+
 @given(parsers.parse('the ScaledObject "{name}" at {replicas:d} replicas'), target_fixture="scaling")
 def scaled_object_at(
     gpu_policy_run: RunResult, gpu_policy_options: dict[str, Any], name: str, replicas: int
@@ -152,6 +160,7 @@ def no_scale_down_in_outage(scaling: ScalingSetup) -> None:
 
 @then(parsers.parse('"{name}" settles at its SLA minimum within {seconds:d} seconds after the load falls'))
 def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
+    _skip_without_sla(scaling, name)
     traj = scaling.results[name]
     _check(
         scaling, name, checks.settles_at(traj, scaling.sla_minimum(name), seconds, traj.trace.mark("fall"))
@@ -160,6 +169,7 @@ def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
 
 @then(parsers.parse('"{name}" never goes below its SLA minimum'))
 def never_below_sla(scaling: ScalingSetup, name: str) -> None:
+    _skip_without_sla(scaling, name)
     _check(scaling, name, checks.never_below(scaling.results[name], scaling.sla_minimum(name)))
 
 
@@ -167,6 +177,8 @@ def never_below_sla(scaling: ScalingSetup, name: str) -> None:
 @given(parsers.parse('the NodePool "{name}" with {nodes:d} nodes'), target_fixture="nodepool")
 def nodepool_with(gpu_policy_run: RunResult, name: str, nodes: int) -> dict[str, Any]:
     _skip_unless_present(gpu_policy_run.graph, "NodePool", name)
+    if not gpu_policy_run.policy.cluster.get("businessHours"):
+        pytest.skip(f"the cluster policy in force ({gpu_policy_run.policy.source_of('cluster')}) sets no businessHours")
     doc = gpu_policy_run.graph.get("NodePool", name)
     assert doc is not None
     return {
