@@ -53,6 +53,15 @@ class FixtureSet:
                           profile=None if self.policies else self.profile, complete=self.complete,
                           config_path=self.root / "config.yaml" if (self.root / "config.yaml").is_file() else None)
 
+    def cli_options(self) -> list[str]:
+        """The same options as `options()`, as `gpu-policy check` and the pytest plugin spell them."""
+        args = ["--policies", str(self.policies)] if self.policies else []
+        if self.policies is None and self.profile is not None:
+            args += ["--profile", self.profile]
+        if (self.root / "config.yaml").is_file():
+            args += ["--config", str(self.root / "config.yaml")]
+        return [*args, "--complete" if self.complete else "--no-complete"]
+
     def run(self) -> RunResult:
         return run_engine(self.options())
 

@@ -21,7 +21,7 @@ def gpu_policy(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subpro
 def test_reference_manifests_pass() -> None:
     done = gpu_policy("check")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert "passed" in done.stdout
+    assert "result: passed (exit 0)" in done.stdout
 
 
 def test_a_broken_set_exits_1_with_file_line_findings() -> None:
@@ -29,7 +29,7 @@ def test_a_broken_set_exits_1_with_file_line_findings() -> None:
     done = gpu_policy("check", str(fixture), "-k", "exemption")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "namespace.yaml:7: error: [exemptions-are-valid] Namespace/inference" in done.stdout
-    assert "fix:" in done.stdout
+    assert "  why: " in done.stdout and "  fix: " in done.stdout
 
 
 def test_stdin_is_read() -> None:
@@ -64,6 +64,7 @@ def test_bad_policy_file_is_an_environment_error(tmp_path: Path) -> None:
 
 def test_version_and_rules() -> None:
     assert gpu_policy("version").stdout.startswith("gpu-policy ")
+    assert gpu_policy("--version").stdout.startswith("gpu-policy ")
     listing = gpu_policy("rules").stdout
     assert "object-is-unique" in listing and "schema-valid" in listing
 
@@ -93,21 +94,27 @@ def test_report_holds_findings_and_the_simulated_trajectories(tmp_path: Path) ->
 def test_ignoring_missing_schemas_lists_the_object_as_not_checked(tmp_path: Path) -> None:
     # an unknown kind of a group the suite knows fails even in a partial set (a typo, not another team's product)
     (tmp_path / "typo.yaml").write_text("apiVersion: karpenter.sh/v1\nkind: NodePools\nmetadata: {name: gpu}\n")
-    failing = gpu_policy("check", str(tmp_path), "-k", "schema")
+    failing = gpu_policy("check", str(tmp_path), "--only", "schema-known", "-k", "schema")
     assert failing.returncode == 1 and "[schema-known] NodePools/gpu" in failing.stdout
-    ignored = gpu_policy("check", str(tmp_path), "--ignore-missing-schemas", "-k", "schema")
+    ignored = gpu_policy("check", str(tmp_path), "--ignore-missing-schemas", "--only", "schema-known", "-k", "schema")
     assert ignored.returncode == 0, ignored.stdout
-    listed = ignored.stdout.split("not checked:", 1)[1]
+    assert "1 not checked" in ignored.stdout  # counted by default, listed with -v
+    listed = gpu_policy("check", str(tmp_path), "--ignore-missing-schemas", "--only", "schema-known", "-k", "schema",
+                        "-v").stdout
+    listed = listed.split("not checked:", 1)[1]
     assert "typo.yaml:2: NodePools/gpu: no schema for NodePools in karpenter.sh/v1" in listed
-    # a product the suite does not bundle, in a partial set: listed as not checked without the flag
+    # a product the suite does not bundle: listed as not checked in a partial set, a failure in a complete one
     fixture = fixtures_dir() / "schema-missing-schema" / "manifests"
-    partial = gpu_policy("check", str(fixture), "-k", "schema")
+    partial = gpu_policy("check", str(fixture), "--only", "schema-known", "-k", "schema", "-v")
     assert partial.returncode == 0, partial.stdout
-    assert "widget.yaml:4: Widget/demo: no schema for Widget in example.com/v1" in partial.stdout
+    listed = partial.stdout.split("not checked:", 1)[1]
+    assert "widget.yaml:4: Widget/demo: no schema for Widget in example.com/v1" in listed
+    complete = gpu_policy("check", str(fixture), "--complete", "--only", "schema-known", "-k", "schema")
+    assert complete.returncode == 1 and "[schema-known] Widget/demo" in complete.stdout
 
 
 def test_rules_that_cannot_be_evaluated_offline_are_listed_not_passed() -> None:
-    done = gpu_policy("check", "-k", "declared_once")
+    done = gpu_policy("check", "-k", "declared_once", "-v")
     assert done.returncode == 0
     section = done.stdout.split("schema rules not evaluated offline (neither passed nor failed):", 1)[1]
     assert "NodePool/gpu-inference-pool: transition rule (uses oldSelf) not evaluated" in section

@@ -39,9 +39,7 @@ def expected_failures(fixture: FixtureSet) -> set[str]:
 def run_suite(fixture: FixtureSet, tmp_path: Path) -> tuple[dict[str, str], str]:
     junit = tmp_path / "junit.xml"
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--manifests={fixture.manifests}",
-            str(SUITE_FILE), f"--junitxml={junit}", f"--rootdir={ROOT}"]
-    if fixture.policies is not None:
-        args.append(f"--policies={fixture.policies}")
+            str(SUITE_FILE), f"--junitxml={junit}", f"--rootdir={ROOT}", *fixture.cli_options()]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert junit.exists(), done.stdout[-4000:] + done.stderr[-4000:]
     failures: dict[str, str] = {}

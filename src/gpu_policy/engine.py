@@ -14,15 +14,17 @@ from typing import Any
 from gpu_policy.errors import GpuPolicyError
 from gpu_policy.findings import Finding
 from gpu_policy.graph.graph import ResourceGraph
-from gpu_policy.loading.document import format_path
+from gpu_policy.loading.document import Document, format_path
 from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
 from gpu_policy.policy.loader import REFERENCE_PROFILE, PolicySet, RepoConfig, discover_config
+from gpu_policy.reporting.safety import Redactor, escape_control, safe_finding
 from gpu_policy.resources import reference_manifests_dir
 from gpu_policy.rules.apis import HIDDEN_OPTION as API_HIDDEN_OPTION
 from gpu_policy.rules.apis import removed_documents
 from gpu_policy.rules.context import CheckContext
 from gpu_policy.rules.exemptions import Exemption, exemption_index
 from gpu_policy.rules.registry import Rule, Violation, all_rules
+from gpu_policy.rules.schema import _issues as schema_issues  # the memoised validation of the run
 from gpu_policy.rules.schema import schema_notes
 from gpu_policy.schemas.validator import ManifestValidator, default_crd_paths
 
@@ -49,7 +51,9 @@ class RunOptions:
     profile: str | None = None
     """`reference` for the bundled reference organisation's policies."""
     only: list[str] = field(default_factory=list)
+    """Rule ids to run (empty: all); tags are resolved to ids by the caller (`suite.selection`)."""
     skip: list[str] = field(default_factory=list)
+    """Rule ids not to run."""
 
 
 @dataclass
@@ -78,11 +82,24 @@ class RunResult:
     """Schema rules that could not be judged offline (transition rules, unsupported CEL): never counted as passed."""
     environment_errors: list[str] = field(default_factory=list)
     """What kept rules from giving a verdict (a missing tool or schema source); each is also a finding."""
+    internal_errors: list[InternalError] = field(default_factory=list)
+    """Rules that crashed: a bug of the tool, never a finding about the input (the CLI exits 3)."""
+    withheld: list[Document] = field(default_factory=list)
+    """Objects with schema type errors: judged by the schema rules only (listed as not checked)."""
 
 
-def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
+@dataclass(frozen=True)
+class InternalError:
+    """An uncaught exception inside a rule or a step: its rule (or scenario), the error and the traceback."""
+
+    where: str
+    error: str
+    traceback: str = ""
+
+
+def _violation_to_finding(rule: Rule, v: Violation, redact: Redactor | None = None) -> Finding:
     doc = v.doc
-    return Finding(
+    finding = Finding(
         rule_id=rule.id,
         resource=v.resource or (doc.ref if doc is not None else "<set>"),
         message=v.message,
@@ -95,20 +112,51 @@ def _violation_to_finding(rule: Rule, v: Violation) -> Finding:
         path=format_path(v.path),
         details=v.details,
     )
+    return safe_finding(finding, redact or Redactor(), doc, v.path)
 
 
-def _checked(rule: Rule, ctx: CheckContext, environment_errors: list[str]) -> list[Violation]:
+def _checked(rule: Rule, ctx: CheckContext, environment_errors: list[str],
+             internal_errors: list[InternalError] | None = None) -> list[Violation]:
     """A check that breaks must fail loudly without hiding what every other rule found. An environment error
-    (promtool missing, schemas unreadable) is also recorded, so that the CLI can exit 2 instead of 1."""
+    (promtool missing, schemas unreadable) is also recorded, so that the CLI can exit 2 instead of 1. A crash is
+    a bug of the tool, not a finding about the input: it is recorded as an internal error (the CLI exits 3)."""
     try:
         return list(rule.check(ctx))
     except GpuPolicyError as exc:
         if str(exc) not in environment_errors:
             environment_errors.append(str(exc))
         return [Violation(doc=None, message=f"could not be checked: {exc}", resource="<manifest set>")]
-    except Exception as exc:  # reported as a failure of this rule, with the cause
-        return [Violation(doc=None, message=f"check crashed: {type(exc).__name__}: {exc}",
-                          resource="<manifest set>", details=(traceback.format_exc(),))]
+    except Exception as exc:
+        if internal_errors is None:
+            raise
+        internal_errors.append(InternalError(f"rule {rule.id}", f"{type(exc).__name__}: {exc}",
+                                             traceback.format_exc()))
+        return []
+
+
+FULL_SET_RULES = frozenset({"manifest-is-readable", "manifest-has-identity", "object-is-unique"})
+"""Rules (besides area "schema") that judge every object, even one with schema type errors."""
+
+
+def _type_error_documents(ctx: CheckContext) -> list[Document]:
+    """Objects with a field of the wrong type (the schema-valid rule reports each). Any other rule would read
+    that field as what it is not; they are withheld from every rule but the schema and identity rules. The
+    schema issues are the same memo the schema rules read, so validation runs once per run."""
+    try:
+        issues = schema_issues(ctx)
+    except GpuPolicyError:
+        return []  # the schema rules report the missing validator
+    seen: dict[int, Document] = {}
+    for doc, issue in issues:
+        if issue.kind == "invalid" and str(issue.message).startswith("must be of type"):
+            seen.setdefault(id(doc), doc)
+    return list(seen.values())
+
+
+def select_rules(rules: dict[str, Rule], options: RunOptions, rule_ids: set[str] | None) -> list[Rule]:
+    only, skip = set(options.only), set(options.skip)
+    return [r for r in rules.values()
+            if (rule_ids is None or r.id in rule_ids) and (not only or r.id in only) and r.id not in skip]
 
 
 @dataclass(frozen=True)
@@ -150,7 +198,8 @@ def resolve_settings(options: RunOptions) -> Settings:
 def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, PolicySet, CheckContext]:
     settings = resolve_settings(options)
     policy = settings.policy
-    load = load_manifests(options.paths)
+    load = load_manifests(options.paths, exclude=settings.exclude, env=options.env,
+                          allow_remote_bases=options.allow_remote_bases)
     validator = ManifestValidator(
         policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(), use_cache=options.use_crd_cache
     )
@@ -179,28 +228,44 @@ def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, Polic
 def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResult:
     load, graph, policy, ctx = build_context(options)
     rules = all_rules()
-    exemptions = exemption_index(ctx)
     findings: list[Finding] = []
     exempted: list[UsedExemption] = []
     environment_errors: list[str] = []
-    for rule in rules.values():
-        if rule_ids is not None and rule.id not in rule_ids:
-            continue
-        for violation in _checked(rule, ctx, environment_errors):
-            finding = _violation_to_finding(rule, violation)
+    internal_errors: list[InternalError] = []
+    redact = ctx.memo("redactor", lambda: Redactor.from_documents(graph.documents))
+    withheld = _type_error_documents(ctx)
+    judged_ctx = ctx
+    if withheld:
+        skipped = {id(d) for d in withheld}
+        validator = ctx.options.get("schema_validator")
+        judged_graph = ResourceGraph([d for d in graph.documents if id(d) not in skipped],
+                                     validator.scope_of if validator is not None else None)
+        judged_ctx = CheckContext(graph=judged_graph, policy=policy, load=load, options=ctx.options,
+                                  complete=ctx.complete)
+    exemptions = exemption_index(judged_ctx)
+    for rule in select_rules(rules, options, rule_ids):
+        rule_ctx = ctx if rule.area == "schema" or rule.id in FULL_SET_RULES else judged_ctx
+        for violation in _checked(rule, rule_ctx, environment_errors, internal_errors):
+            finding = _violation_to_finding(rule, violation, redact)
             exemption = exemptions.lookup(rule.id, [violation.doc, *violation.exemptible_by], finding.resource)
             if exemption is not None:
                 exempted.append(UsedExemption(exemption, finding))
             else:
                 findings.append(finding)
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule_id, f.resource))
+    # an exception text may quote the input: redacted and escaped like a finding
+    internal_errors = [InternalError(e.where, escape_control(redact(e.error)), redact(e.traceback))
+                       for e in internal_errors]
     not_checked = list(load.not_checked)
+    not_checked += [NotChecked(d.source, d.line, f"{d.ref}: not judged by other rules until its schema errors "
+                               "are fixed") for d in withheld]
     not_evaluated: list[NotChecked] = []
     for doc, issue in schema_notes(ctx):
         where = NotChecked(doc.source, doc.line_of(tuple(issue.path)), f"{doc.ref}: {issue.message}")
         (not_checked if issue.kind == "missing-schema" else not_evaluated).append(where)
-    for note in ctx.unresolved:
+    for note in [*ctx.unresolved, *(judged_ctx.unresolved if judged_ctx is not ctx else [])]:
         not_checked.append(NotChecked(note.doc.source, note.doc.line_of(note.path), note.message))
-    return RunResult(options=options, load=load, graph=graph, policy=policy, context=ctx, findings=findings,
-                     not_checked=not_checked, not_evaluated=not_evaluated, environment_errors=environment_errors,
-                     exempted=exempted, rules=rules)
+    return RunResult(options=options, load=load, graph=judged_ctx.graph, policy=policy, context=judged_ctx,
+                     findings=findings, not_checked=not_checked, not_evaluated=not_evaluated,
+                     environment_errors=environment_errors, exempted=exempted, rules=rules,
+                     internal_errors=internal_errors, withheld=withheld)

@@ -9,7 +9,9 @@ or write its own features reusing these steps.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ from gpu_policy.steps import step_module_names
 pytest_plugins = step_module_names()
 
 SUITE_FILE = Path(__file__).resolve().parent / "suite" / "test_features.py"
+COLLECTOR_NAME = "gpu-policy-scenario-collector"
+_BOUNDARY_KEY = pytest.StashKey[Path | None]()
 
 preloaded_run: RunResult | None = None
 """Set by `gpu-policy check`, which runs the engine before pytest to report environment errors with exit 2."""
@@ -39,10 +43,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder of CRD YAML files (repeatable); default: $GPU_POLICY_CRD_PATH, then the cache")
     group.addoption("--ignore-missing-schemas", action="store_true", default=False,
                     help="list objects without a schema as not checked instead of failing")
-    group.addoption("--gpu-policy-report", metavar="DIR", default=None,
-                    help="write reports (simulation CSV/SVG, findings JSON) under DIR")
-    group.addoption("--gpu-policy-today", metavar="YYYY-MM-DD", default=None,
+    group.addoption("--report", dest="gpu_policy_report", metavar="DIR", default=None,
+                    help="write reports (simulation CSV/SVG) under DIR, as `gpu-policy check --report`")
+    group.addoption("--today", dest="gpu_policy_today", metavar="YYYY-MM-DD", default=None,
                     help="the date exemptions expire against (default: today)")
+    # the names before they matched the CLI, kept working but not listed
+    group.addoption("--gpu-policy-report", dest="gpu_policy_report", default=None, help=argparse.SUPPRESS)
+    group.addoption("--gpu-policy-today", dest="gpu_policy_today", default=None, help=argparse.SUPPRESS)
+    group.addoption("--only", dest="gpu_policy_only", nargs="+", action="extend", default=[], metavar="ID",
+                    help="only the scenarios running these rule ids or @tags")
+    group.addoption("--skip", dest="gpu_policy_skip", nargs="+", action="extend", default=[], metavar="ID",
+                    help="skip the scenarios running these rule ids or @tags")
+    group.addoption("--profile", dest="gpu_policy_profile", metavar="NAME", default=None, choices=["reference"],
+                    help="start from a bundled policy profile ('reference'), as `gpu-policy check --profile`")
+    group.addoption("--complete", dest="gpu_policy_complete", action=argparse.BooleanOptionalAction, default=None,
+                    help="the set is the whole system: references to objects not in it are errors")
+    group.addoption("--namespace", dest="gpu_policy_namespace", metavar="NS", default=None,
+                    help="namespace of objects that set none (default: default)")
+    group.addoption("--config", dest="gpu_policy_config", metavar="PATH", default=None,
+                    help="configuration file or folder (default: .gpu-policy.yaml or gpu-policy/ upwards)")
     group.addoption("--no-bundled-features", action="store_true", default=False,
                     help="with --manifests, do not add the bundled feature suite to the run")
 
@@ -69,6 +88,43 @@ def pytest_configure(config: pytest.Config) -> None:
     wants_suite = config.getoption("manifests") and not config.getoption("no_bundled_features")
     if wants_suite and not any(_covers(arg, SUITE_FILE) for arg in config.args):
         config.args.append(str(SUITE_FILE))
+    only, skip = config.getoption("gpu_policy_only"), config.getoption("gpu_policy_skip")
+    if (only or skip) and not config.pluginmanager.has_plugin(COLLECTOR_NAME):
+        from gpu_policy.suite.collector import ScenarioCollector
+        from gpu_policy.suite.selection import Selection
+
+        config.pluginmanager.register(ScenarioCollector(Selection.parse(only, skip)), COLLECTOR_NAME)
+
+
+def _ignored_boundary(config: pytest.Config) -> Path | None:
+    """The outermost folder above the suite that pytest would not collect: a virtualenv (pyvenv.cfg) or a name in
+    norecursedirs (`.venv`, `venv`, `.*`, ...). None when the suite lies in a collectable tree (a source checkout)."""
+    patterns = [str(p) for p in config.getini("norecursedirs")]
+    for parent in reversed(SUITE_FILE.parents):
+        if (parent / "pyvenv.cfg").is_file() or any(fnmatch.fnmatch(parent.name, p) for p in patterns):
+            return parent
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The bundled suite is collected wherever the package is installed, a `.venv` inside the repository
+    included: pytest ignores virtualenvs and `.*`/`venv` folders (norecursedirs), which would collect 0 items
+    from a pip-installed gpu-policy. Only the folders leading to the suite file are let through; everything else
+    inside the ignored folder stays ignored (the rest of the virtualenv is never collected)."""
+    if not any(_covers(arg, SUITE_FILE) for arg in config.args):
+        return None
+    if _BOUNDARY_KEY not in config.stash:
+        config.stash[_BOUNDARY_KEY] = _ignored_boundary(config)
+    boundary = config.stash[_BOUNDARY_KEY]
+    if boundary is None:
+        return None
+    path = Path(collection_path)
+    if path == SUITE_FILE or path in SUITE_FILE.parents:
+        return False if path == boundary or boundary in path.parents else None
+    if boundary in path.parents:
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +141,10 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         "ignore_missing_schemas": bool(config.getoption("ignore_missing_schemas")),
         "report_dir": Path(report) if report else None,
         "today": dt.date.fromisoformat(today) if today else dt.date.today(),
+        "profile": config.getoption("gpu_policy_profile"),
+        "complete": config.getoption("gpu_policy_complete"),
+        "namespace": config.getoption("gpu_policy_namespace"),
+        "config_path": Path(config.getoption("gpu_policy_config")) if config.getoption("gpu_policy_config") else None,
     }
 
 
@@ -99,5 +159,9 @@ def gpu_policy_run(gpu_policy_options: dict[str, Any]) -> RunResult:
         ignore_missing_schemas=gpu_policy_options["ignore_missing_schemas"],
         report_dir=gpu_policy_options["report_dir"],
         today=gpu_policy_options["today"],
+        profile=gpu_policy_options["profile"],
+        complete=gpu_policy_options["complete"],
+        namespace=gpu_policy_options["namespace"],
+        config_path=gpu_policy_options["config_path"],
     )
     return run_engine(options)

@@ -13,6 +13,8 @@ from gpu_policy.engine import _violation_to_finding
 from gpu_policy.errors import InputError
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading import sources
+from gpu_policy.loading.kustomize import Renderer
+from gpu_policy.loading.limits import Limits
 from gpu_policy.loading.loader import LOAD_RULE, SHAPE_RULE, LoadResult, load_manifests
 from gpu_policy.resources import fixtures_dir
 from gpu_policy.rules.registry import Violation, all_rules
@@ -44,7 +46,10 @@ def test_folders_recurse_over_yaml_yml_and_json_in_sorted_order(tmp_path: Path) 
     write(tmp_path / ".hidden" / "e.yaml", CONFIGMAP.format(name="e"))
     result = load_manifests([str(tmp_path)])
     assert refs(result) == ["ConfigMap/default/c", "ConfigMap/default/b", "ConfigMap/d"]
-    assert result.findings == [] and result.not_checked == []
+    assert result.findings == []
+    assert [(n.source, n.reason) for n in result.not_checked] == [
+        (str(tmp_path / ".hidden"), "hidden folder; not checked")
+    ]
 
 
 def test_files_and_multi_document_streams_keep_file_and_line(tmp_path: Path) -> None:
@@ -121,10 +126,9 @@ def test_utf8_bom_and_utf16_files_are_read(tmp_path: Path) -> None:
     assert refs(load_manifests([str(tmp_path)])) == ["ConfigMap/default/bom", "ConfigMap/default/wide"]
 
 
-def test_over_large_files_are_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 64)
+def test_over_large_files_are_refused_before_reading(tmp_path: Path) -> None:
     write(tmp_path / "big.yaml", CONFIGMAP.format(name="x" * 80))
-    result = load_manifests([str(tmp_path)])
+    result = load_manifests([str(tmp_path)], limits=Limits(max_file_bytes=64))
     assert result.documents == []
     assert [(f.resource, "over the") for f in result.findings if "over the" in f.message] == [
         ("<file:big.yaml>", "over the")
@@ -230,9 +234,7 @@ def test_without_origin_annotations_objects_are_matched_by_kind_and_name(
 ) -> None:
     write(tmp_path / "kustomization.yaml", "resources: [cm.yaml]\nnamespace: default\n")
     write(tmp_path / "cm.yaml", "# header\n" + CONFIGMAP.format(name="plain"))
-    monkeypatch.setattr(
-        sources, "render_with_origins", lambda folder: (sources.render_kustomization(folder), None)
-    )
+    monkeypatch.setattr(Renderer, "render_with_origins", lambda self, folder: (self.render(folder), None))
     (doc,) = load_manifests([str(tmp_path)]).documents
     assert (doc.ref, doc.source, doc.line, doc.line_of(("data", "k"))) == (
         "ConfigMap/default/plain",

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpu_policy.loading import yaml_reader
+from gpu_policy.loading.limits import Limits
 from gpu_policy.loading.yaml_reader import read_documents, resolve_plain, to_documents
 
 
@@ -183,10 +184,9 @@ def test_modest_aliasing_is_fine() -> None:
     assert one(text)["c199"] == {"cpu": 1, "memory": "1Gi"}
 
 
-def test_over_large_files_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(yaml_reader, "MAX_FILE_BYTES", 100)
-    line, message = error_of("a: " + "x" * 200 + "\n")
-    assert line == 1 and "larger than" in message
+def test_over_large_files_are_refused() -> None:
+    docs, errors = to_documents("a: " + "x" * 200 + "\n", "t.yaml", Limits(max_file_bytes=100))
+    assert docs == [] and [(e.line, "larger than" in e.message) for e in errors] == [(1, True)]
 
 
 def test_too_deep_nesting_is_an_error_not_a_crash() -> None:
@@ -303,3 +303,76 @@ def test_reader_yields_errors_in_stream_order() -> None:
     items = list(read_documents("a: 1\n---\n!!python/none x\n---\nb: 2\n"))
     kinds = [type(i).__name__ for i in items]
     assert kinds == ["RawDocument", "YamlError", "RawDocument"]
+
+
+# -- parse bounds: untrusted input (issue 9) -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("plain", "expected"),
+    [
+        ("9223372036854775807", 2**63 - 1),  # ParseInt
+        ("-9223372036854775808", -(2**63)),
+        ("18446744073709551615", 2**64 - 1),  # ParseUint
+        ("+18446744073709551615", 1.8446744073709552e19),  # ParseUint takes no sign: ParseFloat
+        ("18446744073709551616", 1.8446744073709552e19),  # over uint64: ParseFloat
+        ("-" + "9" * 30, -1e30),
+        ("0x10000000000000000", "0x10000000000000000"),  # hex over uint64; ParseFloat refuses hex: text
+        ("1" * 5000, "1" * 5000),  # 5,000 digits: ParseFloat range error, text (Python's int() would raise)
+    ],
+)
+def test_integers_are_64_bit_as_in_go_and_longer_ones_never_crash(plain: str, expected: Any) -> None:
+    got = resolve_plain(plain)
+    assert got == expected and type(got) is type(expected)
+
+
+def test_a_5000_digit_number_in_a_document_is_text_and_its_neighbours_are_kept() -> None:
+    assert one("a: " + "7" * 5000 + "\nb: 2\n") == {"a": "7" * 5000, "b": 2}
+
+
+@pytest.mark.parametrize("tag", ["!!float", "!!int"])
+def test_explicitly_tagged_numbers_out_of_range_are_a_finding_naming_the_value_briefly(tag: str) -> None:
+    line, message = error_of(f"ok: 1\nbad: {tag} {'1' * 400}\n")
+    assert line == 2
+    assert message.startswith("cannot decode '1111") and f"(400 characters) as a {tag}" in message
+    assert len(message) < 120
+
+
+def _counting_resolve(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    original = yaml_reader._Loader.resolve
+
+    def resolve(self: Any, kind: Any, value: Any, implicit: Any) -> Any:
+        calls[0] += 1
+        return original(self, kind, value, implicit)
+
+    monkeypatch.setattr(yaml_reader._Loader, "resolve", resolve)
+    return calls
+
+
+def test_a_document_over_the_value_limit_is_refused_while_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_resolve(monkeypatch)
+    big = "items:\n" + "".join(f"  - {{a: {i}}}\n" for i in range(20_000))  # 60,000 values
+    text = "first: 1\n---\n" + big + "---\nlast: 2\n"
+    docs, errors = to_documents(text, "t.yaml", Limits(max_nodes_per_document=1_000))
+    assert [d.obj for d in docs] == [{"first": 1}, {"last": 2}]
+    assert [(e.line, e.message) for e in errors] == [
+        (3, "document holds more than 1000 values (mappings, lists and scalars); refused while parsing it")
+    ]
+    assert calls[0] < 1_020  # the parser stopped at the limit instead of building 60,000 values first
+
+
+def test_a_file_over_its_value_limit_stops_there_and_says_so() -> None:
+    doc = "k:\n" + "".join(f"  - {i}\n" for i in range(40))  # 42 values on 41 lines: the third starts at 85
+    text = "---\n".join([doc] * 4)
+    docs, errors = to_documents(text, "t.yaml", Limits(max_nodes_per_document=50, max_nodes_per_file=100))
+    assert len(docs) == 2
+    assert [(e.line, e.message.split(";")[0]) for e in errors] == [
+        (85, "the file holds more than 100 values (mappings, lists and scalars) in all")
+    ]
+
+
+def test_an_alias_bomb_under_the_written_limit_still_blames_aliases() -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcd", "bcde", strict=True):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    docs, errors = to_documents("\n".join(lines) + "\n", "t.yaml", Limits(max_nodes_per_document=5_000))
+    assert docs == [] and len(errors) == 1 and "through aliases" in errors[0].message

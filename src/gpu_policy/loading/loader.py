@@ -3,7 +3,9 @@
 Nothing is skipped silently: every document is either in `LoadResult.documents` (checked) or in
 `LoadResult.not_checked` with the reason, and the reason is also a finding (`manifest-is-readable` for files
 and documents that cannot be decoded, `manifest-has-identity` for documents that are not Kubernetes objects).
-Only empty documents (`---` with nothing after it) are dropped: they hold nothing to check.
+Only empty documents (`---` with nothing after it) are dropped: they hold nothing to check. Files that hold no
+Kubernetes manifest as they stand (templates, other tools' YAML: not_manifests.py) and files not read on purpose
+(sources.py) are listed as not checked without a finding.
 
 File-level findings name the resource `<file:NAME>`, NAME being the file's path relative to the input it was
 found under (`<file:inference/vllm.yaml>` for `manifests/inference/vllm.yaml` given as `manifests`), so the
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,12 @@ import yaml
 
 from gpu_policy.findings import Finding
 from gpu_policy.loading.document import Document
-from gpu_policy.loading.sources import (
-    MANIFEST_SUFFIXES,
-    ORIGIN_ANNOTATION,
-    STDIN,
-    Stream,
-    decode_bytes,
-    iter_streams,
-)
+from gpu_policy.loading.envfile import envsubst
+from gpu_policy.loading.files import read_regular
+from gpu_policy.loading.limits import DEFAULT_LIMITS, Limits
+from gpu_policy.loading.not_manifests import NOT_KUBERNETES, looks_like_kubernetes, unrendered_template_reason
+from gpu_policy.loading.sources import ORIGIN_ANNOTATION, STDIN, Stream, decode_bytes, iter_streams
+from gpu_policy.loading.walk import is_within, walk
 from gpu_policy.loading.yaml_reader import RawDocument, read_raw, to_documents
 
 LOAD_RULE = "manifest-is-readable"
@@ -154,38 +154,50 @@ def _pop_origin(doc: Document) -> dict[str, Any] | None:
 
 
 class _KustomizeOrigins:
-    """Maps rendered objects back to the file a person edits, and to the line of the object in it."""
+    """Maps rendered objects back to the file a person edits, and to the line of the object in it.
 
-    def __init__(self, stream: Stream) -> None:
+    The origin annotation is part of the rendered output, which a patch in the kustomization can set to any
+    path: it is trusted only when it names a regular file inside the input folder (resolved), read size-capped;
+    otherwise the object is attributed to the kustomization's output.
+    """
+
+    def __init__(self, stream: Stream, limits: Limits) -> None:
         assert stream.kustomization is not None
         self.stream = stream
         self.folder = stream.kustomization
-        self._files: dict[Path, list[Document]] = {}
+        self.limits = limits
+        self._files: dict[Path, list[Document] | None] = {}
         self._by_identity: dict[tuple[str, str], Document] | None = None
 
-    def _documents_of(self, path: Path) -> list[Document]:
-        cached = self._files.get(path)
-        if cached is None:
-            cached = []
-            try:
-                text, error = decode_bytes(path.read_bytes(), str(path))
-            except OSError:
-                text, error = "", "unreadable"
-            if error is None:
-                docs, _ = to_documents(text, _display_path(path, self.folder))
-                cached = [item for doc in docs for item in _flatten_lists(doc)]
-            self._files[path] = cached
+    def _documents_of(self, path: Path) -> list[Document] | None:
+        """The objects written in `path`; None when it is not a regular file inside the input folder."""
+        if path in self._files:
+            return self._files[path]
+        cached: list[Document] | None = None
+        real = os.path.realpath(path)
+        if self.stream.root is not None and is_within(real, self.stream.root):
+            read = read_regular(Path(real), str(path), self.limits)
+            if read.error is None and read.skipped is None:
+                cached = []
+                text, error = decode_bytes(read.data, str(path), self.limits)
+                if error is None:
+                    docs, _ = to_documents(text, _display_path(path, self.folder), self.limits)
+                    cached = [item for doc in docs for item in _flatten_lists(doc)]
+        self._files[path] = cached
         return cached
 
     def attribute(self, doc: Document) -> Document:
         origin = _pop_origin(doc) if self.stream.origin_base is not None else None
         if origin is not None and self.stream.origin_base is not None and "repo" not in origin:
             base = self.stream.origin_base
+            found: Document | None = None
             if isinstance(origin.get("path"), str):
-                return self._from_file(doc, Path(os.path.normpath(base / origin["path"])))
-            if isinstance(origin.get("configuredIn"), str):
+                found = self._from_file(doc, Path(os.path.normpath(base / origin["path"])))
+            elif isinstance(origin.get("configuredIn"), str):
                 configured_in = Path(os.path.normpath(base / origin["configuredIn"]))
-                return self._from_generator(doc, configured_in, origin)
+                found = self._from_generator(doc, configured_in, origin)
+            if found is not None:
+                return found
         if self.stream.origin_base is None:
             found = self._identity_index().get((doc.kind, doc.name))
             if found is not None:
@@ -193,8 +205,11 @@ class _KustomizeOrigins:
         # Remote bases, helm charts inflated by kustomize: only the rendered output shows this object.
         return self._rebase(doc, f"{self.stream.source} (kustomize output)", doc.line, doc.positions)
 
-    def _from_file(self, doc: Document, path: Path) -> Document:
-        candidates = [d for d in self._documents_of(path) if d.is_object and d.kind == doc.kind]
+    def _from_file(self, doc: Document, path: Path) -> Document | None:
+        written = self._documents_of(path)
+        if written is None:
+            return None
+        candidates = [d for d in written if d.is_object and d.kind == doc.kind]
         match = next((d for d in candidates if d.name == doc.name), None)
         if match is None:  # namePrefix / nameSuffix: the written name is part of the rendered one
             inside = [d for d in candidates if d.name and d.name in doc.name]
@@ -205,13 +220,15 @@ class _KustomizeOrigins:
             return self._rebase(doc, _display_path(path, self.folder), 1, {})
         return self._rebase(doc, match.source, match.line, match.positions)
 
-    def _from_generator(self, doc: Document, kustomization: Path, origin: dict[str, Any]) -> Document:
+    def _from_generator(self, doc: Document, kustomization: Path, origin: dict[str, Any]) -> Document | None:
         """Generated ConfigMaps/Secrets point at their generator entry in kustomization.yaml."""
         by = origin.get("configuredBy")
         generator_kind = by.get("kind") if isinstance(by, dict) else None
         key = {"ConfigMapGenerator": "configMapGenerator", "SecretGenerator": "secretGenerator"}.get(
             generator_kind if isinstance(generator_kind, str) else "", "")
         docs = self._documents_of(kustomization)
+        if docs is None:
+            return None
         source = _display_path(kustomization, self.folder)
         if not docs:
             return self._rebase(doc, source, 1, {})
@@ -230,12 +247,10 @@ class _KustomizeOrigins:
         """Fallback when origin annotations are unavailable: the folder's own objects by (kind, name)."""
         if self._by_identity is None:
             self._by_identity = {}
-            for path in sorted(self.folder.rglob("*")):
-                if path.suffix not in MANIFEST_SUFFIXES or path.name.startswith("kustomization"):
+            for entry in walk(self.folder, self.limits, kustomizations=False):
+                if entry.kind != "file" or entry.real is None or entry.real.name.startswith("kustomization"):
                     continue
-                if not path.is_file():
-                    continue
-                for item in self._documents_of(path):
+                for item in self._documents_of(entry.real) or []:
                     if item.is_object and item.kind and item.name:
                         self._by_identity.setdefault((item.kind, item.name), item)
         return self._by_identity
@@ -253,18 +268,41 @@ def _load_finding(stream: Stream, line: int, message: str) -> Finding:
                    message=message, why=_LOAD_WHY, fix=_LOAD_FIX)
 
 
-def load_stream(stream: Stream, result: LoadResult) -> None:
+def _not_a_manifest(stream: Stream, text: str, raws: list[RawDocument], errors: list[Any]) -> str | None:
+    """Why a whole file is listed as not checked instead of being decoded into objects, or None."""
+    if stream.kustomization is not None:
+        return None  # kubectl's output: every document is an object kustomize built
+    if stream.template is not None and unrendered_template_reason(text) is not None:
+        return stream.template  # substituted, but placeholders of another template language remain
+    if errors:
+        return unrendered_template_reason(text)
+    values = [raw.value for raw in raws if raw.value is not None]
+    if values and not looks_like_kubernetes(values):
+        return NOT_KUBERNETES
+    return None
+
+
+def load_stream(stream: Stream, result: LoadResult, limits: Limits = DEFAULT_LIMITS,
+                env: Mapping[str, str] | None = None) -> None:
     result.sources.append(stream.source)
+    if stream.skipped is not None:  # the listing shows the path: the reason need not repeat it
+        result.not_checked.append(NotChecked(stream.source, 1, stream.skipped.removeprefix(f"{stream.source}: ")))
+        return
     if stream.error is not None:
         result.findings.append(_load_finding(stream, 1, stream.error))
         result.not_checked.append(NotChecked(stream.source, 1, stream.error))
         return
-    raws, errors = read_raw(stream.text)
+    text = stream.text if env is None else envsubst(stream.text, env)
+    raws, errors = read_raw(text, limits)
+    reason = _not_a_manifest(stream, text, raws, errors)
+    if reason is not None:
+        result.not_checked.append(NotChecked(stream.source, 1, reason.removeprefix(f"{stream.source}: ")))
+        return
     for error in errors:
         result.findings.append(_load_finding(stream, error.line, error.message))
         result.not_checked.append(NotChecked(stream.source, error.line, error.message))
-    templates = _helm_templates(stream.text, raws)
-    origins = _KustomizeOrigins(stream) if stream.kustomization is not None else None
+    templates = _helm_templates(text, raws)
+    origins = _KustomizeOrigins(stream, limits) if stream.kustomization is not None else None
     for index, (raw, template) in enumerate(zip(raws, templates, strict=True)):
         if raw.value is None:
             continue
@@ -285,12 +323,30 @@ def load_stream(stream: Stream, result: LoadResult) -> None:
             result.documents.append(doc)
 
 
-def load_streams(streams: Iterable[Stream]) -> LoadResult:
+def load_streams(streams: Iterable[Stream], *, limits: Limits = DEFAULT_LIMITS,
+                 env: Mapping[str, str] | None = None) -> LoadResult:
     result = LoadResult()
     for stream in streams:
-        load_stream(stream, result)
+        load_stream(stream, result, limits, env)
     return result
 
 
-def load_manifests(paths: list[str]) -> LoadResult:
-    return load_streams(iter_streams(paths))
+def load_manifests(
+    paths: Sequence[str],
+    *,
+    limits: Limits | None = None,
+    exclude: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    allow_remote_bases: bool = False,
+) -> LoadResult:
+    """Load every manifest under `paths` (files, folders, `-` for stdin).
+
+    `limits`: the bounds of limits.py (DEFAULT_LIMITS when None). `exclude`: `--exclude` globs (exclude.py).
+    `env`: when given, `$NAME`/`${NAME}` are substituted as GNU envsubst does (envfile.py) before parsing, and
+    template files (`*.tpl`, ...) are read and checked once substituted. `allow_remote_bases`: let kustomize
+    fetch remote resources (refused by default, with a finding).
+    """
+    limits = limits or DEFAULT_LIMITS
+    streams = iter_streams(paths, limits=limits, exclude=exclude, allow_remote_bases=allow_remote_bases,
+                           substitute=env is not None)
+    return load_streams(streams, limits=limits, env=env)

@@ -19,6 +19,11 @@ errors; non-string keys become text (`true`, `1`), a null key is an error ("unsu
 keys are errors (YAMLToJSONStrict / server-side strict field validation), only the standard tags exist, alias
 bombs and huge documents are refused. Merge keys (`<<`) merge; the mapping's explicit keys take precedence.
 JSON streams (first character `{` or `[`) keep their floats (kubectl decodes them with encoding/json).
+
+Integers are 64-bit as in Go: `strconv.ParseInt`, then `ParseUint`; a longer number becomes a float when
+ParseFloat can hold it and stays a string when it cannot (go-yaml v2 resolve.go), so no value is ever a Python
+integer longer than 20 digits. Values are counted while libyaml builds each document (the `resolve` hook is
+called once per node written) and after alias expansion, against `Limits` (loading/limits.py).
 """
 
 from __future__ import annotations
@@ -33,18 +38,13 @@ from typing import Any
 import yaml
 
 from gpu_policy.loading.document import Document, FieldPath
+from gpu_policy.loading.limits import DEFAULT_LIMITS, Limits
 
 try:  # libyaml's parser is several times faster; the pure-Python one behaves the same.
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-MAX_FILE_BYTES = 32 * 1024 * 1024
-"""The API server refuses request bodies over 3 MiB; a manifest file far larger than that is a mistake."""
-MAX_NODES_PER_DOCUMENT = 1_000_000
-"""Counted after alias expansion: a 'billion laughs' document hits this long before it exhausts memory."""
-MAX_ALIAS_EXPANSION_RATIO = 100
-"""go-yaml refuses 'excessive aliasing' the same way: expanded nodes may not dwarf the nodes written."""
 _SMALL_DOCUMENT_NODES = 10_000
 """Below this many built nodes no alias check is needed, so ordinary documents are walked only once."""
 
@@ -85,11 +85,19 @@ _DIGITS = {2: frozenset("01"), 8: frozenset("01234567"), 10: frozenset("01234567
            16: frozenset("0123456789abcdefABCDEF")}
 
 
+_MAX_DIGITS = {2: 64, 8: 22, 10: 20, 16: 16}
+"""Digits (leading zeros aside) of the largest uint64 in each base: longer numbers cannot fit."""
+
+
 def _go_parse_int(text: str) -> int | None:
-    """strconv.ParseInt(text, 0, 64), widened to ParseUint and big.Int as go-yaml does."""
+    """strconv.ParseInt(text, 0, 64), then strconv.ParseUint(text, 0, 64) (no sign allowed), as go-yaml v2 does.
+
+    None when neither accepts it: go-yaml then tries ParseFloat, and keeps the text when that fails too.
+    """
     body = text
     sign = 1
-    if body[:1] in ("+", "-"):
+    signed = body[:1] in ("+", "-")
+    if signed:
         sign = -1 if body[0] == "-" else 1
         body = body[1:]
     base = 10
@@ -103,9 +111,12 @@ def _go_parse_int(text: str) -> int | None:
             base, body = 2, body[2:]
         else:
             base, body = 8, body[1:]
-    if not body or not _DIGITS[base].issuperset(body):
+    if not body or not _DIGITS[base].issuperset(body) or len(body.lstrip("0")) > _MAX_DIGITS[base]:
         return None
-    return sign * int(body, base)
+    value = sign * int(body, base)
+    if -(2**63) <= value <= 2**63 - 1 or (not signed and value <= 2**64 - 1):
+        return value
+    return None
 
 
 def resolve_plain(text: str) -> Any:
@@ -140,6 +151,13 @@ def _json_number(value: float, keep_floats: bool) -> float | int:
     return value
 
 
+def _shown(text: str, width: int = 40) -> str:
+    """A scalar quoted for a message, cut short when it is long (a 5,000-digit number stays readable)."""
+    if len(text) <= width:
+        return repr(text)
+    return f"{text[:width]!r}... ({len(text)} characters)"
+
+
 class YamlError(Exception):
     """A document that cannot be decoded; `line` is 1-based."""
 
@@ -157,17 +175,38 @@ class RawDocument:
     positions: dict[FieldPath, int]
 
 
+class _TooManyNodes(Exception):
+    """Raised from inside libyaml's composer: the document is abandoned before its tree is complete."""
+
+
 class _Loader(_BaseLoader):
     """libyaml's parser and composer; plain scalars are left untagged for `resolve_plain`."""
 
-    # The path-based resolvers PyYAML supports are never registered here; skipping them saves two calls a node.
+    first_parent_line = -1
+    last_parent_line = -1
+    """0-based lines of the first and the latest mapping or sequence opened in the current document."""
+
+    # The path-based resolvers PyYAML supports are never registered here; libyaml's composer calls this with the
+    # node being filled before each of its values: where the document is when a limit stops it.
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        if current_node is not None:
+            line = current_node.start_mark.line
+            self.last_parent_line = line
+            if self.first_parent_line < 0:
+                self.first_parent_line = line
         return None
 
     def ascend_resolver(self) -> None:
         return None
 
+    nodes = 0
+    """Values composed so far in this stream: libyaml calls `resolve` once for every node it builds."""
+    node_limit = DEFAULT_LIMITS.max_nodes_per_document
+
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        self.nodes += 1
+        if self.nodes > self.node_limit:
+            raise _TooManyNodes
         if kind is yaml.ScalarNode:
             return _PLAIN if implicit[0] else _STR
         return _MAP if kind is yaml.MappingNode else _SEQ
@@ -180,19 +219,24 @@ def _node_line(node: yaml.Node) -> int:
 class _Builder:
     """Node tree -> plain Python values, recording the line of every key and sequence item."""
 
-    def __init__(self, root: yaml.Node, line_offset: int, keep_floats: bool) -> None:
+    def __init__(self, root: yaml.Node, line_offset: int, keep_floats: bool, limits: Limits) -> None:
         self.positions: dict[FieldPath, int] = {}
         self.root = root
         self.base = line_offset + 1
         self.keep_floats = keep_floats
+        self.limits = limits
         self.count = 0
-        self.limit = _SMALL_DOCUMENT_NODES
+        self.limit = min(_SMALL_DOCUMENT_NODES, limits.max_nodes_per_document)
+        self.checked = False
 
     def _over_limit(self, node: yaml.Node) -> None:
-        if self.limit == _SMALL_DOCUMENT_NODES:
+        # The parser already refused documents with more values written than the limit: past it, the values
+        # come from aliases (and merge keys) expanding the same anchored values again.
+        if not self.checked:
+            self.checked = True
             written = _count_written(self.root)
-            allowed = max(_SMALL_DOCUMENT_NODES, written * MAX_ALIAS_EXPANSION_RATIO)
-            self.limit = min(MAX_NODES_PER_DOCUMENT, allowed)
+            allowed = max(_SMALL_DOCUMENT_NODES, written * self.limits.max_alias_expansion_ratio)
+            self.limit = min(self.limits.max_nodes_per_document, allowed)
             if self.count <= self.limit:
                 return
         raise YamlError(
@@ -242,7 +286,7 @@ class _Builder:
         if value.__class__ is float:
             if value != value or value in (float("inf"), float("-inf")):
                 raise YamlError(
-                    f"{node.value!r} is not a JSON number: Kubernetes converts YAML to JSON and rejects it "
+                    f"{_shown(node.value)} is not a JSON number: Kubernetes converts YAML to JSON and rejects it "
                     "(json: unsupported value); quote it if a string is meant",
                     _node_line(node) + self.base - 1,
                 )
@@ -258,7 +302,7 @@ class _Builder:
         wanted = {_BOOL: bool, _INT: int, _FLOAT: float, _NULL: type(None)}[tag]
         if value.__class__ is not wanted:
             short = "!!" + tag.rpartition(":")[2]
-            raise YamlError(f"cannot decode {node.value!r} as a {short}", _node_line(node) + self.base - 1)
+            raise YamlError(f"cannot decode {_shown(node.value)} as a {short}", _node_line(node) + self.base - 1)
         return value
 
     def _binary(self, node: yaml.ScalarNode) -> str:
@@ -376,22 +420,25 @@ def _syntax_error(exc: yaml.YAMLError, offset: int) -> YamlError:
     return YamlError(f"YAML error: {exc}", offset + 1)
 
 
-def read_documents(text: str) -> Iterator[RawDocument | YamlError]:
+def read_documents(text: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[RawDocument | YamlError]:
     """Yield every document of a YAML stream, and a YamlError for each one that cannot be decoded.
 
     After a syntax error, reading resumes at the next `---` line, so one broken document does not hide the
-    documents after it (each is still checked; the broken one is reported).
+    documents after it (each is still checked; the broken one is reported). A document with more values than
+    the limit is abandoned while it is parsed, reported, and reading resumes after it; past the file's limit
+    the rest of the file is not read.
     """
-    if len(text) > MAX_FILE_BYTES:
-        yield YamlError(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; refused", 1)
+    if len(text) > limits.max_file_bytes:
+        yield YamlError(f"file is larger than {limits.max_file_bytes // (1024 * 1024)} MiB; refused", 1)
         return
     keep_floats = _looks_like_json(text)
     if keep_floats and "\t" in text:
         # JSON allows tab indentation, YAML does not; JSON strings cannot hold a raw tab: no value changes.
         text = text.replace("\t", " ")
     offset = 0
+    used = [0, 0]  # values and documents read so far in this file
     while True:
-        error_line = yield from _read_from(text, offset, keep_floats)
+        error_line = yield from _read_from(text, offset, keep_floats, limits, used)
         if error_line is None:
             return
         resume = _next_document_start(text, error_line)
@@ -412,13 +459,31 @@ def _next_document_start(text: str, error_line: int) -> tuple[int, int] | None:
     return None
 
 
+def _too_many_nodes(loader: _Loader, limits: Limits, offset: int, used: list[int]) -> tuple[YamlError, int | None]:
+    """The error for a document abandoned mid-parse, and the chunk-relative line to resume after (None: stop)."""
+    first = loader.first_parent_line + 1
+    if loader.nodes > limits.max_nodes_per_file - used[0]:
+        message = (f"the file holds more than {limits.max_nodes_per_file} values (mappings, lists and "
+                   "scalars) in all; this document and the rest of the file are not read")
+        return YamlError(message, first + offset), None
+    message = (f"document holds more than {limits.max_nodes_per_document} values (mappings, lists and "
+               "scalars); refused while parsing it")
+    return YamlError(message, first + offset), loader.last_parent_line + 2
+
+
 def _read_from(
-    text: str, offset: int, keep_floats: bool
+    text: str, offset: int, keep_floats: bool, limits: Limits, used: list[int]
 ) -> Generator[RawDocument | YamlError, None, int | None]:
-    """Documents of `text` (lines shifted by `offset`); returns the chunk-relative line of a syntax error."""
+    """Documents of `text` (lines shifted by `offset`); returns the chunk-relative line of a syntax error.
+
+    `used` counts the values and documents parsed in earlier chunks of the same file (the file's budget).
+    """
     loader = _Loader(text)
     try:
         while True:
+            loader.nodes = 0
+            loader.first_parent_line = loader.last_parent_line = -1
+            loader.node_limit = min(limits.max_nodes_per_document, limits.max_nodes_per_file - used[0])
             try:
                 if not loader.check_node():
                     return None
@@ -427,9 +492,20 @@ def _read_from(
                 error = _syntax_error(exc, offset)
                 yield error
                 return error.line - offset
+            except _TooManyNodes:
+                error, resume = _too_many_nodes(loader, limits, offset, used)
+                used[0] += loader.nodes
+                yield error
+                return resume
+            used[0] += loader.nodes
             if node is None:
                 continue
-            builder = _Builder(node, offset, keep_floats)
+            used[1] += 1
+            if used[1] > limits.max_documents_per_file:
+                yield YamlError(f"the file holds more than {limits.max_documents_per_file} documents; this "
+                                "document and the rest of the file are not read", _node_line(node) + offset)
+                return None
+            builder = _Builder(node, offset, keep_floats, limits)
             try:
                 value = builder.build(node, ())
             except YamlError as exc:
@@ -444,11 +520,13 @@ def _read_from(
         loader.dispose()
 
 
-def to_documents(text: str, source: str) -> tuple[list[Document], list[YamlError]]:
+def to_documents(
+    text: str, source: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[Document], list[YamlError]]:
     """Decode a stream into Documents (empty documents are dropped: they hold nothing to check)."""
     docs: list[Document] = []
     errors: list[YamlError] = []
-    for index, item in enumerate(read_documents(text)):
+    for index, item in enumerate(read_documents(text, limits)):
         if isinstance(item, YamlError):
             errors.append(item)
             continue
@@ -460,11 +538,11 @@ def to_documents(text: str, source: str) -> tuple[list[Document], list[YamlError
     return docs, errors
 
 
-def read_raw(text: str) -> tuple[list[RawDocument], list[YamlError]]:
+def read_raw(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[RawDocument], list[YamlError]]:
     """Like `to_documents` but keeps each document's end line (to attribute helm `# Source:` comments)."""
     docs: list[RawDocument] = []
     errors: list[YamlError] = []
-    for item in read_documents(text):
+    for item in read_documents(text, limits):
         if isinstance(item, YamlError):
             errors.append(item)
         else:

@@ -3,50 +3,58 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 from html import escape
 from pathlib import Path
 
 from gpu_policy.simulation.engine import Trajectory
 
-WIDTH, HEIGHT, MARGIN = 900, 360, 56
+WIDTH, HEIGHT, MARGIN = 900, 420, 64
+TITLE_WIDTH = 110
+"""Characters per title line; a longer title wraps instead of being cut off."""
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower() or "scenario"
 
 
-def write_csv(traj: Trajectory, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
+def render_csv(traj: Trajectory) -> str:
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(
+        [
+            "time_s",
+            "metric",
+            "desired",
+            "replicas",
+            "ready",
+            "limiting_reason",
+            "writer",
+            "fallback",
+            "error",
+        ]
+    )
+    for s in traj.samples:
         writer.writerow(
             [
-                "time_s",
-                "metric",
-                "desired",
-                "replicas",
-                "ready",
-                "limiting_reason",
-                "writer",
-                "fallback",
-                "error",
+                int(s.time),
+                "" if s.metric is None else f"{s.metric:.3f}",
+                "" if s.desired is None else s.desired,
+                s.replicas,
+                s.ready,
+                s.reason,
+                s.writer,
+                int(s.fallback),
+                s.error,
             ]
         )
-        for s in traj.samples:
-            writer.writerow(
-                [
-                    int(s.time),
-                    "" if s.metric is None else f"{s.metric:.3f}",
-                    "" if s.desired is None else s.desired,
-                    s.replicas,
-                    s.ready,
-                    s.reason,
-                    s.writer,
-                    int(s.fallback),
-                    s.error,
-                ]
-            )
+    return handle.getvalue()
+
+
+def write_csv(traj: Trajectory, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_csv(traj), newline="")
     return path
 
 
@@ -56,6 +64,41 @@ def _polyline(points: list[tuple[float, float]], color: str, dash: str = "") -> 
     coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     extra = f' stroke-dasharray="{dash}"' if dash else ""
     return f'<polyline fill="none" stroke="{color}" stroke-width="2"{extra} points="{coords}"/>'
+
+
+def readable_title(name: str) -> str:
+    """`test_model_a_absorbs_a_traffic_surge-model-a-gpu-scaler` -> `Model a absorbs a traffic surge
+    (model-a-gpu-scaler)`: the scenario as a sentence, then the ScaledObject."""
+    scenario, _, scaled = name.partition("-")
+    words = scenario.removeprefix("test_").replace("_", " ").strip()
+    sentence = words[:1].upper() + words[1:] if words else name
+    return f"{sentence} ({scaled})" if scaled else sentence
+
+
+def _wrap(text: str, width: int = TITLE_WIDTH) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    return [*lines, current] if current else lines
+
+
+def _fallback_spans(traj: Trajectory) -> list[tuple[float, float]]:
+    spans: list[tuple[float, float]] = []
+    start: float | None = None
+    for s in traj.samples:
+        if s.fallback and start is None:
+            start = s.time
+        elif not s.fallback and start is not None:
+            spans.append((start, s.time))
+            start = None
+    if start is not None and traj.samples:
+        spans.append((start, traj.samples[-1].time))
+    return spans
 
 
 def render_svg(traj: Trajectory, title: str) -> str:
@@ -84,12 +127,27 @@ def render_svg(traj: Trajectory, title: str) -> str:
         last = s.replicas
     desired = [(x(s.time), y_r(s.desired)) for s in samples if s.desired is not None]
     metric = [(x(s.time), y_m(s.metric)) for s in samples if s.metric is not None]
+    title_lines = _wrap(title)[:2]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" '
         'font-size="11">',
-        f'<text x="{MARGIN}" y="20" font-size="14">{escape(title)}</text>',
+        f"<title>{escape(title)}</title>",
+        *(f'<text x="{MARGIN}" y="{18 + 17 * i}" font-size="14">{escape(line)}</text>'
+          for i, line in enumerate(title_lines)),
         f'<rect x="{MARGIN}" y="{MARGIN}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>',
+        f'<text x="16" y="{MARGIN + plot_h / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 16 {MARGIN + plot_h / 2:.1f})" fill="#3d85c6">replicas (pods)</text>',
+        f'<text x="{WIDTH - 14}" y="{MARGIN + plot_h / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(90 {WIDTH - 14} {MARGIN + plot_h / 2:.1f})" fill="#6a8">'
+        "metric: the trigger's value as KEDA reads it</text>",
+        f'<text x="{MARGIN + plot_w / 2:.1f}" y="{HEIGHT - MARGIN + 32}" text-anchor="middle">'
+        f"time since the trace started (seconds)</text>",
     ]
+    for start, end in _fallback_spans(traj):
+        parts.append(
+            f'<rect x="{x(start):.1f}" y="{MARGIN}" width="{max(0.0, x(end) - x(start)):.1f}" height="{plot_h}" '
+            f'fill="#cfe2f3" opacity="0.6"><title>KEDA fallback replicas in force</title></rect>'
+        )
     for start, end in traj.trace.outages:
         parts.append(
             f'<rect x="{x(start):.1f}" y="{MARGIN}" width="{max(0.0, x(min(end, t_max)) - x(start)):.1f}" '
@@ -112,8 +170,9 @@ def render_svg(traj: Trajectory, title: str) -> str:
         _polyline(metric, "#6a8", "2,2"),
         _polyline(desired, "#e69138", "6,3"),
         _polyline(step_points, "#3d85c6"),
-        f'<text x="{MARGIN}" y="{HEIGHT - 12}"><tspan fill="#3d85c6">replicas</tspan>  '
+        f'<text x="{MARGIN}" y="{HEIGHT - 10}"><tspan fill="#3d85c6">replicas</tspan>  '
         f'<tspan fill="#e69138">desired (metric proposal)</tspan>  <tspan fill="#6a8">metric (right axis)</tspan>'
+        f'  <tspan fill="#c00">metric outage</tspan>  <tspan fill="#3d85c6">fallback</tspan>'
         f"  min {traj.min_replicas} / max {traj.max_replicas}</text>",
         "</svg>",
     ]
@@ -121,8 +180,12 @@ def render_svg(traj: Trajectory, title: str) -> str:
 
 
 def write_report(traj: Trajectory, directory: Path, name: str) -> tuple[Path, Path]:
-    base = directory / "simulation" / slug(name)
-    csv_path = write_csv(traj, base.with_suffix(".csv"))
-    svg_path = base.with_suffix(".svg")
-    svg_path.write_text(render_svg(traj, f"{name}: {traj.workload} under trace {traj.trace.name}"))
+    """The CSV and SVG under `directory/simulation/`, written without following symlinks (reporting.files)."""
+    from gpu_policy.reporting.files import write_report_file
+
+    base = slug(name)
+    csv_path = write_report_file(directory, f"simulation/{base}.csv", render_csv(traj))
+    svg_path = write_report_file(directory, f"simulation/{base}.svg",
+                                 render_svg(traj, f"{readable_title(name)}: {traj.workload} under trace "
+                                                  f"{traj.trace.name}"))
     return csv_path, svg_path

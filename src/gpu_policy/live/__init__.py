@@ -1,0 +1,1 @@
+"""Live mode: read a running cluster's objects into the same documents the static suite judges."""

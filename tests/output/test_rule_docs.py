@@ -1,0 +1,51 @@
+"""The rule catalogue for people: `rules --format`, `explain`, and the generated reference pages kept current."""
+
+from __future__ import annotations
+
+import json
+
+from gpu_policy.reporting.ruledocs import pages, stale_pages
+from gpu_policy.rules.registry import all_rules
+from tests.output.helpers import ROOT, SEED, gpu_policy
+
+DOCS = ROOT / "docs" / "rules"
+
+
+def test_checked_in_rule_pages_are_current() -> None:
+    stale = stale_pages(DOCS)
+    assert stale == [], f"run `gpu-policy docs --out docs/rules`: stale {stale}"
+    assert set(pages()) == {f"{rid}.md" for rid in all_rules()} | {"README.md"}
+
+
+def test_every_rule_page_is_in_the_index() -> None:
+    index = (DOCS / "README.md").read_text()
+    assert all(f"[`{rid}`]({rid}.md)" in index for rid in all_rules())
+
+
+def test_rules_as_json_and_table() -> None:
+    listed = json.loads(gpu_policy("rules", "--format", "json").stdout)
+    assert {r["id"] for r in listed} == set(all_rules())
+    lost = next(r for r in listed if r["id"] == "lost-metric-is-not-zero")
+    assert lost["severity"] == "error" and "keda" in lost["tags"]
+    assert lost["docs"] == "docs/rules/lost-metric-is-not-zero.md"
+    assert "class" in lost
+    table = gpu_policy("rules").stdout.splitlines()
+    assert table[0].split()[:5] == ["ID", "CLASS", "SEVERITY", "AREA", "TAGS"]
+    assert any(line.startswith("lost-metric-is-not-zero ") for line in table)
+
+
+def test_explain_gives_everything_and_a_failing_example() -> None:
+    done = gpu_policy("explain", "lost-metric-is-not-zero")
+    assert done.returncode == 0
+    for part in ("severity: error", "tags:     @keda", "why:", "fix:", 'ignoreNullValues: "false"', "sources:",
+                 "failing example (fixtures/keda-ignore-null-values): ScaledObject/inference/model-a-gpu-scaler",
+                 "kind: ScaledObject", "reference page: docs/rules/lost-metric-is-not-zero.md"):
+        assert part in done.stdout, part
+    unknown = gpu_policy("explain", "lost-metric-is-zero")
+    assert unknown.returncode == 2 and "did you mean lost-metric-is-not-zero" in unknown.stderr
+
+
+def test_verbose_text_links_each_rule_to_its_page() -> None:
+    done = gpu_policy("check", str(SEED), "--only", "lost-metric-is-not-zero", "-v")
+    assert "  rule: docs/rules/lost-metric-is-not-zero.md" in done.stdout
+    assert (ROOT / "docs/rules/lost-metric-is-not-zero.md").is_file()

@@ -1,0 +1,106 @@
+"""Text output for people (issue 10): the seed set's report fits in a third of the lines it took (383 before this
+change), each rule's why/fix once, identical findings grouped, notes counted and listed with -v, nothing lost."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from gpu_policy.cli import _wants_color
+from gpu_policy.findings import Finding
+from gpu_policy.reporting.text import _grouped, finding_line
+from tests.output.helpers import SEED, check_json, gpu_policy
+
+LINES_BEFORE = 383  # `gpu-policy check fixtures/seed-document/manifests | wc -l` before the text report rewrite
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("text")
+    _, data = check_json(tmp, str(SEED))
+    return {
+        "json": data,
+        "text": gpu_policy("check", str(SEED)).stdout,
+        "verbose": gpu_policy("check", str(SEED), "-v").stdout,
+        "compact": gpu_policy("check", str(SEED), "--compact").stdout,
+    }
+
+
+def test_default_output_is_at_most_a_third_of_before(seed: dict[str, Any]) -> None:
+    lines = seed["text"].splitlines()
+    assert len(lines) <= LINES_BEFORE // 3, len(lines)
+
+
+def test_nothing_is_lost(seed: dict[str, Any]) -> None:
+    for f in seed["json"]["findings"]:
+        head = f"{f['file']}:{f['line']}: {f['severity']}: [{f['rule_id']}] {f['resource']}"
+        assert head in seed["text"] and head in seed["compact"], head
+        for detail in f["details"]:
+            assert f"  | {detail}" in seed["verbose"], detail
+    for note in seed["json"]["not_evaluated"]:
+        assert note["reason"] in seed["verbose"]
+        assert note["reason"] not in seed["text"]
+
+
+def test_why_and_fix_once_per_rule(seed: dict[str, Any]) -> None:
+    text = seed["text"]
+    rationale = next(f["why"] for f in seed["json"]["findings"] if f["rule_id"] == "keda-no-dead-fields")
+    assert text.count(rationale) == 1
+    assert sum(1 for line in text.splitlines() if "[keda-no-dead-fields]" in line) == 3
+    assert "sources:" not in text and "sources:" in seed["verbose"]
+
+
+def test_why_and_fix_wrap_to_a_terminal_only(seed: dict[str, Any]) -> None:
+    from gpu_policy.reporting.text import _wrapped
+
+    why = next(f["why"] for f in seed["json"]["findings"] if f["rule_id"] == "lost-metric-is-not-zero")
+    assert _wrapped("why", why, None) == [f"  why: {why}"]
+    wrapped = _wrapped("why", why, 100)
+    assert len(wrapped) > 1 and all(len(line) <= 100 for line in wrapped)
+    assert " ".join(line.strip() for line in wrapped) == f"why: {why}"
+
+
+def test_identical_findings_are_grouped() -> None:
+    same = Finding("promql-rule", "PrometheusRule/monitoring/x", "cannot unmarshal", file="a.yaml", line=3)
+    other = Finding("promql-rule", "PrometheusRule/monitoring/x", "cannot unmarshal", file="a.yaml", line=9)
+    grouped = _grouped([same, same, other])
+    assert grouped == [(same, 2), (other, 1)]
+    assert finding_line(same, count=2).endswith("cannot unmarshal (x2)")
+
+
+def test_notes_are_counted_and_listed_with_verbose(seed: dict[str, Any]) -> None:
+    summary = seed["json"]["summary"]
+    assert f"{summary['notEvaluated']} schema rules not evaluated" in seed["text"]
+    assert f"{summary['scenarios']['skipped']} skipped" in seed["text"]
+    assert "schema rules not evaluated offline (neither passed nor failed):" in seed["verbose"]
+    assert "scenarios skipped:" in seed["verbose"]
+    assert "transition rule" not in seed["text"]
+
+
+def test_compact_is_one_line_per_finding(seed: dict[str, Any]) -> None:
+    lines = seed["compact"].splitlines()
+    assert len(lines) == len(seed["json"]["findings"]) + 2 - _duplicates(seed["json"])
+    assert "  why:" not in seed["compact"]
+
+
+def _duplicates(data: dict[str, Any]) -> int:
+    keys = [json.dumps([f["file"], f["line"], f["rule_id"], f["resource"], f["path"], f["message"]])
+            for f in data["findings"]]
+    return len(keys) - len(set(keys))
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert _wants_color(_Tty()) and not _wants_color(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not _wants_color(_Tty())
+    assert "\x1b[" not in gpu_policy("check", str(SEED), "--compact").stdout  # a pipe is not a TTY
