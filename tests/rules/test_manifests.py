@@ -114,6 +114,7 @@ def test_what_is_not_a_placeholder() -> None:
     assert placeholders_in("rate(x[$__rate_interval]) by $datasource") == []  # Grafana variables
     assert placeholders_in("KarpenterNodeRole-${CLUSTER_NAME}") == ["${CLUSTER_NAME}"]
     assert placeholders_in("${var.cluster_name}") == ["${var.cluster_name}"]  # Terraform templatefile
+    assert placeholders_in("${indent(4, yamlencode(tags))}") == ["${indent(4, yamlencode(tags))}"]
     assert contains_placeholder({"a": [1, {"b": "$REGION"}]}) and not contains_placeholder({"a": [1, "x"]})
 
 

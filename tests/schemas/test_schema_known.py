@@ -42,6 +42,14 @@ def test_auto_mode_nodeclass_is_not_checked_in_a_partial_set(validator: Manifest
     assert notes == ["no schema for NodeClass in eks.amazonaws.com/v1 (EKS Auto Mode; not bundled): not checked"]
 
 
+def test_subgroups_of_a_known_product_are_named(validator: ManifestValidator) -> None:
+    text = "apiVersion: s3.services.k8s.aws/v1alpha1\nkind: Bucket\nmetadata: {name: models, namespace: ns}\n"
+    assert _run(validator, text)[1] == [
+        "no schema for Bucket in s3.services.k8s.aws/v1alpha1 (AWS Controllers for Kubernetes; not bundled): "
+        "not checked"
+    ]
+
+
 def test_another_products_kind_is_not_checked_in_a_partial_set_and_fails_a_complete_one(
     validator: ManifestValidator,
 ) -> None:

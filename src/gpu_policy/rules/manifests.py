@@ -79,7 +79,7 @@ def exemptions_are_valid(ctx: CheckContext) -> Iterator[Violation]:
 
 
 _RENDERER_PLACEHOLDERS = (
-    re.compile(r"\$\{(?!\d+\})[^{}\s]+\}"),  # ${VAR}, ${var.x} (envsubst, shells, templatefile); not ${1}
+    re.compile(r"\$\{(?!\d+\})[^{}]+\}"),  # ${VAR}, ${var.x}, ${f(a, b)} (envsubst, shells, templatefile); not ${1}
     re.compile(r"%\{.*?\}"),  # %{ if x } (Terraform template directives)
 )
 _TEMPLATE_PLACEHOLDERS = (

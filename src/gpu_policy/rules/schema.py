@@ -75,7 +75,8 @@ def _not_checked_reason(ctx: CheckContext, doc: Document, issue: Any) -> str | N
                 "not checked")
     if ctx.complete or _validator(ctx).covers_group(doc.group):
         return None
-    product = data.unbundled_groups.get(doc.group)
+    product = next((name for group, name in data.unbundled_groups.items()
+                    if doc.group == group or doc.group.endswith(f".{group}")), None)
     if product is not None:
         return f"no schema for {doc.kind} in {doc.api_version} ({product}; not bundled): not checked"
     return (f"no schema for {doc.kind} in {doc.api_version}: no CRD for {doc.group or 'the core group'} among the "
