@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from gpu_policy.resources import default_policies_dir, reference_manifests_dir
+from gpu_policy.resources import reference_manifests_dir
 
 #: kwok manages only nodes with this annotation (`--manage-nodes-with-annotation-selector`), as its docs advise.
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
@@ -55,15 +55,21 @@ _SYSTEM_CAPACITY = {"cpu": "4", "memory": "16Gi"}
 
 
 def _catalogue(policies: Path | None) -> dict[str, dict[str, Any]]:
-    path = (policies or default_policies_dir()) / "instance-types.yaml"
+    """Facts of the fake nodes' instance types: the bundled AWS GPU catalogue, or the profile's own entries."""
+    from gpu_policy.errors import GpuPolicyError
+    from gpu_policy.graph.nodes.catalogue import instance_facts
+    from gpu_policy.policy.loader import PolicySet
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise NodeSpecError(f"{path}: cannot read the GPU instance catalogue: {exc}") from exc
-    types = data.get("instanceTypes") if isinstance(data, dict) else None
-    if not isinstance(types, dict):
-        raise NodeSpecError(f"{path}: no `instanceTypes` mapping")
-    return types
+        policy = PolicySet.load(policies)
+    except GpuPolicyError as exc:
+        raise NodeSpecError(str(exc)) from exc
+    out: dict[str, dict[str, Any]] = {}
+    for node in FAKE_NODES:
+        facts = instance_facts(policy, node.instance_type)
+        if facts is not None:
+            out[node.instance_type] = facts
+    return out
 
 
 def _nodepools(manifests: Path | None) -> dict[str, dict[str, Any]]:
@@ -91,11 +97,11 @@ def instance_labels(instance_type: str, facts: dict[str, Any]) -> dict[str, str]
             f"{AWS}/instance-generation": match.group("generation"),
             f"{AWS}/instance-size": match.group("size"),
             f"{AWS}/instance-cpu": str(int(facts["vcpu"])),
-            f"{AWS}/instance-memory": str(int(facts["memoryGiB"]) * 1024),
-            f"{AWS}/instance-gpu-name": str(facts["gpuModel"]).lower(),
-            f"{AWS}/instance-gpu-manufacturer": "nvidia",
+            f"{AWS}/instance-memory": str(int(facts["memoryMiB"])),
+            f"{AWS}/instance-gpu-name": str(facts["gpuName"]),
+            f"{AWS}/instance-gpu-manufacturer": str(facts["gpuManufacturer"]),
             f"{AWS}/instance-gpu-count": str(int(facts["gpuCount"])),
-            f"{AWS}/instance-gpu-memory": str(int(facts["gpuMemoryGiB"]) * 1024),
+            f"{AWS}/instance-gpu-memory": str(int(facts["gpuMemoryMiB"])),
         }
     except (KeyError, TypeError, ValueError) as exc:
         raise NodeSpecError(f"catalogue entry of {instance_type} lacks {exc}") from exc
