@@ -11,6 +11,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 SEED = ROOT / "fixtures" / "seed-document" / "manifests"
+SEED_ARGS = (str(SEED), "--profile", "reference", "--complete")
+"""The seed is the reference organisation's own design: judged with its profile, as a complete set."""
 
 
 def gpu_policy(*args: str, cwd: Path = ROOT, stdin: str | None = None,

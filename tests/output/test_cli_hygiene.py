@@ -13,7 +13,7 @@ import pytest
 
 from gpu_policy import cli, engine
 from gpu_policy.rules.registry import RULES, all_rules
-from tests.output.helpers import ROOT, SEED, gpu_policy
+from tests.output.helpers import ROOT, SEED, SEED_ARGS, gpu_policy
 
 
 def test_version() -> None:
@@ -61,7 +61,7 @@ def test_a_crashing_rule_is_an_internal_error_exit_3(monkeypatch: pytest.MonkeyP
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     rule = all_rules()["ec2nodeclass-ami-pinned"]
     monkeypatch.setitem(RULES, rule.id, dataclasses.replace(rule, check=_boom))
-    code = cli.main(["check", str(SEED), "--only", rule.id])
+    code = cli.main(["check", *SEED_ARGS, "--only", rule.id])
     out, err = capsys.readouterr()
     assert code == 3
     assert ("gpu-policy: internal error in rule ec2nodeclass-ami-pinned: ZeroDivisionError: division by zero in a "
@@ -69,7 +69,7 @@ def test_a_crashing_rule_is_an_internal_error_exit_3(monkeypatch: pytest.MonkeyP
     assert "Traceback (most recent" not in err and "check crashed" not in out
     assert "[ec2nodeclass-ami-pinned]" not in out
     assert "result: internal error (exit 3)" in out
-    assert cli.main(["check", str(SEED), "--only", rule.id, "--debug"]) == 3
+    assert cli.main(["check", *SEED_ARGS, "--only", rule.id, "--debug"]) == 3
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
@@ -79,11 +79,11 @@ def test_any_uncaught_exception_is_one_line_and_exit_3(monkeypatch: pytest.Monke
         raise RuntimeError("unexpected\nstate")
 
     monkeypatch.setattr(engine, "run_engine", explode)
-    assert cli.main(["check", str(SEED)]) == 3
+    assert cli.main(["check", *SEED_ARGS]) == 3
     err = capsys.readouterr().err
     assert err == ("gpu-policy: internal error: RuntimeError: unexpected state "
                    "(run with --debug for the traceback)\n")
-    assert cli.main(["--debug", "check", str(SEED)]) == 3
+    assert cli.main(["--debug", "check", *SEED_ARGS]) == 3
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
@@ -92,7 +92,7 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
         raise KeyboardInterrupt
 
     monkeypatch.setattr(engine, "run_engine", interrupted)
-    assert cli.main(["check", str(SEED)]) == 130
+    assert cli.main(["check", *SEED_ARGS]) == 130
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -111,7 +111,7 @@ def test_flags_reach_run_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setattr(engine, "run_engine", capture)
     with pytest.raises(Stop):
         cli._dispatch(cli._parser().parse_args([
-            "check", str(SEED), "--complete", "--namespace", "ml", "--env-file", str(env_file), "--env", "A=1",
+            "check", *SEED_ARGS, "--complete", "--namespace", "ml", "--env-file", str(env_file), "--env", "A=1",
             "--exclude", "*.tpl", "--exclude", "charts/**", "--allow-remote-bases", "--config", "cfg.yaml",
             "--profile", "reference", "--only", "lost-metric-is-not-zero", "--skip", "keda-no-dead-fields",
         ]))
@@ -127,5 +127,5 @@ def test_flags_reach_run_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_a_malformed_env_file_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.env"
     bad.write_text("OK=1\nnot a pair\n")
-    done = gpu_policy("check", str(SEED), "--env-file", str(bad))
+    done = gpu_policy("check", *SEED_ARGS, "--env-file", str(bad))
     assert done.returncode == 2 and f"--env-file {bad}:2: expected KEY=VALUE" in done.stderr

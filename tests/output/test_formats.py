@@ -22,7 +22,7 @@ FORMATS = ("json", "sarif", "junit", "cucumber", "github", "text")
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("formats")
-    args = ["check", str(SEED.relative_to(ROOT))]
+    args = ["check", str(SEED.relative_to(ROOT)), "--profile", "reference", "--complete"]
     for fmt in FORMATS[:-1]:
         args += ["--format", fmt, "--output", str(tmp / fmt)]
     args += ["--format", "text"]  # the last one to stdout

@@ -12,7 +12,7 @@ import pytest
 from gpu_policy.cli import _wants_color
 from gpu_policy.findings import Finding
 from gpu_policy.reporting.text import _grouped, finding_line
-from tests.output.helpers import SEED, check_json, gpu_policy
+from tests.output.helpers import SEED_ARGS, check_json, gpu_policy
 
 LINES_BEFORE = 383  # `gpu-policy check fixtures/seed-document/manifests | wc -l` before the text report rewrite
 
@@ -20,12 +20,12 @@ LINES_BEFORE = 383  # `gpu-policy check fixtures/seed-document/manifests | wc -l
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("text")
-    _, data = check_json(tmp, str(SEED))
+    _, data = check_json(tmp, *SEED_ARGS)
     return {
         "json": data,
-        "text": gpu_policy("check", str(SEED)).stdout,
-        "verbose": gpu_policy("check", str(SEED), "-v").stdout,
-        "compact": gpu_policy("check", str(SEED), "--compact").stdout,
+        "text": gpu_policy("check", *SEED_ARGS).stdout,
+        "verbose": gpu_policy("check", *SEED_ARGS, "-v").stdout,
+        "compact": gpu_policy("check", *SEED_ARGS, "--compact").stdout,
     }
 
 
@@ -103,4 +103,4 @@ def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch: pytest.Monkey
     assert _wants_color(_Tty()) and not _wants_color(io.StringIO())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not _wants_color(_Tty())
-    assert "\x1b[" not in gpu_policy("check", str(SEED), "--compact").stdout  # a pipe is not a TTY
+    assert "\x1b[" not in gpu_policy("check", *SEED_ARGS, "--compact").stdout  # a pipe is not a TTY
