@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -209,6 +209,9 @@ def _check_not_empty(run: RunResult, paths: list[str]) -> None:
                              + " (pass --allow-empty to accept it)")
 
 
+AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
 def _pytest_args(args: argparse.Namespace, paths: list[str], crd_paths: list[Path], today: dt.date) -> list[str]:
     from gpu_policy import plugin
 
@@ -227,9 +230,23 @@ def _pytest_args(args: argparse.Namespace, paths: list[str], crd_paths: list[Pat
         pytest_args += ["-k", args.keyword]
     if args.tags:
         pytest_args += ["-m", args.tags]
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        pytest_args += ["-p", "gpu_policy.plugin", "-p", "pytest_bdd.plugin"]
+    # Only our own plugins: third-party ones installed beside gpu-policy (hypothesis, xdist, a user's own) would
+    # cost start-up time and could change how the suite runs. The autoload is turned off around the run.
+    pytest_args += ["-p", "gpu_policy.plugin", "-p", "pytest_bdd.plugin"]
     return pytest_args
+
+
+@contextlib.contextmanager
+def _no_plugin_autoload() -> Iterator[None]:
+    saved = os.environ.get(AUTOLOAD)
+    os.environ[AUTOLOAD] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(AUTOLOAD, None)
+        else:
+            os.environ[AUTOLOAD] = saved
 
 
 def _run_suite(args: argparse.Namespace, run: RunResult, pytest_args: list[str], selection: Any) -> Verdict:
@@ -243,7 +260,7 @@ def _run_suite(args: argparse.Namespace, run: RunResult, pytest_args: list[str],
     plugin.preloaded_run = run
     captured = io.StringIO()
     try:
-        with contextlib.redirect_stdout(captured):
+        with contextlib.redirect_stdout(captured), _no_plugin_autoload():
             code = int(pytest.main(pytest_args, plugins=[collector]))
     finally:
         plugin.preloaded_run = None
