@@ -53,15 +53,21 @@ def manifest_has_identity(ctx: CheckContext) -> Iterator[Violation]:
     area="manifests",
     rule_class=RuleClass.CORRECTNESS,
     rationale="""Two documents with the same kind, namespace and name are one object in the cluster: the one
-    applied last silently replaces the other, so what is reviewed is not what runs.""",
+    applied last silently replaces the other, so what is reviewed is not what runs. Within one file (or one
+    rendered stream) that is always so. Across files of a set that is not declared complete, two different
+    declarations may as well be alternatives that are never applied together (a repository's v1 and Auto Mode
+    variants of one example): they are listed as not checked, and judged only with --complete. Identical
+    declarations in two files change nothing when both are applied and are not reported.""",
     fix="Merge the two documents into one, or rename one of them.",
 )
 def object_is_unique(ctx: CheckContext) -> Iterator[Violation]:
     for first, second in ctx.graph.duplicates:
-        yield Violation(
-            doc=second,
-            message=f"{second.ref} is declared again; first declared at {first.source}:{first.line}",
-        )
+        message = f"{second.ref} is declared again; first declared at {first.source}:{first.line}"
+        if first.source == second.source:
+            yield Violation(doc=second, message=message)
+        elif first.obj != second.obj:
+            yield from ctx.missing(second, (), f"{message} (different declarations in two files: alternatives, "
+                                                "or the one applied last replaces the other)")
 
 
 @rule(
@@ -96,6 +102,17 @@ _SCRIPT_KEYS = frozenset({"userData", "command", "args", "script", "env", "data"
 business (a shell expands it at run time), not the manifest's."""
 
 
+_FILL_IN = re.compile(r"<[A-Za-z][\w.-]*>|^[A-Z][A-Z0-9_]*(?: [A-Z][A-Z0-9_]*){2,}$")
+"""A value that a person or an operator is to fill in: `<cluster-name>-exporter`, `FILLED BY THE OPERATOR`. Judged only
+in identifier fields (a name, a namespace, an image), which can hold neither spaces nor angle brackets."""
+_IDENTIFIER_PATHS = frozenset({("metadata", "name"), ("metadata", "namespace")})
+
+
+def is_fill_in(path: FieldPath, value: str) -> bool:
+    """Whether `value` at `path` is a whole-value fill-in marker in an identifier field."""
+    return (path in _IDENTIFIER_PATHS or (bool(path) and path[-1] == "image")) and bool(_FILL_IN.search(value))
+
+
 def placeholders_in(text: str, *, go_templates: bool = True) -> list[str]:
     """Every unrendered placeholder in one string, in order; `go_templates=False` for text that its own component
     expands as a Go template (only `${VAR}` and `%{ }` count there)."""
@@ -128,6 +145,9 @@ def _unrendered(value: Any, path: FieldPath, go_templates: bool) -> Iterator[tup
         for i, item in enumerate(value):
             yield from _unrendered(item, (*path, i), go_templates)
     elif isinstance(value, str):
+        if is_fill_in(path, value):
+            yield path, value
+            return
         for placeholder in placeholders_in(value, go_templates=go_templates):
             yield path, placeholder
 
@@ -141,9 +161,10 @@ def _unrendered(value: Any, path: FieldPath, go_templates: bool) -> Iterator[tup
     `${CLUSTER_NAME}` in an EC2NodeClass role or discovery tag is sent literally, Karpenter looks for a role and
     subnets tagged `${CLUSTER_NAME}`, and the node class never becomes Ready. Such a file is a template (envsubst,
     a shell heredoc, Terraform `templatefile`, Helm): it must be checked after rendering. One finding per file lists
-    its placeholders (`${VAR}`, `$VAR`, `{{ .x }}`, `%{ }`); it is a warning, since a template in a repository is
-    normal, and an error when the set is declared complete (what is applied must be rendered). Schema findings on a
-    placeholder value are not reported besides it. Scripts (userData, command, args), container env and
+    its placeholders (`${VAR}`, `$VAR`, `{{ .x }}`, `%{ }`, and a name, namespace or image that reads `<value>` or
+    `FILLED BY THE OPERATOR`, as operators' asset templates write it); it is a warning, since a template in a
+    repository is normal, and an error when the set is declared complete (what is applied must be rendered). Schema
+    findings on a placeholder value are not reported besides it. Scripts (userData, command, args), container env and
     ConfigMap/Secret bodies are not judged: a shell expands `${VAR}` there at run time; nor are the Go templates of
     alert annotations, which Prometheus and Alertmanager expand.""",
     fix="""Render the file (envsubst, helm template, terraform, or `--env KEY=VALUE`) and check the result, or write

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from gpu_policy.errors import SchemaSourceError
 from gpu_policy.rules.apis import hidden_ids, lifecycle_data
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.manifests import contains_placeholder
+from gpu_policy.rules.manifests import contains_placeholder, is_fill_in
 from gpu_policy.rules.registry import RuleClass, Violation, rule
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _on_placeholder(doc: Document, issue: Any) -> bool:
         if not (within_list or (isinstance(value, dict) and step in value)):
             return False
         value = value[step]
-    return contains_placeholder(value)
+    return contains_placeholder(value) or (isinstance(value, str) and is_fill_in(tuple(issue.path), value))
 
 
 def _of_kind(ctx: CheckContext, *kinds: str) -> Iterator[Violation]:
