@@ -14,7 +14,7 @@ import yaml
 
 from gpu_policy.resources import reference_manifests_dir
 from gpu_policy.testbed import cluster
-from tests.testbed.conftest import binaries_or_skip
+from tests.testbed.conftest import running_testbed
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,13 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="package")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]:
-    binaries = binaries_or_skip()
-    state_dir = tmp_path_factory.mktemp("testbed") / "state"
-    state = cluster.up(state_dir, binaries=binaries, die_with_caller=True)
-    try:
-        yield state
-    finally:
-        cluster.down(state_dir)
+    yield from running_testbed(tmp_path_factory)
 
 
 @pytest.fixture(scope="package")

@@ -39,8 +39,8 @@ def binaries_or_skip() -> build.Layout:
     return build.build(progress=sys.stderr)
 
 
-@pytest.fixture(scope="module")
-def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]:
+def running_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]:
+    """Start a testbed in a temporary state folder and always stop it: the body of every testbed fixture."""
     binaries = binaries_or_skip()
     state_dir = tmp_path_factory.mktemp("testbed") / "state"
     state = cluster.up(state_dir, binaries=binaries, die_with_caller=True)
@@ -48,6 +48,11 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]
         yield state
     finally:
         cluster.down(state_dir)
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]:
+    yield from running_testbed(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
