@@ -38,6 +38,8 @@ class Target:
     health: str
     """`up`, `down` or `unknown` (not scraped yet)."""
     last_error: str
+    last_scrape: str = ""
+    """RFC 3339 time of the last scrape (`0001-01-01T00:00:00Z` before the first)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class PrometheusClient:
                 scrape_url=str(t.get("scrapeUrl", "")),
                 health=str(t.get("health", "unknown")),
                 last_error=str(t.get("lastError", "")),
+                last_scrape=str(t.get("lastScrape", "")),
             )
             for t in (data or {}).get("activeTargets") or []
         ]
