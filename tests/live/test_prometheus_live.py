@@ -313,5 +313,5 @@ def test_unreachable_prometheus_is_one_clear_error() -> None:
 
 
 def test_a_query_error_is_prometheus_own_message(stack: MetricsStack) -> None:
-    with pytest.raises(PrometheusError, match="refused /api/v1/query: bad_data: .*parse error"):
+    with pytest.raises(PrometheusError, match=r"refused /api/v1/query: bad_data: .*parse error"):
         stack.client.query("sum(")

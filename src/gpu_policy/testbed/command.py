@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="testbed_action", required=True, metavar="{build,up,down,status,gomod}")
+    actions = parser.add_subparsers(dest="testbed_action", required=True, metavar="{build,up,down,status,gomod,exporter}")
     build = actions.add_parser("build", help="build the pinned binaries into ~/.cache/gpu-policy/testbed/<key>/bin")
     build.add_argument(
         "binaries",
@@ -47,6 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--state-dir", type=Path, default=None, help="the testbed's state folder")
         if name == "status":
             sub.add_argument("--json", action="store_true", help="machine-readable output")
+    from gpu_policy.testbed import dcgm_exporter
+
+    dcgm_exporter.configure(actions.add_parser(
+        "exporter", help="a synthetic DCGM exporter on 127.0.0.1 serving a trace file (Ctrl-C stops it)"
+    ))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +76,10 @@ def _run(args: argparse.Namespace) -> int:
         target = build_module.build(list(args.binaries) or None)
         print(target.bin_dir)
         return 0
+    if action == "exporter":
+        from gpu_policy.testbed import dcgm_exporter
+
+        return dcgm_exporter.run(args)
     if action == "gomod":
         build_module.regenerate_modules()
         return 0
