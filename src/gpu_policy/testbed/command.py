@@ -28,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="testbed_action", required=True, metavar="{build,up,down,status,gomod,exporter}")
+    actions = parser.add_subparsers(
+        dest="testbed_action", required=True, metavar="{build,up,down,status,gomod,exporter}"
+    )
     build = actions.add_parser("build", help="build the pinned binaries into ~/.cache/gpu-policy/testbed/<key>/bin")
     build.add_argument(
         "binaries",
