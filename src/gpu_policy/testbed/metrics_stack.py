@@ -43,15 +43,22 @@ class MetricsStack:
         nodes: Mapping[str, Sequence[Mapping[str, Any]]],
         state_dir: Path,
         interval: str = "1s",
+        pods: Sequence[testbed_prometheus.ExporterPod] | None = None,
     ) -> None:
+        """`nodes`: node name -> its GPUs (`gpu(...)` entries). `pods`: the exporter pods to stand for (names from a
+        cluster, one per node, each with a free port); default: one per node named as the DaemonSet controller
+        would."""
         self.graph = graph
         self.state_dir = state_dir
         self.interval = interval
         self.traces: dict[str, dict[str, Any]] = {
             node: {"node": node, "gpus": [dict(g) for g in gpus]} for node, gpus in nodes.items()
         }
-        ports = [testbed_prometheus.free_port() for _ in nodes]
-        self.pods = testbed_prometheus.exporter_pods_for(graph, list(nodes), ports)
+        if pods is not None:
+            self.pods = list(pods)
+        else:
+            ports = [testbed_prometheus.free_port() for _ in nodes]
+            self.pods = testbed_prometheus.exporter_pods_for(graph, list(nodes), ports)
         self.exporters: dict[str, processes.ProcessRecord] = {}
         self.prometheus: testbed_prometheus.RunningPrometheus | None = None
 
