@@ -59,6 +59,8 @@ def test_series_text_is_the_upstream_template(families: list[ex.Family]) -> None
     # double fields print with %f; FB_FREE follows from the framebuffer size and FB_USED
     assert any(line.startswith("DCGM_FI_DEV_POWER_USAGE{gpu=\"0\"") and line.endswith("} 245.500000") for line in lines)
     assert any(line.startswith("DCGM_FI_DEV_FB_FREE{gpu=\"0\"") and line.endswith("} 3277") for line in lines)
+    assert ex.format_value("DCGM_FI_PROF_GR_ENGINE_ACTIVE", 0.5) == "0.500000"
+    assert ex.format_value("DCGM_FI_PROF_PCIE_TX_BYTES", 1234.0) == "1234"
     # the 30 s step applies from t = 30 on
     later = ex.render(_trace(), families, now=125.0, started=90.0).splitlines()
     assert any(line.startswith('DCGM_FI_DEV_GPU_UTIL{gpu="0"') and line.endswith("} 95") for line in later)

@@ -71,18 +71,23 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_RELEASE = "4.5.3-4.8.2"
 DEFAULT_COLLECTORS_FILE = "default-counters.csv"
 
-# DCGM field value types (NVIDIA DCGM dcgmlib/dcgm_fields.h field definitions, DcgmFieldsMeta): the double-valued
-# fields of the exporter's CSVs; every other numeric field is int64. Strings (DCGM_FI_DRIVER_VERSION, ...) are
-# label rows.
+# DCGM field value types (NVIDIA DCGM dcgmlib/src/dcgm_fields.cpp DcgmFieldsPopulateFieldTableWithFormatting): the
+# power fields and the DCP ratios (DCGM_FI_PROF_*) are DCGM_FT_DOUBLE, except the PCIe/NVLink byte counters, which
+# are DCGM_FT_INT64 like every other numeric field of the exporter's CSVs. Strings (DCGM_FI_DRIVER_VERSION) are
+# `label` rows.
 DOUBLE_FIELDS = frozenset(
     {
         "DCGM_FI_DEV_POWER_USAGE",
         "DCGM_FI_DEV_POWER_USAGE_INSTANT",
         "DCGM_FI_DEV_ENFORCED_POWER_LIMIT",
         "DCGM_FI_DEV_POWER_MGMT_LIMIT",
+        "DCGM_FI_DEV_POWER_MGMT_LIMIT_MIN",
+        "DCGM_FI_DEV_POWER_MGMT_LIMIT_MAX",
+        "DCGM_FI_DEV_POWER_MGMT_LIMIT_DEF",
     }
 )
 DOUBLE_PREFIXES = ("DCGM_FI_PROF_",)
+INT_SUFFIXES = ("_BYTES",)
 
 # Plausible idle values for the families a trace does not set (an idle A100).
 DEFAULT_VALUES: Mapping[str, float] = {
@@ -279,7 +284,7 @@ def write_trace(path: Path, trace: Mapping[str, Any]) -> None:
 
 def format_value(name: str, value: float) -> str:
     """gpu_collector.go toString: int64 fields `%d`, double fields `%f`."""
-    if name in DOUBLE_FIELDS or name.startswith(DOUBLE_PREFIXES):
+    if name in DOUBLE_FIELDS or (name.startswith(DOUBLE_PREFIXES) and not name.endswith(INT_SUFFIXES)):
         return f"{value:f}"
     if math.isnan(value) or math.isinf(value):
         return "0"
