@@ -94,13 +94,14 @@ def exporter_target_problems(
     if not scrapes:
         return []
     targets = client.targets()
-    up_values: dict[tuple[str, str], float] = {}
-    for series in client.query("up"):
-        up_values[(series.labels.get("namespace", ""), series.labels.get("pod", ""))] = series.value
     problems: list[LiveProblem] = []
     for scrape in scrapes:
         exporter = scrape.target.exporter
         namespace = scrape.target.service.effective_namespace
+        up_values: dict[tuple[str, str], float] = {}
+        selector = f'up{{namespace="{namespace}",service="{scrape.target.service.name}"}}'
+        for series in client.query(selector):
+            up_values[(series.labels.get("namespace", ""), series.labels.get("pod", ""))] = series.value
         job = _job_targets(targets, scrape)
         where = f"scrape job {job_name(scrape)} ({scrape.monitor.ref} endpoint {scrape.endpoint_index})"
         fix = (
