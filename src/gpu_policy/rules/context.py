@@ -11,6 +11,7 @@ from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.policy.loader import PolicySet
 
 if TYPE_CHECKING:
+    from gpu_policy.live.state import LiveState
     from gpu_policy.loading.loader import LoadResult
     from gpu_policy.rules.registry import Violation
 
@@ -37,6 +38,9 @@ class CheckContext:
     complete: bool = False
     """The user declared the set complete (`--complete`, `complete: true`): a reference to an object that is not in
     the set is then a defect. Otherwise it is listed as not checked."""
+    live: LiveState | None = None
+    """The running cluster (`--live`): its objects with status, context, `prometheus_url`. None in a static run:
+    runtime rules then judge nothing and their scenarios skip with `live.state.NEEDS_LIVE`."""
     unresolved: list[Unresolved] = field(default_factory=list)
     _unresolved_seen: set[tuple[int, FieldPath, str]] = field(default_factory=set, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -1,0 +1,95 @@
+"""What a rule sees of a running cluster: `ctx.live`, a `LiveState` (None without `--live`).
+
+Runtime rules (tag `live`) read it; without `--live` they judge nothing and their scenarios are skipped with
+`NEEDS_LIVE` as the reason. It holds the cluster's objects as the live loader read them, status included (every
+judged kind plus the runtime kinds: Nodes, Pods, NodeClaims, controller-generated HPAs), how to reach the cluster
+again (read-only), and where Prometheus answers (`--prometheus URL`, or None).
+
+    live = ctx.live
+    if live is None:
+        return  # not evaluated: the scenario step skips with NEEDS_LIVE
+    for node in live.objects("Node"):
+        ...
+        yield Violation(None, "...", resource=live.ref(node), file=live.source)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gpu_policy.live.client import ClusterReader
+
+NEEDS_LIVE = "needs --live"
+"""The skip reason of a runtime scenario in a run without a cluster."""
+
+
+@dataclass
+class LiveState:
+    context: str
+    """The kubeconfig context the objects were read from (findings name `cluster <context>: Kind/ns/name`)."""
+    server: str = ""
+    """The API server URL of that context."""
+    kubeconfig: Path | None = None
+    """The kubeconfig given (None: $KUBECONFIG or ~/.kube/config), to reach the cluster again through `reader()`."""
+    items: list[dict[str, Any]] = field(default_factory=list)
+    """Every object read, as the API server returned it (status kept, managedFields dropped), apiVersion and
+    kind set: the judged kinds and the runtime kinds, controller-generated objects included."""
+    prometheus_url: str | None = None
+    """`--prometheus URL`: where live Prometheus checks query; None when not given."""
+    served: dict[str, str] = field(default_factory=dict)
+    """`Kind` -> `group/version` it was read at; a kind absent here is not served by the cluster."""
+    namespaces: tuple[str, ...] = ()
+    """`--live-namespace` values (empty: every namespace)."""
+
+    @property
+    def source(self) -> str:
+        return f"cluster {self.context}"
+
+    def serves(self, kind: str) -> bool:
+        return kind in self.served
+
+    def objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [
+            o for o in self.items
+            if o.get("kind") == kind and (namespace is None or _meta(o).get("namespace", "") == namespace)
+        ]  # fmt: skip
+
+    def get(self, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+        for obj in self.items:
+            meta = _meta(obj)
+            if obj.get("kind") == kind and meta.get("name") == name and meta.get("namespace", "") == namespace:
+                return obj
+        return None
+
+    @staticmethod
+    def ref(obj: dict[str, Any]) -> str:
+        """`Kind/namespace/name` (`Kind/name` for a cluster-scoped object)."""
+        meta = _meta(obj)
+        namespace = meta.get("namespace")
+        name = meta.get("name", "?")
+        return f"{obj.get('kind', '?')}/{namespace}/{name}" if namespace else f"{obj.get('kind', '?')}/{name}"
+
+    def where(self, obj: dict[str, Any]) -> str:
+        """`cluster <context>: Kind/ns/name`, how a finding names a live object."""
+        return f"{self.source}: {self.ref(obj)}"
+
+    @contextmanager
+    def reader(self) -> Iterator[ClusterReader]:
+        """A read-only client of the same cluster and context (closed on exit); errors are `LiveError` lines."""
+        from gpu_policy.live.client import ClusterReader
+
+        client = ClusterReader(self.kubeconfig, self.context or None)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
