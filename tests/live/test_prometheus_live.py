@@ -274,7 +274,8 @@ def test_a_firing_gpu_alert_is_listed(extra_stack: MetricsStack, extra_graph: Re
     extra_stack.set_values("gpu-node-a", 1, DCGM_FI_DEV_FB_USED=round(FRAMEBUFFER * 0.92))
     try:
         problems = extra_stack.wait_for(
-            lambda client: checks.firing_alert_problems(client, extra_graph), what="GPUMemoryPressureImmediate firing"
+            lambda client: [p for p in checks.firing_alert_problems(client, extra_graph) if f"pod={A1}" in p.message],
+            what="GPUMemoryPressureImmediate firing",
         )
         assert [(p.check, p.doc.ref if p.doc else None, p.path) for p in problems] == [
             ("gpu-alerts-firing", "PrometheusRule/monitoring/gpu-alerts-immediate",
@@ -315,3 +316,95 @@ def test_unreachable_prometheus_is_one_clear_error() -> None:
 def test_a_query_error_is_prometheus_own_message(stack: MetricsStack) -> None:
     with pytest.raises(PrometheusError, match=r"refused /api/v1/query: bad_data: .*parse error"):
         stack.client.query("sum(")
+
+
+def _pod(namespace: str, name: str, node: str, owner: tuple[str, str], labels: dict[str, str] | None = None
+         ) -> dict[str, object]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"namespace": namespace, "name": name, "labels": labels or {},
+                     "ownerReferences": [{"kind": owner[0], "name": owner[1]}]},
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running", "podIP": "127.0.0.10"},
+    }
+
+
+def _live_items(stack: MetricsStack, extra_exporter: str | None = None) -> list[dict[str, object]]:
+    items = [_pod(p.namespace, p.name, p.node, ("DaemonSet", "dcgm-exporter")) for p in stack.pods]
+    if extra_exporter:
+        items.append(_pod("gpu-monitoring", extra_exporter, "gpu-node-c", ("DaemonSet", "dcgm-exporter")))
+    for name, deployment, template_hash in ((A0, "model-a-serving", "6d8f9c7b5"), (A1, "model-a-serving", "6d8f9c7b5"),
+                                            (B0, "model-b-serving", "7c9d8e6f4"), (B1, "model-b-serving", "7c9d8e6f4")):
+        items.append(_pod("inference", name, "gpu-node-a", ("ReplicaSet", f"{deployment}-{template_hash}"),
+                          {"pod-template-hash": template_hash}))
+    return items
+
+
+def test_the_live_rules_judge_the_cluster_pods_through_ctx_live(stack: MetricsStack, reference_graph: ResourceGraph
+                                                                ) -> None:
+    """The registered rules read the exporter and workload pods from `ctx.live` and the Prometheus from
+    `ctx.live.prometheus_url`; a cluster exporter pod Prometheus does not scrape fails the scrape rule by name."""
+    from gpu_policy.live.state import LiveState
+    from gpu_policy.policy.loader import PolicySet
+    from gpu_policy.rules.context import CheckContext
+    from gpu_policy.rules.live_prometheus import workload_pods
+    from gpu_policy.rules.registry import all_rules
+
+    rules = all_rules()
+    ids = ("live-exporter-scraped", "live-rule-groups-loaded", "live-gpu-alerts-quiet", "live-keda-query-one-series")
+    assert all("live" in rules[i].tags for i in ids)
+    assert stack.prometheus is not None
+    _wait_rules_evaluated(stack.client)
+    live = LiveState(context="testbed", items=_live_items(stack), prometheus_url=stack.prometheus.url)
+    assert sorted(workload_pods(live)[("inference", "model-a-serving")]) == [A0, A1]
+    ctx = CheckContext(graph=reference_graph, policy=PolicySet.load(), live=live)
+    assert {i: list(rules[i].check(ctx)) for i in ids} == {i: [] for i in ids}
+
+    broken = LiveState(context="testbed", items=_live_items(stack, "dcgm-exporter-qqqqq"),
+                       prometheus_url=stack.prometheus.url)
+    violations = list(rules["live-exporter-scraped"].check(
+        CheckContext(graph=reference_graph, policy=PolicySet.load(), live=broken)))
+    assert [(v.doc.ref if v.doc else None) for v in violations] == ["DaemonSet/gpu-monitoring/dcgm-exporter"]
+    assert "dcgm-exporter-qqqqq on node gpu-node-c is not a target" in violations[0].message
+    # without --prometheus the rules judge nothing (the scenario is skipped by the live step with the reason)
+    quiet = CheckContext(graph=reference_graph, policy=PolicySet.load(),
+                         live=LiveState(context="testbed", items=_live_items(stack, "dcgm-exporter-qqqqq")))
+    assert list(rules["live-exporter-scraped"].check(quiet)) == []
+
+
+def test_the_live_rules_fail_with_the_broken_states(extra_stack: MetricsStack, extra_graph: ResourceGraph,
+                                                    tmp_path: Path) -> None:
+    from gpu_policy.live.state import LiveState
+    from gpu_policy.policy.loader import PolicySet
+    from gpu_policy.rules.context import CheckContext
+    from gpu_policy.rules.registry import all_rules
+
+    rules = all_rules()
+    assert extra_stack.prometheus is not None
+    _wait_rules_evaluated(extra_stack.client)
+    live = LiveState(context="testbed", items=_live_items(extra_stack), prometheus_url=extra_stack.prometheus.url)
+    ctx = CheckContext(graph=extra_graph, policy=PolicySet.load(), live=live)
+    groups = list(rules["live-rule-groups-loaded"].check(ctx))
+    assert sorted(v.doc.ref for v in groups if v.doc) == [
+        "PrometheusRule/monitoring/gpu-broken-rules", "PrometheusRule/monitoring/gpu-ratio-rules"
+    ]
+    two_series = _variant(
+        tmp_path, "inference/model-b.yaml",
+        'query: sum(DCGM_FI_DEV_GPU_UTIL{namespace="inference", pod=~"model-b-serving-.*"})',
+        'query: DCGM_FI_DEV_GPU_UTIL{namespace="inference", pod=~"model-b-serving-.*"}',
+    )
+    keda = list(rules["live-keda-query-one-series"].check(
+        CheckContext(graph=two_series, policy=PolicySet.load(), live=live)))
+    assert [(v.doc.ref if v.doc else None, v.path) for v in keda] == [
+        ("ScaledObject/inference/model-b-gpu-scaler", ("spec", "triggers", 0, "metadata", "query"))
+    ]
+    extra_stack.set_values("gpu-node-b", 0, DCGM_FI_DEV_FB_USED=round(FRAMEBUFFER * 0.95))
+    try:
+        firing = extra_stack.wait_for(
+            lambda _: [v for v in rules["live-gpu-alerts-quiet"].check(ctx) if f"pod={B0}" in v.message],
+            what=f"alert firing for {B0}",
+        )
+        assert [v.doc.ref for v in firing if v.doc] == ["PrometheusRule/monitoring/gpu-alerts-immediate"]
+        assert "GPUMemoryPressureImmediate is firing" in firing[0].message
+    finally:
+        extra_stack.set_values("gpu-node-b", 0, DCGM_FI_DEV_FB_USED=10000)
