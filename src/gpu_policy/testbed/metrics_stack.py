@@ -144,7 +144,7 @@ class MetricsStack:
             time.sleep(0.2)
         raise TimeoutError(f"Prometheus did not scrape the exporters within {timeout:.0f} s ({last})")
 
-    def wait_for(self, predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+    def wait_for(self, predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
         """Poll `predicate(client)` (bounded) until it returns something truthy; return that."""
         client = self.client
         deadline = time.monotonic() + timeout
