@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gpu_policy.live.client import ClusterReader, Resource
 from gpu_policy.loading.document import Document
@@ -31,6 +32,10 @@ class DryRunOutcome:
     """Empty when accepted; otherwise the API server's message (validation causes included), or why not tried."""
     status: int = 0
     """HTTP status of the dry run; 0 when it was not sent (kind not served by the cluster)."""
+    result: dict[str, Any] | None = None
+    """The object the API server would have stored (accepted dry runs): defaulted, merged with the live object."""
+    path: str = ""
+    """The object's URL path on the API server ('' when its kind is not served)."""
 
 
 def _message(body: bytes, reason: str) -> str:
@@ -45,8 +50,11 @@ def _message(body: bytes, reason: str) -> str:
     return "; ".join([message, *missing]) if missing else message
 
 
-def dry_run_documents(reader: ClusterReader, documents: Iterable[Document]) -> list[DryRunOutcome]:
-    """Server-side-apply each document with dryRun=All; one outcome per document, in order."""
+def dry_run_documents(
+    reader: ClusterReader, documents: Iterable[Document], default_namespace: str = "default"
+) -> list[DryRunOutcome]:
+    """Server-side-apply each document with dryRun=All; one outcome per document, in order. A namespaced object that
+    names no namespace lands in `default_namespace` (as `kubectl apply -n`)."""
     resources: dict[tuple[str, str, str], Resource | None] = {}
     outcomes = []
     for doc in documents:
@@ -60,18 +68,24 @@ def dry_run_documents(reader: ClusterReader, documents: Iterable[Document]) -> l
         if resource is None:
             outcomes.append(DryRunOutcome(doc, False, f"{doc.kind} ({doc.api_version}) is not served by the cluster"))
             continue
-        namespace = (doc.namespace or "default") if resource.namespaced else None
+        namespace = (doc.namespace or default_namespace) if resource.namespaced else None
         path = f"{resource.path(namespace)}/{doc.name}"
         query = [("dryRun", "All"), ("fieldManager", FIELD_MANAGER), ("force", "true")]
         status, body, reason = reader.request("PATCH", path, query, json.dumps(doc.obj), APPLY_PATCH)
         if status == 403:
-            outcomes.append(
-                DryRunOutcome(doc, False, reader.describe(status, body, reason, "patch", path, "PATCH"), 403)
-            )
+            # An apply that would create the object is authorised as `create` too (apiserver handlers/patch.go)
+            verb = "create" if b"cannot create resource" in (body or b"") else "patch"
+            message = reader.describe(status, body, reason, verb, path, "PATCH")
+            outcomes.append(DryRunOutcome(doc, False, message, 403, path=path))
         elif status >= 400 or status == 0:
-            outcomes.append(DryRunOutcome(doc, False, _message(body, reason), status))
+            outcomes.append(DryRunOutcome(doc, False, _message(body, reason), status, path=path))
         else:
-            outcomes.append(DryRunOutcome(doc, True, "", status))
+            try:
+                returned = json.loads(body or b"{}")
+            except ValueError:
+                returned = None
+            result = returned if isinstance(returned, dict) else None
+            outcomes.append(DryRunOutcome(doc, True, "", status, result, path))
     return outcomes
 
 

@@ -26,6 +26,20 @@ if TYPE_CHECKING:
 
 NEEDS_LIVE = "needs --live"
 """The skip reason of a runtime scenario in a run without a cluster."""
+NEEDS_MANIFESTS = "needs manifests beside --live (gpu-policy check --live PATH)"
+"""The skip reason of a dry-run or drift scenario when only the cluster is read."""
+
+
+def unmet_requirement(tags: tuple[str, ...] | list[str], live: LiveState | None) -> str | None:
+    """Why a rule with these tags cannot judge this run: `live` rules need a cluster, `live-manifests` rules need
+    manifests to compare with it. None when it can."""
+    if "live" not in tags and "live-manifests" not in tags:
+        return None
+    if live is None:
+        return NEEDS_LIVE
+    if "live-manifests" in tags and not live.manifests:
+        return NEEDS_MANIFESTS
+    return None
 
 
 @dataclass
@@ -45,6 +59,11 @@ class LiveState:
     """`Kind` -> `group/version` it was read at; a kind absent here is not served by the cluster."""
     namespaces: tuple[str, ...] = ()
     """`--live-namespace` values (empty: every namespace)."""
+    manifests: bool = False
+    """Manifests were given beside `--live`: the static rules judge them, the drift and dry-run rules compare them
+    with the cluster. False: the static rules judge the cluster's objects themselves."""
+    default_namespace: str = "default"
+    """Where a manifest object that names no namespace lands (`--namespace`), for the dry run and the lookup."""
 
     @property
     def source(self) -> str:

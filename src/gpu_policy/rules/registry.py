@@ -81,6 +81,7 @@ def rule(
     fix: str,
     sources: Iterable[str] = (),
     severity: Severity = Severity.ERROR,
+    tags: Iterable[str] = (),
 ) -> Callable[[CheckFunction], CheckFunction]:
     if not RULE_ID.match(id):
         raise ValueError(f"rule id {id!r} must be kebab-case")
@@ -89,7 +90,8 @@ def rule(
         if id in RULES and RULES[id].check is not check:
             raise ValueError(f"rule id {id!r} registered twice")
         RULES[id] = Rule(id=id, title=title, area=area, rule_class=rule_class, rationale=" ".join(rationale.split()),
-                         fix=" ".join(fix.split()), check=check, sources=tuple(sources), severity=severity)
+                         fix=" ".join(fix.split()), check=check, sources=tuple(sources), severity=severity,
+                         tags=tuple(tags))
         return check
 
     return register
