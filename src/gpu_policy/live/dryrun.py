@@ -12,6 +12,7 @@ each resource: the read-only ClusterRole (clusterrole.yaml) is not enough, and a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,17 @@ def _message(body: bytes, reason: str) -> str:
     return "; ".join([message, *missing]) if missing else message
 
 
+def _denied_verb(body: bytes) -> str:
+    """The verb a 403 of a dry-run apply names: `patch`; `create` when the apply would create the object (the
+    apiserver authorises that too, handlers/patch.go); `escalate`/`bind` when RBAC's escalation check refused a role
+    or binding granting more than the runner holds (a dry run is checked like the real write)."""
+    text = body.decode(errors="replace") if body else ""
+    if "attempting to grant RBAC permissions not currently held" in text:
+        return "escalate"
+    match = re.search(r"cannot (\w+) resource", text)
+    return match.group(1) if match else "patch"
+
+
 def dry_run_documents(
     reader: ClusterReader, documents: Iterable[Document], default_namespace: str = "default"
 ) -> list[DryRunOutcome]:
@@ -73,9 +85,7 @@ def dry_run_documents(
         query = [("dryRun", "All"), ("fieldManager", FIELD_MANAGER), ("force", "true")]
         status, body, reason = reader.request("PATCH", path, query, json.dumps(doc.obj), APPLY_PATCH)
         if status == 403:
-            # An apply that would create the object is authorised as `create` too (apiserver handlers/patch.go)
-            verb = "create" if b"cannot create resource" in (body or b"") else "patch"
-            message = reader.describe(status, body, reason, verb, path, "PATCH")
+            message = reader.describe(status, body, reason, _denied_verb(body), path, "PATCH")
             outcomes.append(DryRunOutcome(doc, False, message, 403, path=path))
         elif status >= 400 or status == 0:
             outcomes.append(DryRunOutcome(doc, False, _message(body, reason), status, path=path))
