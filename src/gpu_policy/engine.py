@@ -15,6 +15,7 @@ from typing import Any
 from gpu_policy.errors import GpuPolicyError
 from gpu_policy.findings import Finding
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.live.state import unmet_requirement
 from gpu_policy.loading.document import Document, format_path
 from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
 from gpu_policy.policy.loader import REFERENCE_PROFILE, PolicySet, RepoConfig, discover_config
@@ -270,6 +271,8 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
                                   complete=ctx.complete, live=ctx.live)
     exemptions = exemption_index(judged_ctx)
     for rule in select_rules(rules, options, rule_ids):
+        if unmet_requirement(rule.tags, ctx.live) is not None:
+            continue  # cannot judge this run (a live rule without --live, ...): its scenario says why
         rule_ctx = ctx if rule.area == "schema" or rule.id in FULL_SET_RULES else judged_ctx
         for violation in _checked(rule, rule_ctx, environment_errors, internal_errors):
             finding = _violation_to_finding(rule, violation, redact)

@@ -99,9 +99,16 @@ def test_without_manifests_the_static_scenarios_judge_the_cluster(api: k8s.ApiCl
     ran = {s["name"]: s for s in report["scenarios"]}
     assert ran["the API server accepts the manifests"]["status"] == "skipped"
     assert "needs manifests beside --live" in ran["the API server accepts the manifests"]["message"]
+    # spec.replicas is defaulted on every live Deployment: that Git-side rule needs the manifests
+    assert ran["Git does not fight the autoscaler"]["status"] == "skipped"
+    assert "judges manifests, not a cluster's objects" in ran["Git does not fight the autoscaler"]["message"]
     assert ran["the autoscaler's target exists"]["status"] == "passed"
+    assert ran["every GPU is watched"]["status"] == "passed"
+    # the deployed reference set passes the static rules; only the controller-less runtime findings remain
+    assert (code, failing(report)) == (1, [])
+    assert {f["rule_id"] for f in report["findings"]} == NO_CONTROLLER_RULES
     # every finding names the live object, never a file
-    assert report["findings"] and all(f["file"] == f"cluster {CONTEXT}" for f in report["findings"])
+    assert all(f["file"] == f"cluster {CONTEXT}" for f in report["findings"])
 
 
 # -- one broken thing at a time -----------------------------------------------------------------------------------
@@ -334,7 +341,7 @@ def test_the_pytest_plugin_runs_live_too(api: k8s.ApiClient, kubeconfig: Path, t
     """`pytest --live --kubeconfig ... --manifests ...` runs the same suite through the plugin."""
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--live", "--kubeconfig", str(kubeconfig),
-         f"--manifests={reference_manifests_dir()}", "-k", "manifests are deployed or holds what the manifests",
+         f"--manifests={reference_manifests_dir()}", "-k", "manifests_are_deployed or holds_what_the_manifests",
          "--rootdir", str(tmp_path)],
         capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip

@@ -30,9 +30,16 @@ NEEDS_MANIFESTS = "needs manifests beside --live (gpu-policy check --live PATH)"
 """The skip reason of a dry-run or drift scenario when only the cluster is read."""
 
 
+NEEDS_SOURCE = "judges manifests, not a cluster's objects (gpu-policy check --live PATH)"
+"""The skip reason of a `source-only` rule (about what Git applies, e.g. spec.replicas left unset) when the cluster's
+objects are the set: the API server defaults such fields, so a live object cannot show them."""
+
+
 def unmet_requirement(tags: tuple[str, ...] | list[str], live: LiveState | None) -> str | None:
     """Why a rule with these tags cannot judge this run: `live` rules need a cluster, `live-manifests` rules need
-    manifests to compare with it. None when it can."""
+    manifests to compare with it, `source-only` rules need manifests to judge. None when it can."""
+    if "source-only" in tags and live is not None and not live.manifests:
+        return NEEDS_SOURCE
     if "live" not in tags and "live-manifests" not in tags:
         return None
     if live is None:
