@@ -128,6 +128,8 @@ def test_a_live_edit_is_drift_at_the_manifests_line(api: k8s.ApiClient, kubeconf
     [finding] = findings_of(report, "live-object-matches-manifest")
     assert finding["path"] == "spec.maxReplicaCount"
     assert finding["line"] == 176  # `maxReplicaCount: 10` in manifests/inference/model-a.yaml
+    assert finding["message"] == ("differs in cluster gpu-policy-testbed: spec.maxReplicaCount is 40 there, 10 in "
+                                  "the manifest")
     assert finding["details"] == ["spec.maxReplicaCount: cluster 40, manifest 10"]
 
 

@@ -135,7 +135,7 @@ def object_matches_manifest(ctx: CheckContext) -> Iterator[Violation]:
         first = state.differences[0]
         details = tuple(f"{format_path(d.path)}: cluster {_show(d.live)}, manifest {_show(d.manifest)}"
                         for d in state.differences)
-        fields = ", ".join(format_path(d.path) for d in state.differences[:3])
-        more = f" and {len(state.differences) - 3} more" if len(state.differences) > 3 else ""
-        yield Violation(state.document, f"differs in cluster {live.context}: {fields}{more}",
+        more = f" (and {len(state.differences) - 1} more fields)" if len(state.differences) > 1 else ""
+        yield Violation(state.document, f"differs in cluster {live.context}: {format_path(first.path)} is "
+                        f"{_show(first.live)} there, {_show(first.manifest)} in the manifest{more}",
                         path=first.path, details=details)
