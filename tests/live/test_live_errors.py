@@ -103,3 +103,29 @@ def test_a_missing_kubeconfig_file_exits_2(tmp_path: Path, capsys: pytest.Captur
 def test_cluster_options_without_live_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     line = _one_error_line(capsys, ["check", "--context", "prod"])
     assert line == "gpu-policy: error: --context, --kubeconfig, --live-namespace and --prometheus need --live"
+
+
+def test_live_flags_reach_run_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from gpu_policy import engine
+
+    seen: list[engine.RunOptions] = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(options: engine.RunOptions, rule_ids: object = None) -> object:
+        seen.append(options)
+        raise Stop
+
+    monkeypatch.setattr(engine, "run_engine", capture)
+    with pytest.raises(Stop):
+        cli._dispatch(cli._parser().parse_args([
+            "check", "--live", "--context", "prod", "--kubeconfig", "kc.yaml", "--live-namespace", "inference",
+            "--live-namespace", "gpu-monitoring", "--prometheus", "http://127.0.0.1:9090", "--namespace", "ml",
+        ]))
+    [options] = seen
+    assert (options.live, options.kube_context, options.kubeconfig) == (True, "prod", Path("kc.yaml"))
+    assert options.live_namespaces == ["inference", "gpu-monitoring"]
+    assert options.prometheus_url == "http://127.0.0.1:9090"
+    assert options.namespace == "ml"  # the manifests' default namespace stays its own option
+    assert options.paths == []  # --live alone: the cluster's objects are the set, not the bundled manifests
