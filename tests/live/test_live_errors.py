@@ -129,3 +129,17 @@ def test_live_flags_reach_run_options(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert options.prometheus_url == "http://127.0.0.1:9090"
     assert options.namespace == "ml"  # the manifests' default namespace stays its own option
     assert options.paths == []  # --live alone: the cluster's objects are the set, not the bundled manifests
+
+
+def test_the_pytest_plugin_exits_2_with_one_line_too(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = _kubeconfig(tmp_path, f"https://127.0.0.1:{_closed_port()}")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--live", "--kubeconfig",
+                           str(config), "--rootdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-2000:]
+    assert "gpu-policy: error: cluster far (https://127.0.0.1:" in output and "unreachable" in output
+    assert "Traceback" not in output
