@@ -329,12 +329,12 @@ def test_bad_credentials_are_one_line_and_exit_2(testbed: cluster.State, tmp_pat
     code, _, err = gpu_policy("--live", "--kubeconfig", str(_as(testbed, "not-a-token", tmp_path)))
     assert code == 2, err
     assert [line for line in err.splitlines() if line.startswith("gpu-policy: error:")] == [
-        f"gpu-policy: error: cluster {CONTEXT} ({testbed_server(testbed)}): credentials rejected (401): expired or "
+        f"gpu-policy: error: cluster {CONTEXT} ({_server_of(testbed)}): credentials rejected (401): expired or "
         "wrong token/cert"
     ]
 
 
-def testbed_server(testbed: cluster.State) -> str:
+def _server_of(testbed: cluster.State) -> str:
     config: dict[str, Any] = yaml.safe_load(testbed.kubeconfig.read_text())
     return str(config["clusters"][0]["cluster"]["server"])
 
