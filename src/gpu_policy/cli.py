@@ -97,6 +97,17 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--config", metavar="PATH", help="configuration file (default: .gpu-policy.yaml upwards)")
     check.add_argument("--profile", metavar="NAME", choices=["reference"],
                        help="start from a bundled policy profile: 'reference' (the design's organisation)")
+    live = check.add_argument_group("live mode (read-only; see README 'Live mode')")
+    live.add_argument("--live", action="store_true",
+                      help="read the cluster: alone, the rules judge its objects; with PATHs, they judge the "
+                           "manifests and the cluster is compared with them (dry run, drift); runtime checks too")
+    live.add_argument("--context", dest="kube_context", metavar="NAME",
+                      help="kubeconfig context for --live (default: the current context)")
+    live.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig for --live (default: $KUBECONFIG, "
+                                                           "then ~/.kube/config)")
+    live.add_argument("--live-namespace", action="append", default=[], metavar="NS",
+                      help="with --live, read namespaced objects of NS only (repeatable; default: all namespaces)")
+    live.add_argument("--prometheus", metavar="URL", help="with --live, the Prometheus the live checks query")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -309,8 +320,12 @@ def _check(args: argparse.Namespace) -> int:
     if any(p.strip() == "" for p in args.paths):
         raise GpuPolicyError("an empty PATH was given (an unset shell variable?); name a file, folder or '-'")
     pairs = _outputs(args)
+    if (args.kube_context or args.kubeconfig or args.live_namespace or args.prometheus) and not args.live:
+        raise GpuPolicyError("--context, --kubeconfig, --live-namespace and --prometheus need --live")
     if args.paths:
         paths = list(args.paths)
+    elif args.live:
+        paths = []  # the cluster's objects are the set
     else:
         paths = [str(reference_manifests_dir())]
         print(f"gpu-policy: no PATH given: checking the bundled reference set ({paths[0]})", file=sys.stderr)
@@ -335,7 +350,9 @@ def _check(args: argparse.Namespace) -> int:
         ignore_missing_schemas=args.ignore_missing_schemas, report_dir=Path(args.report) if args.report else None,
         today=today, complete=args.complete, namespace=args.namespace, env=_env(args), exclude=list(args.exclude),
         allow_remote_bases=args.allow_remote_bases, config_path=Path(args.config) if args.config else None,
-        profile=args.profile, only=only_ids, skip=skip_ids,
+        profile=args.profile, only=only_ids, skip=skip_ids, live=args.live,
+        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None, kube_context=args.kube_context,
+        live_namespaces=list(args.live_namespace), prometheus_url=args.prometheus,
     )
     if options.report_dir is not None:
         # refuse a planted symlink before anything is written (the scaling steps write under simulation/)
@@ -348,7 +365,7 @@ def _check(args: argparse.Namespace) -> int:
         for error in run.environment_errors:
             print(f"gpu-policy: error: {escape_control(error)}", file=sys.stderr)
         return EXIT_ERROR
-    if not args.allow_empty:
+    if not args.allow_empty and paths:
         _check_not_empty(run, paths)
     verdict = _run_suite(args, run, _pytest_args(args, paths, crd_paths, today), selection)
     if options.report_dir is not None:

@@ -5,6 +5,7 @@ The engine is what `gpu-policy check`, the pytest plugin and the tests share; st
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import traceback
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 from gpu_policy.errors import GpuPolicyError
 from gpu_policy.findings import Finding
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.live.state import unmet_requirement
 from gpu_policy.loading.document import Document, format_path
 from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
 from gpu_policy.policy.loader import REFERENCE_PROFILE, PolicySet, RepoConfig, discover_config
@@ -54,6 +56,17 @@ class RunOptions:
     """Rule ids to run (empty: all); tags are resolved to ids by the caller (`suite.selection`)."""
     skip: list[str] = field(default_factory=list)
     """Rule ids not to run."""
+    live: bool = False
+    """`--live`: read the cluster. Without `paths` the static rules judge its objects; with `paths` they judge the
+    manifests and the live rules compare them with the cluster (dry run, drift). Runtime rules read `ctx.live`."""
+    kubeconfig: Path | None = None
+    """`--kubeconfig` (None: $KUBECONFIG, then ~/.kube/config)."""
+    kube_context: str | None = None
+    """`--context` (None: the kubeconfig's current context)."""
+    live_namespaces: list[str] = field(default_factory=list)
+    """`--live-namespace`: read namespaced objects of these namespaces only (empty: all)."""
+    prometheus_url: str | None = None
+    """`--prometheus URL`, for live Prometheus checks (`ctx.live.prometheus_url`)."""
 
 
 @dataclass
@@ -198,11 +211,24 @@ def resolve_settings(options: RunOptions) -> Settings:
 def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, PolicySet, CheckContext]:
     settings = resolve_settings(options)
     policy = settings.policy
-    load = load_manifests(options.paths, exclude=settings.exclude, env=options.env,
-                          allow_remote_bases=options.allow_remote_bases)
-    validator = ManifestValidator(
-        policy.cluster["kubernetesVersion"], options.crd_paths or default_crd_paths(), use_cache=options.use_crd_cache
-    )
+    live = None
+    if options.live:  # imported here: the kubernetes client costs start-up time a static run does not pay
+        from gpu_policy.live.run import read_cluster
+
+        live = read_cluster(options, settings.namespace)
+    if live is not None and not options.paths:
+        load = live.load.result  # the cluster's objects are the set the static rules judge
+    else:
+        load = load_manifests(options.paths, exclude=settings.exclude, env=options.env,
+                              allow_remote_bases=options.allow_remote_bases)
+    # the cluster's own CRDs first: they shadow the pinned ones
+    crd_folder: contextlib.AbstractContextManager[list[Path]] = (
+        live.crd_folder() if live is not None else contextlib.nullcontext([]))
+    with crd_folder as cluster_crds:
+        validator = ManifestValidator(
+            policy.cluster["kubernetesVersion"], [*cluster_crds, *(options.crd_paths or default_crd_paths())],
+            use_cache=options.use_crd_cache,
+        )
     graph = ResourceGraph(load.documents, validator.scope_of, default_namespace=settings.namespace)
     # Objects at a removed API are judged by api-not-removed only (rules/apis.py): the other rules read a graph
     # without them, and the api rules find them in the `api_hidden_documents` option.
@@ -221,6 +247,7 @@ def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, Polic
             API_HIDDEN_OPTION: hidden_docs,
             **options.extra,
         },
+        live=live.state if live is not None else None,
     )
     return load, graph, policy, ctx
 
@@ -241,9 +268,11 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
         judged_graph = ResourceGraph([d for d in graph.documents if id(d) not in skipped],
                                      validator.scope_of if validator is not None else None)
         judged_ctx = CheckContext(graph=judged_graph, policy=policy, load=load, options=ctx.options,
-                                  complete=ctx.complete)
+                                  complete=ctx.complete, live=ctx.live)
     exemptions = exemption_index(judged_ctx)
     for rule in select_rules(rules, options, rule_ids):
+        if unmet_requirement(rule.tags, ctx.live) is not None:
+            continue  # cannot judge this run (a live rule without --live, ...): its scenario says why
         rule_ctx = ctx if rule.area == "schema" or rule.id in FULL_SET_RULES else judged_ctx
         for violation in _checked(rule, rule_ctx, environment_errors, internal_errors):
             finding = _violation_to_finding(rule, violation, redact)

@@ -64,6 +64,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="configuration file or folder (default: .gpu-policy.yaml or gpu-policy/ upwards)")
     group.addoption("--no-bundled-features", action="store_true", default=False,
                     help="with --manifests, do not add the bundled feature suite to the run")
+    group.addoption("--live", dest="gpu_policy_live", action="store_true", default=False,
+                    help="read the cluster (as `gpu-policy check --live`): alone, judge its objects; with "
+                         "--manifests, judge them and compare the cluster with them")
+    group.addoption("--context", dest="gpu_policy_context", metavar="NAME", default=None,
+                    help="kubeconfig context for --live (default: the current context)")
+    group.addoption("--kubeconfig", dest="gpu_policy_kubeconfig", metavar="PATH", default=None,
+                    help="kubeconfig for --live (default: $KUBECONFIG, then ~/.kube/config)")
+    group.addoption("--live-namespace", dest="gpu_policy_live_namespace", action="append", metavar="NS",
+                    default=[], help="with --live, read namespaced objects of NS only (repeatable)")
+    group.addoption("--prometheus", dest="gpu_policy_prometheus", metavar="URL", default=None,
+                    help="with --live, the Prometheus the live checks query")
 
 
 def _covers(arg: str, target: Path) -> bool:
@@ -85,7 +96,8 @@ def pytest_configure(config: pytest.Config) -> None:
     descriptions = {"static": "checks that read manifests only", "live": "checks that need a cluster (--live)"}
     for tag in sorted(_feature_tags() | set(descriptions)):
         config.addinivalue_line("markers", f"{tag}: {descriptions.get(tag, 'feature tag')}")
-    wants_suite = config.getoption("manifests") and not config.getoption("no_bundled_features")
+    wants_suite = ((config.getoption("manifests") or config.getoption("gpu_policy_live"))
+                   and not config.getoption("no_bundled_features"))
     if wants_suite and not any(_covers(arg, SUITE_FILE) for arg in config.args):
         config.args.append(str(SUITE_FILE))
     only, skip = config.getoption("gpu_policy_only"), config.getoption("gpu_policy_skip")
@@ -130,7 +142,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 @pytest.fixture(scope="session")
 def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     config = request.config
-    manifests = config.getoption("manifests") or [str(reference_manifests_dir())]
+    live = bool(config.getoption("gpu_policy_live"))
+    manifests = config.getoption("manifests") or ([] if live else [str(reference_manifests_dir())])
+    kubeconfig = config.getoption("gpu_policy_kubeconfig")
     crd_dirs = [Path(p) for p in config.getoption("crd_dir") or []] or default_crd_paths()
     report = config.getoption("gpu_policy_report")
     today = config.getoption("gpu_policy_today")
@@ -145,6 +159,11 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         "complete": config.getoption("gpu_policy_complete"),
         "namespace": config.getoption("gpu_policy_namespace"),
         "config_path": Path(config.getoption("gpu_policy_config")) if config.getoption("gpu_policy_config") else None,
+        "live": live,
+        "kubeconfig": Path(kubeconfig) if kubeconfig else None,
+        "kube_context": config.getoption("gpu_policy_context"),
+        "live_namespaces": list(config.getoption("gpu_policy_live_namespace") or []),
+        "prometheus_url": config.getoption("gpu_policy_prometheus"),
     }
 
 
@@ -163,5 +182,17 @@ def gpu_policy_run(gpu_policy_options: dict[str, Any]) -> RunResult:
         complete=gpu_policy_options["complete"],
         namespace=gpu_policy_options["namespace"],
         config_path=gpu_policy_options["config_path"],
+        live=gpu_policy_options.get("live", False),
+        kubeconfig=gpu_policy_options.get("kubeconfig"),
+        kube_context=gpu_policy_options.get("kube_context"),
+        live_namespaces=list(gpu_policy_options.get("live_namespaces") or []),
+        prometheus_url=gpu_policy_options.get("prometheus_url"),
     )
-    return run_engine(options)
+    if not options.live:
+        return run_engine(options)
+    from gpu_policy.live.client import LiveError
+
+    try:
+        return run_engine(options)
+    except LiveError as exc:  # the cluster cannot be read: one line and exit 2, as `gpu-policy check --live`
+        pytest.exit(f"gpu-policy: error: {exc}", returncode=2)

@@ -22,6 +22,20 @@ MAX_PAGES = 2000  # 1,000,000 objects of one kind: far beyond any cluster; a bou
 REQUEST_TIMEOUT = (5.0, 60.0)  # connect, read (seconds)
 
 
+def _cause(exc: BaseException) -> str:
+    """The innermost useful words of a connection failure: `Connection refused`, `Read timed out. (read timeout=60)`,
+    a TLS verification error; urllib3 wraps them in MaxRetryError(NewConnectionError(...)) text otherwise."""
+    reason: BaseException = exc
+    if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
+        reason = reason.reason
+    text = str(reason)
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        text = text.rsplit("] ", 1)[-1] if "] " in text else text.rsplit(": ", 1)[-1]
+    elif isinstance(reason, urllib3.exceptions.ReadTimeoutError):
+        text = "no answer: " + text.rsplit(": ", 1)[-1]
+    return f"{type(reason).__name__}: {text}"
+
+
 class LiveError(GpuPolicyError):
     """The cluster cannot be read: bad kubeconfig, unreachable, unauthorised, forbidden or timing out."""
 
@@ -97,7 +111,7 @@ class ClusterReader:
         except ApiException as exc:  # status 0: TLS failure
             raise LiveError(f"cluster {self.context} ({self.server}) unreachable: {exc.reason}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise LiveError(f"cluster {self.context} ({self.server}) unreachable: {type(exc).__name__}: {exc}") from exc
+            raise LiveError(f"cluster {self.context} ({self.server}) unreachable: {_cause(exc)}") from exc
 
     def get_json(self, path: str, query: list[tuple[str, Any]] | None = None, verb: str = "get") -> Any:
         status, body, reason = self.request("GET", path, query or [])

@@ -37,3 +37,12 @@ JUDGED_KINDS: tuple[JudgedKind, ...] = (
     JudgedKind("monitoring.coreos.com", "PodMonitor"),
     JudgedKind("monitoring.coreos.com", "Prometheus"),
 )
+
+
+RUNTIME_KINDS: tuple[JudgedKind, ...] = (
+    JudgedKind("", "Node"),
+    JudgedKind("", "Pod"),
+    JudgedKind("karpenter.sh", "NodeClaim"),
+)
+"""Kinds read for the runtime rules only (`ctx.live`): what controllers made of the judged objects. They never enter
+the resource graph the static rules judge."""

@@ -5,7 +5,8 @@
 object has no file. Server-managed noise (`metadata.managedFields`) is dropped; status is kept for runtime checks.
 Objects a controller generated from another judged object (a KEDA HPA owned by its ScaledObject, ...) are listed as
 not checked with that reason: their owner is judged instead. Kinds the cluster does not serve are not checked.
-The CRDs the cluster serves are returned too (`crds`), for the schema registry.
+The CRDs the cluster serves are returned too (`crds`), for the schema registry. `items` holds every object read,
+generated ones and the runtime kinds (Nodes, Pods, NodeClaims) included, for the runtime rules (`LiveState`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -31,6 +32,8 @@ class LiveLoad:
     crds: list[dict[str, Any]] = field(default_factory=list)
     served: dict[str, str] = field(default_factory=dict)
     """`Kind` -> `group/version` it was read at."""
+    items: list[dict[str, Any]] = field(default_factory=list)
+    """Every object read (judged, generated and runtime kinds), status included."""
 
     @property
     def source(self) -> str:
@@ -66,33 +69,51 @@ def load_live(
     context: str | None = None,
     namespaces: Sequence[str] = (),
     kinds: Sequence[JudgedKind] = JUDGED_KINDS,
+    runtime_kinds: Sequence[JudgedKind] = (),
+    progress: TextIO | None = None,
 ) -> LiveLoad:
-    """Read the cluster. Raises `LiveError` (one line: unreachable, 401, 403 naming verb and path, timeout)."""
+    """Read the cluster. Raises `LiveError` (one line: unreachable, 401, 403 naming verb and path, timeout).
+    `runtime_kinds` (e.g. `RUNTIME_KINDS`) are read into `items` only; `progress` gets one line per kind."""
     reader = ClusterReader(kubeconfig, context)
     try:
-        return _load(reader, list(namespaces), kinds)
+        return _load(reader, list(namespaces), kinds, runtime_kinds, progress)
     finally:
         reader.close()
 
 
-def _load(reader: ClusterReader, namespaces: list[str], kinds: Sequence[JudgedKind]) -> LiveLoad:
+def _read(reader: ClusterReader, live: LiveLoad, wanted: JudgedKind, namespaces: list[str],
+          progress: TextIO | None) -> list[dict[str, Any]]:
+    resource = reader.resource_of(wanted.group, wanted.kind)
+    if resource is None:
+        group = wanted.group or "core"
+        live.result.not_checked.append(
+            NotChecked(live.source, 0, f"{wanted.kind} ({group}) is not served by the cluster: not checked")
+        )
+        return []
+    live.served[wanted.kind] = resource.api_version
+    scopes: list[str | None] = list(namespaces) if resource.namespaced and namespaces else [None]
+    read: list[dict[str, Any]] = []
+    for namespace in scopes:
+        read.extend(_clean(item) for item in reader.list_objects(resource, namespace))
+    if progress is not None and read:
+        progress.write(f"gpu-policy: read {len(read)} {resource.plural} from cluster {live.context}\n")
+        progress.flush()
+    return read
+
+
+def _load(reader: ClusterReader, namespaces: list[str], kinds: Sequence[JudgedKind],
+          runtime_kinds: Sequence[JudgedKind], progress: TextIO | None) -> LiveLoad:
     live = LiveLoad(context=reader.context, server=reader.server, result=LoadResult())
     source = live.source
     live.result.sources.append(source)
     judged = {(k.group, k.kind) for k in kinds}
     collected: list[dict[str, Any]] = []
     for wanted in kinds:
-        resource = reader.resource_of(wanted.group, wanted.kind)
-        if resource is None:
-            group = wanted.group or "core"
-            live.result.not_checked.append(
-                NotChecked(source, 0, f"{wanted.kind} ({group}) is not served by the cluster: not checked")
-            )
-            continue
-        live.served[wanted.kind] = resource.api_version
-        scopes: list[str | None] = list(namespaces) if resource.namespaced and namespaces else [None]
-        for namespace in scopes:
-            collected.extend(_clean(item) for item in reader.list_objects(resource, namespace))
+        collected.extend(_read(reader, live, wanted, namespaces, progress))
+    live.items = list(collected)
+    for wanted in runtime_kinds:
+        if (wanted.group, wanted.kind) not in judged:
+            live.items.extend(_read(reader, live, wanted, namespaces, progress))
     present = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"].get("name", "")) for o in collected}
     for index, item in enumerate(collected):
         owner = _controller_owner(item)

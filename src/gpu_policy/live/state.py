@@ -26,6 +26,31 @@ if TYPE_CHECKING:
 
 NEEDS_LIVE = "needs --live"
 """The skip reason of a runtime scenario in a run without a cluster."""
+NEEDS_MANIFESTS = "needs manifests beside --live (gpu-policy check --live PATH)"
+"""The skip reason of a dry-run or drift scenario when only the cluster is read."""
+
+
+NEEDS_PROMETHEUS = "needs --prometheus URL beside --live"
+"""The skip reason of a live Prometheus scenario when no Prometheus was given."""
+NEEDS_SOURCE = "judges manifests, not a cluster's objects (gpu-policy check --live PATH)"
+"""The skip reason of a `source-only` rule (about what Git applies, e.g. spec.replicas left unset) when the cluster's
+objects are the set: the API server defaults such fields, so a live object cannot show them."""
+
+
+def unmet_requirement(tags: tuple[str, ...] | list[str], live: LiveState | None) -> str | None:
+    """Why a rule with these tags cannot judge this run: `live` rules need a cluster, `live-manifests` rules need
+    manifests to compare with it, `source-only` rules need manifests to judge. None when it can."""
+    if "source-only" in tags and live is not None and not live.manifests:
+        return NEEDS_SOURCE
+    if "live" not in tags and "live-manifests" not in tags:
+        return None
+    if live is None:
+        return NEEDS_LIVE
+    if "live-manifests" in tags and not live.manifests:
+        return NEEDS_MANIFESTS
+    if "live-prometheus" in tags and not live.prometheus_url:
+        return NEEDS_PROMETHEUS
+    return None
 
 
 @dataclass
@@ -45,6 +70,11 @@ class LiveState:
     """`Kind` -> `group/version` it was read at; a kind absent here is not served by the cluster."""
     namespaces: tuple[str, ...] = ()
     """`--live-namespace` values (empty: every namespace)."""
+    manifests: bool = False
+    """Manifests were given beside `--live`: the static rules judge them, the drift and dry-run rules compare them
+    with the cluster. False: the static rules judge the cluster's objects themselves."""
+    default_namespace: str = "default"
+    """Where a manifest object that names no namespace lands (`--namespace`), for the dry run and the lookup."""
 
     @property
     def source(self) -> str:
@@ -53,18 +83,30 @@ class LiveState:
     def serves(self, kind: str) -> bool:
         return kind in self.served
 
+    def _index(self) -> tuple[dict[str, list[dict[str, Any]]], dict[tuple[str, str, str], dict[str, Any]]]:
+        """Objects by kind and by (kind, namespace, name), built once (rebuilt if `items` grew): rules look objects
+        up per node or per pod, which must not scan the whole cluster each time."""
+        cached = self.__dict__.get("_indexed")
+        if cached is not None and cached[0] == len(self.items):
+            return cached[1], cached[2]
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for obj in self.items:
+            kind = str(obj.get("kind", ""))
+            meta = _meta(obj)
+            by_kind.setdefault(kind, []).append(obj)
+            by_key.setdefault((kind, str(meta.get("namespace", "")), str(meta.get("name", ""))), obj)
+        self.__dict__["_indexed"] = (len(self.items), by_kind, by_key)
+        return by_kind, by_key
+
     def objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return [
-            o for o in self.items
-            if o.get("kind") == kind and (namespace is None or _meta(o).get("namespace", "") == namespace)
-        ]  # fmt: skip
+        found = self._index()[0].get(kind, [])
+        if namespace is None:
+            return list(found)
+        return [o for o in found if _meta(o).get("namespace", "") == namespace]
 
     def get(self, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
-        for obj in self.items:
-            meta = _meta(obj)
-            if obj.get("kind") == kind and meta.get("name") == name and meta.get("namespace", "") == namespace:
-                return obj
-        return None
+        return self._index()[1].get((kind, namespace, name))
 
     @staticmethod
     def ref(obj: dict[str, Any]) -> str:

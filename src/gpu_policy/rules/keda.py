@@ -1583,6 +1583,7 @@ def sla_minimum_replicas(ctx: CheckContext) -> Iterator[Violation]:
     area="keda",
     rule_class=RuleClass.CORRECTNESS,
     severity=Severity.WARNING,
+    tags=("source-only",),  # judges what Git applies: a live Deployment always has spec.replicas (defaulted)
     rationale="""Once an HPA (or KEDA's HPA) owns a workload, a spec.replicas in the manifest resets the
     replica count on every apply (kubectl apply, Argo CD, Flux), undoing the autoscaler until its next sync:
     "When an HPA is enabled, it is recommended that the value of spec.replicas of the Deployment and / or
