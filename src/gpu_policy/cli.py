@@ -204,7 +204,8 @@ def _yielded(run: RunResult, path: str) -> bool:
     finding, not an empty path)."""
     if path == "-":  # helm output names its templates (`# Source:`) instead of <stdin>
         return "<stdin>" in run.load.sources and bool(run.load.documents or run.load.findings)
-    sources = [d.source for d in run.load.documents]
+    # an object kustomize rendered without a trusted origin is located at "<folder> (kustomize output)"
+    sources = [d.source.removesuffix(" (kustomize output)") for d in run.load.documents]
     sources += [f.file for f in run.load.findings if f.file]
     sources += [n.source for n in run.load.not_checked]
     return any(_under(source, path) for source in sources)

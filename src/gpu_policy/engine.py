@@ -15,9 +15,10 @@ from typing import Any
 from gpu_policy.errors import GpuPolicyError
 from gpu_policy.findings import Finding
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.nodes.budget import PlacementOverLimit
 from gpu_policy.live.state import unmet_requirement
 from gpu_policy.loading.document import Document, format_path
-from gpu_policy.loading.loader import LoadResult, NotChecked, load_manifests
+from gpu_policy.loading.loader import LOAD_RULE, LoadResult, NotChecked, load_manifests
 from gpu_policy.policy.loader import REFERENCE_PROFILE, PolicySet, RepoConfig, discover_config
 from gpu_policy.reporting.safety import Redactor, escape_control, safe_finding
 from gpu_policy.resources import reference_manifests_dir
@@ -129,12 +130,19 @@ def _violation_to_finding(rule: Rule, v: Violation, redact: Redactor | None = No
 
 
 def _checked(rule: Rule, ctx: CheckContext, environment_errors: list[str],
-             internal_errors: list[InternalError] | None = None) -> list[Violation]:
+             internal_errors: list[InternalError] | None = None,
+             over_limit: dict[str, PlacementOverLimit] | None = None) -> list[Violation]:
     """A check that breaks must fail loudly without hiding what every other rule found. An environment error
     (promtool missing, schemas unreadable) is also recorded, so that the CLI can exit 2 instead of 1. A crash is
-    a bug of the tool, not a finding about the input: it is recorded as an internal error (the CLI exits 3)."""
+    a bug of the tool, not a finding about the input: it is recorded as an internal error (the CLI exits 3).
+    A rule that would judge placement past `Limits.max_placement_pairs` is recorded in `over_limit`."""
     try:
         return list(rule.check(ctx))
+    except PlacementOverLimit as exc:
+        if over_limit is None:
+            raise
+        over_limit[rule.id] = exc
+        return []
     except GpuPolicyError as exc:
         if str(exc) not in environment_errors:
             environment_errors.append(str(exc))
@@ -149,6 +157,25 @@ def _checked(rule: Rule, ctx: CheckContext, environment_errors: list[str],
 
 FULL_SET_RULES = frozenset({"manifest-is-readable", "manifest-has-identity", "object-is-unique"})
 """Rules (besides area "schema") that judge every object, even one with schema type errors."""
+
+
+def _placement_limit_finding(graph: ResourceGraph, over_limit: dict[str, PlacementOverLimit],
+                             rules: dict[str, Rule]) -> Finding:
+    """One finding for the set (at its first NodePool) naming every rule that was not evaluated."""
+    first = next(iter(graph.of_kind("NodePool")), None)
+    exc = next(iter(over_limit.values()))
+    load_rule = rules[LOAD_RULE]
+    return Finding(
+        rule_id=LOAD_RULE, resource="<placement>", file=first.source if first is not None else None,
+        line=first.line if first is not None else None,
+        message=f"{exc}; not evaluated: {', '.join(sorted(over_limit))}",
+        why="Placement (which NodePool and instance type can run each pod template) is judged per pool and pod "
+            "template; past the limit it would take minutes and gigabytes, so those rules gave no verdict.",
+        fix="Check the set in parts (one team's workloads with the NodePools they use), or fewer NodePools per "
+            "set.",
+        severity=load_rule.severity, rule_class=load_rule.rule_class.value,
+        details=tuple(f"{rule_id}: not evaluated" for rule_id in sorted(over_limit)),
+    )
 
 
 def _type_error_documents(ctx: CheckContext) -> list[Document]:
@@ -259,6 +286,7 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
     exempted: list[UsedExemption] = []
     environment_errors: list[str] = []
     internal_errors: list[InternalError] = []
+    over_limit: dict[str, PlacementOverLimit] = {}
     redact = ctx.memo("redactor", lambda: Redactor.from_documents(graph.documents))
     withheld = _type_error_documents(ctx)
     judged_ctx = ctx
@@ -274,13 +302,18 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
         if unmet_requirement(rule.tags, ctx.live) is not None:
             continue  # cannot judge this run (a live rule without --live, ...): its scenario says why
         rule_ctx = ctx if rule.area == "schema" or rule.id in FULL_SET_RULES else judged_ctx
-        for violation in _checked(rule, rule_ctx, environment_errors, internal_errors):
+        for violation in _checked(rule, rule_ctx, environment_errors, internal_errors, over_limit):
             finding = _violation_to_finding(rule, violation, redact)
             exemption = exemptions.lookup(rule.id, [violation.doc, *violation.exemptible_by], finding.resource)
             if exemption is not None:
                 exempted.append(UsedExemption(exemption, finding))
             else:
                 findings.append(finding)
+    not_evaluated: list[NotChecked] = []
+    if over_limit:
+        findings.append(safe_finding(_placement_limit_finding(graph, over_limit, rules), redact))
+        not_evaluated += [NotChecked(findings[-1].file or "<set>", findings[-1].line or 0,
+                                     f"rule {rule_id}: not evaluated: {exc}") for rule_id, exc in over_limit.items()]
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule_id, f.resource))
     # an exception text may quote the input: redacted and escaped like a finding
     internal_errors = [InternalError(e.where, escape_control(redact(e.error)), redact(e.traceback))
@@ -288,7 +321,6 @@ def run_engine(options: RunOptions, rule_ids: set[str] | None = None) -> RunResu
     not_checked = list(load.not_checked)
     not_checked += [NotChecked(d.source, d.line, f"{d.ref}: not judged by other rules until its schema errors "
                                "are fixed") for d in withheld]
-    not_evaluated: list[NotChecked] = []
     for doc, issue in schema_notes(ctx):
         where = NotChecked(doc.source, doc.line_of(tuple(issue.path)), f"{doc.ref}: {issue.message}")
         (not_checked if issue.kind == "missing-schema" else not_evaluated).append(where)

@@ -39,6 +39,10 @@ class Limits:
     kubectl runs."""
     max_walk_entries: int = 200_000
     """Folder entries visited under one input path; past this the rest of the folder is listed as not checked."""
+    max_placement_pairs: int = 100_000
+    """NodePools × pod templates whose placement (can this pod land on that pool, on which instance types) the
+    rules judge (graph/nodes/budget.py). Past it those rules are listed as not evaluated and one finding says
+    why; the loader's limits bound the rest of the run linearly."""
 
 
 DEFAULT_LIMITS = Limits()

@@ -13,7 +13,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gpu_policy.graph.nodes.labels import ABSENT, ANY, LabelState, one_of
-from gpu_policy.graph.nodes.model import extended_resource_toleration, gpu_nodepools, placement_of, shapes_of
+from gpu_policy.graph.nodes.model import (
+    extended_resource_toleration,
+    gpu_nodepools,
+    guard_placement,
+    placement_of,
+    shapes_of,
+)
 from gpu_policy.graph.nodes.placement import Placement, every_node_failure
 from gpu_policy.graph.nodes.pools import NodePool
 from gpu_policy.graph.nodes.shapes import NodeShape
@@ -131,6 +137,8 @@ NVIDIA_LABEL_PREFIX = "nvidia.com/"
 )
 def exporter_selects_gpu_nodes(ctx: CheckContext) -> Iterator[Violation]:
     gfd_known = "installed" in (ctx.policy.cluster.get("gpuFeatureDiscovery") or {})
+    if _exporters(ctx):
+        guard_placement(ctx)  # exporters × GPU pools × instance types
     for exporter in _exporters(ctx):
         template = pod_template_of(exporter)
         assert template is not None

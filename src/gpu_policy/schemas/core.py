@@ -101,6 +101,7 @@ class CoreSchemas:
             self._definitions: dict[str, Any] = json.load(handle)["$defs"]
         self._compiled_defs: dict[str, Node] = {}
         self._kinds: dict[tuple[str, str], Node | None] = {}
+        self._names: frozenset[str] | None = None
 
     @property
     def label(self) -> str:
@@ -112,15 +113,23 @@ class CoreSchemas:
             self._kinds[key] = self._load_kind(api_version, kind)
         return self._kinds[key]
 
+    def _file_names(self) -> frozenset[str]:
+        if self._names is None:
+            self._names = frozenset(p.name for p in self.directory.iterdir() if p.is_file())
+        return self._names
+
     def object_meta(self) -> Node:
         return self._definition(OBJECT_META)
 
     def _load_kind(self, api_version: str, kind: str) -> Node | None:
         if not kind or not api_version or "/" in kind or "\\" in kind or ".." in kind:
             return None
-        path = self.directory / schema_file_name(kind, api_version)
-        if not path.is_file():
+        # The name comes from the input: looked up in the folder's listing, never handed to the file system as is
+        # (a 260-character kind made stat() fail with ENAMETOOLONG).
+        name = schema_file_name(kind, api_version)
+        if name not in self._file_names():
             return None
+        path = self.directory / name
         with path.open(encoding="utf-8") as handle:
             schema = json.load(handle)
         group, _, version = api_version.rpartition("/")

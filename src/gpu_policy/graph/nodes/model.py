@@ -1,18 +1,22 @@
 """The run's node model, built once per run through `ctx.memo` and shared by every rule.
 
 Cost: parsing is linear in the NodePools; shapes are pools x admissible GPU instance types (at most the catalogue's
-~75); a pod's reachability is computed once per pod template: a pool whose taints the pod does not tolerate is
-dismissed at once, the pool's shapes are walked only otherwise — never per rule.
+~75); a pod's reachability is computed once per pod template: pools are grouped by their taints, each group judged
+once per pod, and a pool whose taints the pod does not tolerate is dismissed at once; the pool's shapes are walked
+only otherwise — never per rule. Placement as a whole is pools x pod templates, bounded by
+`Limits.max_placement_pairs` (budget.py): `reachable`, `selects` and any rule that walks pools per pod template
+(`guard_placement`) raise `PlacementOverLimit` past it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.graph.nodes.budget import PlacementWork, check_placement_work, limits_of
 from gpu_policy.graph.nodes.labels import GPU_RESOURCE
 from gpu_policy.graph.nodes.overlays import NodeOverlay, is_nodeoverlay, overlaid_capacity, parse_overlay
 from gpu_policy.graph.nodes.placement import Placement, can_select, placement, shape_rejects, taint_text
@@ -78,8 +82,17 @@ def extended_resource_toleration(ctx: RunContext) -> bool:
     return bool((ctx.policy.cluster.get("eks") or {}).get("extendedResourceToleration"))
 
 
+def placement_work(ctx: RunContext) -> PlacementWork:
+    return ctx.memo("nodes.work", lambda: PlacementWork(len(nodepools(ctx)), len(ctx.graph.pod_templates())))
+
+
+def guard_placement(ctx: RunContext) -> None:
+    """Raise PlacementOverLimit when the set's pools × pod templates are past the run's limit."""
+    check_placement_work(placement_work(ctx), limits_of(getattr(ctx, "options", {})))
+
+
 def placements(ctx: RunContext) -> list[Placement]:
-    """Every pod template of the set, as node placement sees it."""
+    """Every pod template of the set, as node placement sees it (linear: not guarded)."""
     return ctx.memo("nodes.placements", lambda: [placement(t) for t in ctx.graph.pod_templates()])
 
 
@@ -98,22 +111,33 @@ class Reachability:
     why_not: list[str] = field(default_factory=list)
 
 
+def _taint_key(taints: list[dict[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+    return tuple(sorted((str(t.get("key")), str(t.get("value")), str(t.get("effect"))) for t in taints))
+
+
 def reachable(ctx: RunContext, pod: Placement) -> Reachability:
+    guard_placement(ctx)
     key = f"nodes.reachable.{id(pod.template.owner)}.{pod.template.path}"
 
     def compute() -> Reachability:
         out = Reachability()
         ert = extended_resource_toleration(ctx)
+        tolerations = pod.effective_tolerations(ert)
+        # Taints are the pool's, the same for every shape: judged once per distinct set of taints (an exact index:
+        # pools with the same taints keep or lose the pod together).
+        blocked_by: dict[tuple[tuple[str, str, str], ...], list[Mapping[str, Any]]] = {}
         for pool in all_shapes(ctx):
-            # Taints are the pool's, the same for every shape: judge them once per pool.
-            blocking = untolerated(pod.effective_tolerations(ert), pool.pool.taints)
+            taints = _taint_key(pool.pool.taints)
+            if taints not in blocked_by:
+                blocked_by[taints] = untolerated(tolerations, pool.pool.taints)
+            blocking = blocked_by[taints]
             if blocking:
                 out.why_not.append(f"NodePool {pool.pool.name}: untolerated taint {taint_text(blocking[0])}")
                 continue
             reasons: list[str] = []
             accepted = False
             for shape in pool.shapes:
-                reason = shape_rejects(pod, shape, ert)
+                reason = shape_rejects(pod, shape, ert, taints_checked=True)
                 if reason is None:
                     out.shapes.append(shape)
                     accepted = True
@@ -133,6 +157,7 @@ def reachable(ctx: RunContext, pod: Placement) -> Reachability:
 def selects(ctx: RunContext, pool: NodePool, pod: Placement) -> bool:
     """The pod's nodeSelector and required node affinity admit some node the pool can launch (taints and
     requests aside)."""
+    guard_placement(ctx)
     index: dict[tuple[int, int], bool] = ctx.memo("nodes.selects", dict)
     key = (id(pool), id(pod))
     if key not in index:

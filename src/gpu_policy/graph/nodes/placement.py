@@ -228,10 +228,13 @@ def taint_text(taint: Mapping[str, Any]) -> str:
     return f"{taint.get('key')}{'=' + str(value) if value else ''}:{taint.get('effect')}"
 
 
-def shape_rejects(pod: Placement, shape: NodeShape, extended_resource_toleration: bool) -> str | None:
+def shape_rejects(pod: Placement, shape: NodeShape, extended_resource_toleration: bool,
+                  taints_checked: bool = False) -> str | None:
     """Why a pod cannot run on a fresh node of `shape` (None when it can): a taint, the node selection, or
-    the requests do not fit. Unmodelled shapes (no facts) are never counted as a fit."""
-    blocking = untolerated(pod.effective_tolerations(extended_resource_toleration), shape.taints)
+    the requests do not fit. Unmodelled shapes (no facts) are never counted as a fit. `taints_checked`: the
+    caller already judged the shape's taints (its pool's) for this pod."""
+    blocking = [] if taints_checked else untolerated(pod.effective_tolerations(extended_resource_toleration),
+                                                     shape.taints)
     if blocking:
         t = blocking[0]
         return f"untolerated taint {t.get('key')}={t.get('value', '')}:{t.get('effect')}"
