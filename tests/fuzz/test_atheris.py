@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).with_name("atheris_harness.py")
+RUNS = int(os.environ.get("GPU_POLICY_ATHERIS_RUNS", "500"))
+"""Loader inputs per CI run (a campaign raises it, or runs the harness with -max_total_time)."""
+SECONDS = int(os.environ.get("GPU_POLICY_ATHERIS_SECONDS", "5"))
+"""Seconds of engine mutations after the seed corpus in a CI run."""
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
                                 reason="atheris is not installed (pip install -e '.[fuzz]'; Linux x86_64 wheels)")
@@ -36,11 +40,11 @@ def _fuzz(tmp_path: Path, target: str, *options: str) -> str:
 
 
 def test_loader_survives_fuzzed_bytes(tmp_path: Path) -> None:
-    log = _fuzz(tmp_path, "loader", "-runs=1500", "-seed=1")
-    assert "Done 1500 runs" in log
+    log = _fuzz(tmp_path, "loader", f"-runs={RUNS}", "-seed=1")
+    assert f"Done {RUNS} runs" in log
 
 
 def test_engine_survives_fuzzed_bytes(tmp_path: Path) -> None:
     # a few seconds of mutations after the seed corpus (the reference manifests) has run once
-    log = _fuzz(tmp_path, "engine", "-max_total_time=15", "-seed=1")
+    log = _fuzz(tmp_path, "engine", f"-max_total_time={SECONDS}", "-seed=1")
     assert "INITED" in log, "the seed corpus did not run"
