@@ -72,7 +72,12 @@ def test_junit_has_one_testcase_per_scenario_and_failures_with_findings(out: dic
     assert len(cases) == len(data["scenarios"])
     failed = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]
     assert len(failed) == data["summary"]["scenarios"]["failed"]
-    assert len([c for c in cases if any(isinstance(r, Skipped) for r in c.result)]) == 2
+    skipped = {c.name: next(r for r in c.result if isinstance(r, Skipped)).message for c in cases
+               if any(isinstance(r, Skipped) for r in c.result)}
+    assert set(skipped) == {s["name"] for s in data["scenarios"] if s["status"] == "skipped"}
+    assert len(skipped) == data["summary"]["scenarios"]["skipped"] > 0
+    live = {s["name"] for s in data["scenarios"] if "live" in s.get("tags", [])}
+    assert live and all("needs --live" in (skipped[name] or "") for name in live), skipped
     lost = next(c for c in failed if c.name == "a lost GPU metric fails over instead of reading 0")
     failure = next(r for r in lost.result if isinstance(r, Failure))
     assert "scaledobject-model-a-gpu-scaler.yaml:39: error: [lost-metric-is-not-zero]" in (failure.text or "")
