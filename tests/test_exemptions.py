@@ -66,3 +66,36 @@ def test_a_reasonless_file_exemption_is_refused_by_its_schema(tmp_path: Path) ->
     policies = _policies_with(tmp_path, [{"rule": "security-no-privileged", "resource": DEBUGGER, "reason": ""}])
     with pytest.raises(PolicyDataError, match=r"exemptions\.yaml"):
         _run(UNJUSTIFIED, policies)
+
+
+def _policies_with_text(tmp_path: Path, text: str) -> Path:
+    folder = tmp_path / "policies"
+    shutil.copytree(default_policies_dir(), folder)
+    (folder / "exemptions.yaml").write_text(text)
+    return folder
+
+
+def test_an_unquoted_yaml_date_is_accepted_as_the_readme_writes_it(tmp_path: Path) -> None:
+    """Issue 10: `expires: 2027-01-31` (a YAML date, not a string) used to be rejected."""
+    policies = _policies_with_text(tmp_path, "exemptions:\n- rule: security-no-privileged\n"
+                                             f"  resource: {DEBUGGER}\n  reason: node debugging toolbox\n"
+                                             "  expires: 2027-01-31\n")
+    run = _run(UNJUSTIFIED, policies)
+    assert [(u.exemption.rule_id, u.exemption.expires) for u in run.exempted] == [
+        ("security-no-privileged", dt.date(2027, 1, 31))]
+
+
+def test_an_expired_file_exemption_points_at_its_entry_and_says_how_to_fix_the_file(tmp_path: Path) -> None:
+    """Issue 10: the expired finding had no line and its fix talked about annotations."""
+    policies = _policies_with_text(tmp_path, "# waivers\nexemptions:\n- rule: security-no-root-user\n"
+                                             f"  resource: {DEBUGGER}\n  reason: still needed\n"
+                                             "- rule: security-no-privileged\n"
+                                             f"  resource: {DEBUGGER}\n  reason: node debugging toolbox\n"
+                                             "  expires: 2025-01-31\n")
+    run = _run(UNJUSTIFIED, policies)
+    [expired] = run.findings_for("exemptions-are-valid")
+    exemptions_file = str(policies / "exemptions.yaml")
+    assert (expired.resource, expired.file, expired.line) == (DEBUGGER, exemptions_file, 6)
+    assert "expired on 2025-01-31" in expired.message and f"{exemptions_file}:6" in expired.message
+    assert exemptions_file in expired.fix and "expires:" in expired.fix and "annotat" not in expired.fix
+    assert "security-no-privileged" in {f.rule_id for f in run.findings}

@@ -11,7 +11,7 @@ import pytest
 
 from gpu_policy.cli import _wants_color
 from gpu_policy.findings import Finding
-from gpu_policy.reporting.text import _grouped, finding_line
+from gpu_policy.reporting.text import LINE_WIDTH, _grouped, cut, finding_line, first_sentence
 from tests.output.helpers import SEED_ARGS, check_json, gpu_policy
 
 LINES_BEFORE = 383  # `gpu-policy check fixtures/seed-document/manifests | wc -l` before the text report rewrite
@@ -48,7 +48,8 @@ def test_nothing_is_lost(seed: dict[str, Any]) -> None:
 def test_why_and_fix_once_per_rule(seed: dict[str, Any]) -> None:
     text = seed["text"]
     rationale = next(f["why"] for f in seed["json"]["findings"] if f["rule_id"] == "keda-no-dead-fields")
-    assert text.count(rationale) == 1
+    assert text.count(first_sentence(rationale, LINE_WIDTH - 8)) == 1
+    assert seed["verbose"].count(rationale) == 1
     assert sum(1 for line in text.splitlines() if "[keda-no-dead-fields]" in line) == 3
     assert "sources:" not in text and "sources:" in seed["verbose"]
 
@@ -104,3 +105,46 @@ def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch: pytest.Monkey
     monkeypatch.setenv("NO_COLOR", "1")
     assert not _wants_color(_Tty())
     assert "\x1b[" not in gpu_policy("check", *SEED_ARGS, "--compact").stdout  # a pipe is not a TTY
+
+
+def test_no_line_runs_to_a_thousand_characters_and_v_restores_every_text(seed: dict[str, Any]) -> None:
+    """Issue 10: lines up to 1,270 characters (every long "why" in full). Default and --compact cut a message, a
+    why or a fix at a word, marked `...`; -v prints each in full."""
+    for output in ("text", "compact"):
+        widest = max(len(line) for line in seed[output].splitlines())
+        assert widest <= LINE_WIDTH + 160, (output, widest)
+    assert max(len(f["why"]) for f in seed["json"]["findings"]) > 1000  # the texts are long; the lines are not
+    assert " ..." in seed["text"] and "(-v prints the full texts" in seed["text"]
+    for f in seed["json"]["findings"]:
+        assert f["message"] in seed["verbose"], f["message"]
+        assert f["why"] in seed["verbose"] and f["fix"] in seed["verbose"]
+
+
+def test_cut_keeps_whole_words_and_marks_the_cut() -> None:
+    text = "the nvidia.com/gpu limit 64 is unreachable within the cpu and memory limits of the pool"
+    assert cut(text, 200) == text
+    short = cut(text, 40)
+    assert short.endswith(" ...") and len(short) <= 40 and text.startswith(short.removesuffix(" ..."))
+    assert first_sentence("Budgets are cron in UTC (e.g. 9 to 5). Time zones are not supported.", 200) == (
+        "Budgets are cron in UTC (e.g. 9 to 5). ...")
+
+
+def test_counts_are_in_words(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 10: "1 findings"."""
+    done = gpu_policy("check", *SEED_ARGS, "--only", "dcgm-exporter-version-pinned")
+    assert "result: FAILED (exit 1): 1 finding at or above --fail-on error" in done.stdout, done.stdout
+    assert ": 1 error, 0 warnings;" in done.stdout
+    assert "1 findings" not in done.stdout and "1 errors" not in done.stdout
+
+
+def test_a_failed_scenario_is_placed_on_the_first_object_it_names(seed: dict[str, Any]) -> None:
+    """A quoted list of alerts names the first alert's PrometheusRule line; a message naming two objects is placed
+    on the one it names first."""
+    by_rule = {f["rule_id"]: f for f in seed["json"]["findings"]}
+    labels = by_rule["scenario/alerts/gpu-alerts-carry-the-labels-and-annotations-an-on-call-perso"]
+    assert (labels["resource"], labels["line"]) == ("PrometheusRule/monitoring/gpu-alerts", 10)
+    assert labels["file"].endswith("prometheusrule-gpu-alerts.yaml")
+    keda = by_rule["scenario/alerts/keda-gpu-queries-that-select-pods-by-label-need-the-exporter"]
+    assert keda["message"].index("ServiceMonitor/gpu-monitoring/dcgm-exporter") < keda["message"].find(
+        "ScaledObject/") or "ScaledObject/" not in keda["message"]
+    assert keda["resource"] == "ServiceMonitor/gpu-monitoring/dcgm-exporter"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from gpu_policy.findings import Severity
 from gpu_policy.reporting.sarif import relative_uri
+from gpu_policy.reporting.wording import counted
 
 if TYPE_CHECKING:
     from gpu_policy.reporting.verdict import Verdict
@@ -45,6 +46,6 @@ def render_github(verdict: Verdict) -> str:
     for error in verdict.internal_errors:
         lines.append(f"::error title=gpu-policy internal error::{escape_data(error.where + ': ' + error.error)}")
     s = verdict.summary()
-    lines.append(escape_data(f"gpu-policy: {s['errors']} errors, {s['warnings']} warnings, "
+    lines.append(escape_data(f"gpu-policy: {counted(s['errors'], 'error')}, {counted(s['warnings'], 'warning')}, "
                              f"{s['notChecked']} not checked (exit {s['exitCode']})"))
     return "\n".join(lines) + "\n"

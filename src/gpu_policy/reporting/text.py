@@ -10,12 +10,14 @@ once per run, under its first finding; identical findings grouped; notes counted
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gpu_policy.findings import Finding, Severity
 from gpu_policy.reporting.safety import escape_control
+from gpu_policy.reporting.wording import counted, summary_sentence
 from gpu_policy.rules.registry import Rule
 
 if TYPE_CHECKING:
@@ -46,13 +48,45 @@ def render_rule_failure(rule: Rule, findings: Sequence[Finding]) -> str:
     return "\n".join(lines)
 
 
-def finding_line(f: Finding, color: bool = False, count: int = 1) -> str:
+LINE_WIDTH = 240
+"""Default and --compact output: a finding line, a why or a fix is cut (at a word, marked `...`) to about this many
+characters; -v prints every text in full."""
+MIN_MESSAGE = 120
+"""However long the location and resource, at least this much of the message is shown."""
+CUT_MARK = " ..."
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bvs)(?<!\bcf)\.\s+(?=[A-Z])")
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` when it fits in `limit` characters, else its words up to the limit and ` ...`."""
+    if len(text) <= limit:
+        return text
+    room = max(1, limit - len(CUT_MARK))
+    head = text[:room + 1]
+    head = head[:head.rfind(" ")] if " " in head[1:] else text[:room]
+    return head.rstrip(" ,;:(") + CUT_MARK
+
+
+def first_sentence(text: str, limit: int) -> str:
+    """The first sentence of a rationale (cut to `limit`), followed by ` ...` when more follows."""
+    match = _SENTENCE_END.search(text)
+    if match is None or match.start() + 1 > limit:
+        return cut(text, limit)
+    return text[:match.start() + 1] + CUT_MARK
+
+
+def finding_line(f: Finding, color: bool = False, count: int = 1, limit: int | None = None) -> str:
+    """`limit`: cut the message so that the line stays within about `limit` characters (None: the full text)."""
     severity = f.severity.value
     if color:
         severity = f"{_COLORS.get(f.severity, '')}{severity}{_RESET}"
     where = f" ({f.path})" if f.path else ""
     times = f" (x{count})" if count > 1 else ""
-    return f"{f.location}: {severity}: [{f.rule_id}] {f.resource}{where}: {f.message}{times}"
+    head = f"{f.location}: {severity}: [{f.rule_id}] {f.resource}{where}: "
+    message = f.message
+    if limit is not None:
+        message = cut(message, max(MIN_MESSAGE, limit - len(head) - len(times)))
+    return f"{head}{message}{times}"
 
 
 def _grouped(findings: Sequence[Finding]) -> list[tuple[Finding, int]]:
@@ -64,18 +98,7 @@ def _grouped(findings: Sequence[Finding]) -> list[tuple[Finding, int]]:
 
 
 def _summary_line(verdict: Verdict) -> str:
-    s = verdict.summary()
-    sc = s["scenarios"]
-    run_part = f"{s['objects']} objects from {s['sources']} sources, {s['rules']} rules"
-    if verdict.scenarios:
-        run_part += (f", {len(verdict.scenarios)} scenarios ({sc['passed']} passed, {sc['failed']} failed, "
-                     f"{sc['skipped']} skipped)")
-    notes = (f"{s['exempted']} exempted, {s['notChecked']} not checked, {s['notEvaluated']} schema rules not "
-             f"evaluated")
-    text = f"{run_part}: {s['errors']} errors, {s['warnings']} warnings; {notes}"
-    if s["internalErrors"]:
-        text += f"; {s['internalErrors']} internal errors"
-    return text
+    return summary_sentence(verdict)
 
 
 def _verdict_line(verdict: Verdict) -> str:
@@ -83,9 +106,11 @@ def _verdict_line(verdict: Verdict) -> str:
     if code == 3:
         return "result: internal error (exit 3): a rule or scenario crashed; see stderr"
     if code == 1:
-        return f"result: FAILED (exit 1): {len(verdict.failing)} findings at or above --fail-on {verdict.fail_on}"
+        return (f"result: FAILED (exit 1): {counted(len(verdict.failing), 'finding')} at or above --fail-on "
+                f"{verdict.fail_on}")
     ignored = len(verdict.findings)
-    return "result: passed (exit 0)" + (f"; {ignored} findings below --fail-on {verdict.fail_on}" if ignored else "")
+    return "result: passed (exit 0)" + (f"; {counted(ignored, 'finding')} below --fail-on {verdict.fail_on}"
+                                        if ignored else "")
 
 
 def _wrapped(label: str, text: str, width: int | None) -> list[str]:
@@ -103,31 +128,46 @@ def render_verdict(verdict: Verdict, *, verbose: bool = False, compact: bool = F
     lines: list[str] = []
     rules = verdict.run.rules
     explained: set[str] = set()
+    limit = None if verbose else LINE_WIDTH
+    shortened = False
+    shown: set[str] = set()
     for finding, count in _grouped(verdict.findings):
-        lines.append(finding_line(finding, color, count))
+        line = finding_line(finding, color, count, limit)
+        if line in shown:  # two findings that differ after the cut: both in full
+            line = finding_line(finding, color, count)
+        shown.add(line)
+        lines.append(line)
+        shortened |= CUT_MARK in line and CUT_MARK not in finding.message
         if compact:
             continue
         rule = rules.get(finding.rule_id)
         if verbose:
             lines.extend(f"  | {d}" for d in finding.details)
         elif finding.details:
-            lines[-1] += f" [{len(finding.details)} more lines with -v]"
+            lines[-1] += f" [{counted(len(finding.details), 'more line')} with -v]"
         if finding.rule_id not in explained:
             explained.add(finding.rule_id)
             if finding.why:
-                lines.extend(_wrapped("why", finding.why, width))
+                why = finding.why if verbose else first_sentence(finding.why, LINE_WIDTH - 8)
+                shortened |= why != finding.why
+                lines.extend(_wrapped("why", why, width))
             if finding.fix:
-                lines.extend(_wrapped("fix", finding.fix, width))
+                fix = finding.fix if verbose else cut(finding.fix, LINE_WIDTH - 8)
+                shortened |= fix != finding.fix
+                lines.extend(_wrapped("fix", fix, width))
             if verbose and rule is not None:
                 if rule.sources:
                     lines.append("  sources: " + "; ".join(rule.sources))
                 lines.append(f"  rule: {rule_doc_link(rule.id)}")
         elif rule is not None and finding.fix and finding.fix != rule.fix:
-            lines.append(f"  fix: {finding.fix}")
+            lines.extend(_wrapped("fix", finding.fix if verbose else cut(finding.fix, LINE_WIDTH - 8), width))
     if verbose:
         lines.extend(_notes(verdict))
-    elif not compact and verdict.notes:
-        lines.append("(-v lists the notes: objects not checked, schema rules not evaluated, scenarios skipped)")
+    elif not compact and (verdict.notes or shortened):
+        more = ["the full texts ('...' marks a cut)"] if shortened else []
+        if verdict.notes:
+            more.append("the notes: objects not checked, schema rules not evaluated, scenarios skipped")
+        lines.append(f"(-v prints {' and '.join(more)})")
     lines.append(_summary_line(verdict))
     lines.append(_verdict_line(verdict))
     if color:

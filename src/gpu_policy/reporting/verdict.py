@@ -115,22 +115,24 @@ def _alert_locations(doc: Document) -> dict[str, FieldPath]:
 
 
 def _named_object(run: RunResult, scenario: ScenarioResult) -> tuple[Document, FieldPath] | None:
-    """The object a scenario is about: a quoted name of one object of the set, an alert's PrometheusRule, or the
-    one object the failure message names."""
-    quoted = [q for step in scenario.steps for q in re.findall(r'"([^"]+)"', step.name)]
+    """The object a scenario is about, the first one named: in step order, a quoted name (or each name of a quoted
+    list, `"HighGPUUtilization, GPUMemoryPressure"`) of an object of the set, or of an alert (its PrometheusRule's
+    `- alert:` line); else the object whose Kind/namespace/name the failure message names first."""
+    quoted = [name.strip() for step in scenario.steps for q in re.findall(r'"([^"]+)"', step.name)
+              for name in q.split(",") if name.strip()]
     documents = [d for d in run.graph.documents if d.is_object]
+    alerts = [(doc, _alert_locations(doc)) for doc in run.graph.of_kind("PrometheusRule")]
     for name in quoted:
         named = [d for d in documents if d.name == name]
-        if len(named) == 1:
+        if named:
             return named[0], ()
-    for doc in run.graph.of_kind("PrometheusRule"):
-        alerts = _alert_locations(doc)
-        for name in quoted:
-            if name in alerts:
-                return doc, alerts[name]
-    mentioned = [d for d in documents if d.ref and d.ref in scenario.message]
-    if len(mentioned) == 1:
-        return mentioned[0], ()
+        for doc, locations in alerts:
+            if name in locations:
+                return doc, locations[name]
+    positions = [(scenario.message.find(d.ref), i) for i, d in enumerate(documents)
+                 if d.ref and d.ref in scenario.message]
+    if positions:
+        return documents[min(positions)[1]], ()
     return None
 
 

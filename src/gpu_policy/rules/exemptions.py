@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.graph.workloads import pod_template_of
@@ -39,6 +42,30 @@ class ExemptionProblem:
     file: str
     line: int
     message: str
+    fix: str | None = None
+    """What to change where the exemption is declared (None: the rule's fix, written for annotations)."""
+
+
+def _entry_lines(path: str) -> dict[tuple[str, str], int]:
+    """(rule, resource) -> line of each exemption entry in the file it came from (exemptions.yaml, or a config
+    file holding the policies inline); empty when the file cannot be read (the entries came from elsewhere)."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    found: dict[tuple[str, str], int] = {}
+    pending: list[yaml.Node] = [root] if root is not None else []
+    while pending:
+        node = pending.pop()
+        if isinstance(node, yaml.MappingNode):
+            scalars = {k.value: v.value for k, v in node.value
+                       if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode)}
+            if "rule" in scalars and "resource" in scalars:
+                found.setdefault((scalars["rule"], scalars["resource"]), node.start_mark.line + 1)
+            pending.extend(v for _, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
+    return found
 
 
 def _parse_annotation(value: Any, doc: Document, line: int) -> tuple[list[Exemption], list[ExemptionProblem]]:
@@ -81,17 +108,24 @@ def file_exemptions(entries: list[dict[str, Any]], source: str, today: dt.date) 
     """Entries of policies/exemptions.yaml (already schema-checked: rule, resource and reason are present)."""
     exemptions: list[Exemption] = []
     problems: list[ExemptionProblem] = []
+    lines = _entry_lines(source) if entries else {}
     for i, entry in enumerate(entries):
-        expires = entry.get("expires")
+        expires = entry.get("expires")  # a YAML date or its ISO text: the policy loader keeps both as text
         expiry = dt.date.fromisoformat(str(expires)) if expires else None
-        where = f"{source} entry {i + 1}"
+        line = lines.get((str(entry["rule"]), str(entry["resource"])), 0)
+        where = f"{source}:{line}" if line else f"{source} entry {i + 1}"
         if not str(entry.get("reason", "")).strip():
-            problems.append(ExemptionProblem(entry["resource"], source, 0, f"{where} has no reason"))
+            problems.append(ExemptionProblem(entry["resource"], source, line, f"exemption {where} has no reason",
+                                             fix=f"Add a `reason:` to the entry in {source} (why the rule does "
+                                                 "not apply to this resource)."))
             continue
         if expiry is not None and expiry < today:
             problems.append(ExemptionProblem(
-                entry["resource"], source, 0,
-                f"{where} for rule {entry['rule']} on {entry['resource']} expired on {expiry.isoformat()}",
+                entry["resource"], source, line,
+                f"exemption {where} for rule {entry['rule']} on {entry['resource']} expired on "
+                f"{expiry.isoformat()}",
+                fix=f"Fix what rule {entry['rule']} reports and remove the entry from {source}, or, if the waiver "
+                    "still holds, set a later `expires:` date on it (YYYY-MM-DD).",
             ))
             continue
         exemptions.append(Exemption(entry["rule"], entry["resource"], str(entry["reason"]), where, expiry))
@@ -109,7 +143,7 @@ class ExemptionIndex:
             self.problems += problems
             for e in exemptions:
                 self.by_resource[e.resource][e.rule_id] = e
-        source = str(policy.directory / "exemptions.yaml")
+        source = policy.origins.get("exemptions") or str(policy.directory / "exemptions.yaml")
         exemptions, problems = file_exemptions(policy.exemptions.get("exemptions", []), source, today)
         self.problems += problems
         for e in exemptions:

@@ -81,7 +81,7 @@ def object_is_unique(ctx: CheckContext) -> Iterator[Violation]:
 def exemptions_are_valid(ctx: CheckContext) -> Iterator[Violation]:
     for problem in exemption_index(ctx).problems:
         yield Violation(doc=None, message=problem.message, resource=problem.resource, file=problem.file,
-                        line=problem.line or None)
+                        line=problem.line or None, fix=problem.fix)
 
 
 _RENDERER_PLACEHOLDERS = (
