@@ -5,7 +5,7 @@ Feature: Scaling behaviour under traffic and metric outages
   (kubernetes pkg/controller/podautoscaler horizontal.go and replica_calculator.go; kedacore/keda pkg/scalers and
   pkg/fallback): the HPA KEDA creates syncs every 15 s, demand traces (fixtures/traces) are shared by the ready pods,
   GPU utilization per pod cannot exceed 100 %. Each run writes its trajectory as CSV and SVG under the report
-  directory (--gpu-policy-report).
+  directory (--report DIR), titled with the scenario, with what it expected and whether it held.
 
   Scenario: Model A absorbs a traffic surge
     # 2 -> 10 within 60 s needs the seed's scale-up policy (100 % or 4 pods per 15 s) AND a metric that grows with

@@ -27,6 +27,8 @@ pytest_plugins = step_module_names()
 SUITE_FILE = Path(__file__).resolve().parent / "suite" / "test_features.py"
 COLLECTOR_NAME = "gpu-policy-scenario-collector"
 _BOUNDARY_KEY = pytest.StashKey[Path | None]()
+_RUN_KEY = pytest.StashKey[RunResult]()
+REPORT_COLLECTOR_NAME = "gpu-policy-report-collector"
 
 preloaded_run: RunResult | None = None
 """Set by `gpu-policy check`, which runs the engine before pytest to report environment errors with exit 2."""
@@ -44,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ignore-missing-schemas", action="store_true", default=False,
                     help="list objects without a schema as not checked instead of failing")
     group.addoption("--report", dest="gpu_policy_report", metavar="DIR", default=None,
-                    help="write reports (simulation CSV/SVG) under DIR, as `gpu-policy check --report`")
+                    help="write findings.json, report.html and the simulation charts under DIR, as "
+                         "`gpu-policy check --report`")
     group.addoption("--today", dest="gpu_policy_today", metavar="YYYY-MM-DD", default=None,
                     help="the date exemptions expire against (default: today)")
     # the names before they matched the CLI, kept working but not listed
@@ -106,6 +109,32 @@ def pytest_configure(config: pytest.Config) -> None:
         from gpu_policy.suite.selection import Selection
 
         config.pluginmanager.register(ScenarioCollector(Selection.parse(only, skip)), COLLECTOR_NAME)
+    if (config.getoption("gpu_policy_report") and preloaded_run is None
+            and not config.pluginmanager.has_plugin(REPORT_COLLECTOR_NAME)):
+        # `pytest --report DIR` writes findings.json and report.html as `gpu-policy check --report` does (the CLI
+        # writes them itself: it has run the engine before pytest, preloaded_run is set)
+        from gpu_policy.suite.collector import ScenarioCollector
+
+        config.pluginmanager.register(ScenarioCollector(), REPORT_COLLECTOR_NAME)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    report = config.getoption("gpu_policy_report", None)
+    collector = config.pluginmanager.get_plugin(REPORT_COLLECTOR_NAME)
+    run = config.stash.get(_RUN_KEY, None)
+    if not report or collector is None or run is None or preloaded_run is not None:
+        return
+    from gpu_policy.reporting.files import write_report_file
+    from gpu_policy.reporting.formats import render
+    from gpu_policy.reporting.html import render_html
+    from gpu_policy.reporting.verdict import build_verdict
+
+    filtered = bool(config.getoption("keyword", "") or config.getoption("markexpr", "")
+                    or config.getoption("gpu_policy_only") or config.getoption("gpu_policy_skip"))
+    verdict = build_verdict(run, collector.scenarios(), filtered=filtered)
+    write_report_file(Path(report), "findings.json", render("json", verdict))
+    write_report_file(Path(report), "report.html", render_html(verdict, Path(report)))
 
 
 def _ignored_boundary(config: pytest.Config) -> Path | None:
@@ -168,9 +197,15 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def gpu_policy_run(gpu_policy_options: dict[str, Any]) -> RunResult:
+def gpu_policy_run(gpu_policy_options: dict[str, Any], request: pytest.FixtureRequest) -> RunResult:
     if preloaded_run is not None:
         return preloaded_run
+    run = _engine_run(gpu_policy_options)
+    request.config.stash[_RUN_KEY] = run
+    return run
+
+
+def _engine_run(gpu_policy_options: dict[str, Any]) -> RunResult:
     options = RunOptions(
         paths=list(gpu_policy_options["manifests"]),
         policies_dir=gpu_policy_options["policies_dir"],

@@ -1,14 +1,22 @@
 """`--report DIR` also writes `report.html`: the run for people, viewable offline (no script, no external
 resource): the summary, every finding, every scenario with its pass/fail mark and, for the scaling scenarios, their
-simulation charts inline."""
+simulation charts inline.
+
+Everything read from the input is escaped (html.escape, quotes included); the charts are the SVGs this tool wrote,
+which escape their own text. A Content-Security-Policy in the page allows nothing but its own style sheet (by hash):
+no script, no image, font, frame, form or connection, even if a manifest smuggled markup past the escaping.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gpu_policy.reporting.text import rule_doc_link
+from gpu_policy.reporting.wording import summary_sentence
 
 if TYPE_CHECKING:
     from gpu_policy.reporting.verdict import Verdict
@@ -20,25 +28,29 @@ td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left;f
 _MARK = {"passed": "✔ passed", "failed": "✘ failed", "skipped": "– skipped", "error": "‼ internal error"}
 
 
-def _charts(report_dir: Path, node_name: str) -> list[str]:
-    from gpu_policy.simulation.report import slug
+def content_security_policy() -> str:
+    digest = base64.b64encode(hashlib.sha256(_STYLE.encode("utf-8")).digest()).decode("ascii")
+    return f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+
+
+def _charts(report_dir: Path, feature_file: str, scenario: str) -> list[str]:
+    from gpu_policy.simulation.report import chart_prefix
 
     folder = report_dir / "simulation"
     if not folder.is_dir() or folder.is_symlink():
         return []
-    prefix = slug(node_name) + "-"
-    return [p.read_text(encoding="utf-8") for p in sorted(folder.glob(f"{prefix}*.svg")) if not p.is_symlink()]
+    prefix = chart_prefix(feature_file, scenario)
+    return [p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
+            if p.name.startswith(prefix) and p.suffix == ".svg" and p.is_file() and not p.is_symlink()]
 
 
 def render_html(verdict: Verdict, report_dir: Path) -> str:
     s = verdict.summary()
-    sc = s["scenarios"]
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>gpu-policy report</title>',
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy()}">',
+           '<meta name="referrer" content="no-referrer"><title>gpu-policy report</title>',
            f"<style>{_STYLE}</style></head><body>", "<h1>gpu-policy report</h1>",
-           f"<p>{s['objects']} objects from {s['sources']} sources, {s['rules']} rules, {len(verdict.scenarios)} "
-           f"scenarios ({sc['passed']} passed, {sc['failed']} failed, {sc['skipped']} skipped): "
-           f"<b>{s['errors']} errors</b>, {s['warnings']} warnings; {s['exempted']} exempted, {s['notChecked']} not "
-           f"checked, {s['notEvaluated']} schema rules not evaluated. Exit code {s['exitCode']} "
+           f"<p>{escape(summary_sentence(verdict))}. Exit code {s['exitCode']} "
            f"(--fail-on {escape(s['failOn'])}).</p>", "<h2>Findings</h2>"]
     if verdict.findings:
         out.append("<table><tr><th>where</th><th>severity</th><th>rule</th><th>resource</th><th>what</th>"
@@ -68,7 +80,7 @@ def render_html(verdict: Verdict, report_dir: Path) -> str:
             out.append(f"<p class=\"skipped\">{escape(scenario.message.splitlines()[0])}</p>")
         for finding in verdict.scenario_findings.get(scenario.nodeid, []):
             out.append(f"<p class=\"failed\">{escape(finding.location)}: {escape(finding.message)}</p>")
-        for chart in _charts(report_dir, scenario.nodeid.rsplit("::", 1)[-1]):
+        for chart in _charts(report_dir, scenario.feature_file, scenario.name):
             out.append(f"<figure>{chart}<figcaption>{mark}</figcaption></figure>")
     notes = [n for n in verdict.notes if n.kind != "skipped-scenario"]
     if notes:

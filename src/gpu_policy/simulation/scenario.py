@@ -10,7 +10,8 @@ from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.policy.loader import PolicySet
 from gpu_policy.simulation import checks
 from gpu_policy.simulation.engine import Trajectory, Workload, simulate, workload_for_scaled_object
-from gpu_policy.simulation.report import write_report
+from gpu_policy.simulation.expectations import Expectation
+from gpu_policy.simulation.report import chart_prefix, write_report
 from gpu_policy.simulation.traces import load_trace
 
 
@@ -24,6 +25,8 @@ class ScalingSetup:
     workloads: dict[str, Workload] = field(default_factory=dict)
     results: dict[str, Trajectory] = field(default_factory=dict)
     runtimes: dict[str, float] = field(default_factory=dict)
+    expectations: dict[str, list[Expectation]] = field(default_factory=dict)
+    """ScaledObject name -> what the scenario's `Then` steps expected of it (drawn on its chart)."""
 
     def add(self, scaled_object: str, replicas: int) -> None:
         version = str(self.policy.cluster.get("kubernetesVersion", "1.33"))
@@ -37,7 +40,7 @@ class ScalingSetup:
             )
         return next(iter(self.workloads))
 
-    def run(self, scaled_object: str, trace_name: str, scenario: str) -> Trajectory:
+    def run(self, scaled_object: str, trace_name: str) -> Trajectory:
         workload = self.workloads[scaled_object]
         trace = load_trace(trace_name)
         started = time.perf_counter()
@@ -49,9 +52,25 @@ class ScalingSetup:
         )
         self.runtimes[scaled_object] = time.perf_counter() - started
         self.results[scaled_object] = traj
-        if self.report_dir is not None:
-            write_report(traj, self.report_dir, f"{scenario}-{scaled_object}")
         return traj
+
+    def expect(self, scaled_object: str, expectation: Expectation) -> None:
+        self.expectations.setdefault(scaled_object, []).append(expectation)
+
+    def write_charts(self, feature_file: str, scenario: str, status: str) -> list[Path]:
+        """When the scenario has ended: each run's CSV and chart under the report folder, titled with the scenario
+        and marked with its outcome (PASSED, FAILED, or SKIPPED when a step skipped it before its end)."""
+        if self.report_dir is None:
+            return []
+        written: list[Path] = []
+        for scaled_object, traj in self.results.items():
+            workload = self.workloads[scaled_object]
+            subtitle = (f"ScaledObject {workload.namespace}/{scaled_object} scaling {traj.workload}, "
+                        f"from {self.initial[scaled_object]} replicas, under the trace {traj.trace.name!r}")
+            written += write_report(traj, self.report_dir, chart_prefix(feature_file, scenario), scaled_object,
+                                    title=scenario, subtitle=subtitle,
+                                    expectations=self.expectations.get(scaled_object, []), status=status)
+        return written
 
     def fail_message(self, scaled_object: str, problem: str) -> str:
         why = checks.explain(self.workloads[scaled_object], self.results[scaled_object])

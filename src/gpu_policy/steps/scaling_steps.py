@@ -22,7 +22,12 @@ from gpu_policy.simulation.disruption import (
     reference_week,
 )
 from gpu_policy.simulation.engine import SimulationError
+from gpu_policy.simulation.expectations import Expectation
 from gpu_policy.simulation.scenario import ScalingSetup
+
+_SETUP = pytest.StashKey[ScalingSetup]()
+_FAILED = pytest.StashKey[bool]()
+_STEPS_DONE = pytest.StashKey[int]()
 
 
 def _check(setup: ScalingSetup, name: str, problem: str | None) -> None:
@@ -30,8 +35,39 @@ def _check(setup: ScalingSetup, name: str, problem: str | None) -> None:
         pytest.fail(setup.fail_message(name, problem), pytrace=False)
 
 
-def _new_setup(run: RunResult, options: dict[str, Any]) -> ScalingSetup:
-    return ScalingSetup(run.graph, run.policy, options.get("report_dir"))
+def _judge(setup: ScalingSetup, name: str, problem: str | None, label: str, start: float, end: float | None,
+           replicas: int | None = None) -> None:
+    """Record what was expected (for the chart), then fail the step when it did not hold."""
+    setup.expect(name, Expectation(label, start, end, replicas, problem is None))
+    _check(setup, name, problem)
+
+
+def _new_setup(run: RunResult, options: dict[str, Any], request: pytest.FixtureRequest) -> ScalingSetup:
+    setup = ScalingSetup(run.graph, run.policy, options.get("report_dir"))
+    request.node.stash[_SETUP] = setup  # the charts are written when the scenario ends (pytest_bdd_after_scenario)
+    return setup
+
+
+# -- the charts, written when the scenario has ended (its outcome is known) ---------------------------------------
+def pytest_bdd_after_step(request: pytest.FixtureRequest) -> None:
+    request.node.stash[_STEPS_DONE] = request.node.stash.get(_STEPS_DONE, 0) + 1
+
+
+def pytest_bdd_step_error(request: pytest.FixtureRequest) -> None:
+    request.node.stash[_FAILED] = True
+
+
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    setup = request.node.stash.get(_SETUP, None)
+    if setup is None or setup.report_dir is None:
+        return
+    if request.node.stash.get(_FAILED, False):
+        status = "FAILED"
+    elif request.node.stash.get(_STEPS_DONE, 0) == len(scenario.steps):
+        status = "PASSED"
+    else:
+        status = "SKIPPED"
+    setup.write_charts(feature.filename, scenario.name, status)
 
 
 def _skip_unless_present(graph: ResourceGraph, kind: str, name: str) -> None:
@@ -51,10 +87,11 @@ def _skip_without_sla(scaling: ScalingSetup, name: str) -> None:
 
 @given(parsers.parse('the ScaledObject "{name}" at {replicas:d} replicas'), target_fixture="scaling")
 def scaled_object_at(
-    gpu_policy_run: RunResult, gpu_policy_options: dict[str, Any], name: str, replicas: int
+    gpu_policy_run: RunResult, gpu_policy_options: dict[str, Any], name: str, replicas: int,
+    request: pytest.FixtureRequest,
 ) -> ScalingSetup:
     _skip_unless_present(gpu_policy_run.graph, "ScaledObject", name)
-    setup = _new_setup(gpu_policy_run, gpu_policy_options)
+    setup = _new_setup(gpu_policy_run, gpu_policy_options, request)
     try:
         setup.add(name, replicas)
     except SimulationError as exc:
@@ -82,16 +119,14 @@ def pods_ready_after(scaling: ScalingSetup, seconds: int) -> ScalingSetup:
 
 
 @when(parsers.parse('GPU demand follows the trace "{trace}"'), target_fixture="scaling")
-def demand_follows(scaling: ScalingSetup, trace: str, request: pytest.FixtureRequest) -> ScalingSetup:
-    scaling.run(scaling.only(), trace, request.node.name)
+def demand_follows(scaling: ScalingSetup, trace: str) -> ScalingSetup:
+    scaling.run(scaling.only(), trace)
     return scaling
 
 
 @when(parsers.parse('GPU demand of "{name}" follows the trace "{trace}"'), target_fixture="scaling")
-def demand_of_follows(
-    scaling: ScalingSetup, name: str, trace: str, request: pytest.FixtureRequest
-) -> ScalingSetup:
-    scaling.run(name, trace, request.node.name)
+def demand_of_follows(scaling: ScalingSetup, name: str, trace: str) -> ScalingSetup:
+    scaling.run(name, trace)
     return scaling
 
 
@@ -99,37 +134,42 @@ def demand_of_follows(
 def reaches(scaling: ScalingSetup, replicas: int, seconds: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
-    _check(scaling, name, checks.reaches(traj, replicas, seconds, traj.trace.marks.get("rise", 0.0)))
+    since = traj.trace.marks.get("rise", 0.0)
+    _judge(scaling, name, checks.reaches(traj, replicas, seconds, since),
+           f">= {replicas} replicas within {seconds} s", since, since + seconds, replicas)
 
 
 @then(parsers.parse('"{name}" reaches its maximum replicas within {seconds:d} seconds'))
 def named_reaches_max(scaling: ScalingSetup, name: str, seconds: int) -> None:
     traj = scaling.results[name]
-    _check(
-        scaling,
-        name,
-        checks.reaches(traj, scaling.max_replicas(name), seconds, traj.trace.marks.get("rise", 0.0)),
-    )
+    since, top = traj.trace.marks.get("rise", 0.0), scaling.max_replicas(name)
+    _judge(scaling, name, checks.reaches(traj, top, seconds, since),
+           f"its maximum {top} replicas within {seconds} s", since, since + seconds, top)
 
 
 @then(parsers.parse("replicas never drop within {seconds:d} seconds after the load falls"))
 def never_drops(scaling: ScalingSetup, seconds: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
-    _check(scaling, name, checks.never_drops_within(traj, seconds, traj.trace.mark("fall")))
+    fall = traj.trace.mark("fall")
+    _judge(scaling, name, checks.never_drops_within(traj, seconds, fall),
+           f"no drop for {seconds} s after the load falls", fall, fall + seconds, traj.replicas_at(fall))
 
 
 @then(parsers.parse("each scale-down step removes at most {percent:d}% per {seconds:d} seconds"))
 def scale_down_rate(scaling: ScalingSetup, percent: int, seconds: int) -> None:
     name = scaling.only()
-    _check(scaling, name, checks.scale_down_rate(scaling.results[name], percent, seconds))
+    _judge(scaling, name, checks.scale_down_rate(scaling.results[name], percent, seconds),
+           f"scale-down <= {percent}% per {seconds} s", 0.0, None)
 
 
 @then(parsers.parse("it settles at its minimum replicas within {seconds:d} seconds after the load falls"))
 def settles_at_min(scaling: ScalingSetup, seconds: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
-    _check(scaling, name, checks.settles_at(traj, traj.min_replicas, seconds, traj.trace.mark("fall")))
+    fall = traj.trace.mark("fall")
+    _judge(scaling, name, checks.settles_at(traj, traj.min_replicas, seconds, fall),
+           f"settled at the minimum {traj.min_replicas} within {seconds} s", fall, fall + seconds, traj.min_replicas)
 
 
 @then(parsers.parse("the replica count reverses direction at most {times:d} times"))
@@ -137,40 +177,46 @@ def flapping(scaling: ScalingSetup, times: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
     changes = checks.direction_changes(traj)
+    problem = None
     if changes > times:
-        _check(
-            scaling,
-            name,
-            f"{traj.workload} reversed direction {changes} times (at most {times}): "
-            + ", ".join(f"t={int(s.time)}s:{s.replicas}" for s in traj.samples),
-        )
+        problem = (f"{traj.workload} reversed direction {changes} times (at most {times}): "
+                   + ", ".join(f"t={int(s.time)}s:{s.replicas}" for s in traj.samples))
+    _judge(scaling, name, problem, f"at most {times} reversals of direction", 0.0, None)
 
 
 @then(parsers.parse("during the metric outage replicas fall back to {replicas:d} within {seconds:d} seconds"))
 def falls_back(scaling: ScalingSetup, replicas: int, seconds: int) -> None:
     name = scaling.only()
-    _check(scaling, name, checks.falls_back_to(scaling.results[name], replicas, seconds))
+    traj = scaling.results[name]
+    start, _ = checks.outage_window(traj)
+    _judge(scaling, name, checks.falls_back_to(traj, replicas, seconds),
+           f"fallback to {replicas} replicas within {seconds} s of the outage", start, start + seconds, replicas)
 
 
 @then("during the metric outage replicas never scale down")
 def no_scale_down_in_outage(scaling: ScalingSetup) -> None:
     name = scaling.only()
-    _check(scaling, name, checks.never_scales_down_in_outage(scaling.results[name]))
+    traj = scaling.results[name]
+    start, end = checks.outage_window(traj)
+    _judge(scaling, name, checks.never_scales_down_in_outage(traj), "no scale-down during the outage", start, end,
+           traj.replicas_at(start - 1e-6))
 
 
 @then(parsers.parse('"{name}" settles at its SLA minimum within {seconds:d} seconds after the load falls'))
 def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
     _skip_without_sla(scaling, name)
     traj = scaling.results[name]
-    _check(
-        scaling, name, checks.settles_at(traj, scaling.sla_minimum(name), seconds, traj.trace.mark("fall"))
-    )
+    fall, floor = traj.trace.mark("fall"), scaling.sla_minimum(name)
+    _judge(scaling, name, checks.settles_at(traj, floor, seconds, fall),
+           f"settled at the SLA minimum {floor} within {seconds} s", fall, fall + seconds, floor)
 
 
 @then(parsers.parse('"{name}" never goes below its SLA minimum'))
 def never_below_sla(scaling: ScalingSetup, name: str) -> None:
     _skip_without_sla(scaling, name)
-    _check(scaling, name, checks.never_below(scaling.results[name], scaling.sla_minimum(name)))
+    floor = scaling.sla_minimum(name)
+    _judge(scaling, name, checks.never_below(scaling.results[name], floor), f"never below the SLA minimum {floor}",
+           0.0, None, floor)
 
 
 # -- Karpenter disruption budgets ---------------------------------------------------------------------------
