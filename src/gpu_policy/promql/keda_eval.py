@@ -189,16 +189,80 @@ def _matcher_holds(matcher: Matcher, value: str) -> bool:
     return found if matcher.op == "=~" else not found
 
 
-def _may_select(expr: str, workload: Workload) -> bool:
-    """Whether some selector of `expr` may select a series of `workload`'s pods (workload labels only)."""
-    for selector in selectors(expr):
+WORKLOAD_LABELS = ("namespace", "container", "pod")
+_REGEX_META = frozenset("\\.^$*+?{}[]()|")
+_QUANTIFIERS = frozenset("*+?{")
+
+
+def literal_prefix(matcher: Matcher) -> str:
+    """A string every value the matcher accepts starts with ('' when none is known): the value of `=`, the
+    leading literal characters of an `=~` pattern without alternation (a character a quantifier follows is
+    optional, so it ends the prefix before it). Prometheus anchors the pattern at both ends."""
+    if matcher.op == "=":
+        return matcher.value
+    if matcher.op != "=~" or "|" in matcher.value:
+        return ""
+    try:
+        re.compile(matcher.value)
+    except re.error:
+        return ""
+    pattern = matcher.value
+    end = 0
+    while end < len(pattern) and pattern[end] not in _REGEX_META:
+        end += 1
+    if end < len(pattern) and pattern[end] in _QUANTIFIERS:
+        end -= 1
+    return pattern[:max(end, 0)]
+
+
+@dataclass(frozen=True)
+class _CompiledSelector:
+    matchers: tuple[Matcher, ...]
+    """The selector's matchers on the workload labels (the others hold for every synthetic series alike)."""
+    namespace: str | None
+    """The value of a `namespace="..."` matcher: no workload of another namespace can be selected."""
+    pod_prefix: str
+    """What every pod name the selector accepts starts with ('' when unknown)."""
+
+    def possible(self, workload: Workload) -> bool:
+        """A cheap necessary condition for `holds`: the namespace, and the pod-name prefix (a pod is named
+        `<workload>-<hash>-<suffix>`, so the prefix either starts the workload's name or the name starts it)."""
+        if self.namespace is not None and workload.namespace != self.namespace:
+            return False
+        prefix = self.pod_prefix
+        if not prefix or workload.name.startswith(prefix):
+            return True
+        return prefix.startswith(workload.name) and any(pod.startswith(prefix) for pod in workload.pods())
+
+    def holds(self, workload: Workload) -> bool:
         labels = {"namespace": workload.namespace, "container": workload.container}
         for pod in workload.pods():
             labels["pod"] = pod
-            relevant = [m for m in selector.matchers if m.name in labels]
-            if all(_matcher_holds(m, labels[m.name]) for m in relevant):
+            if all(_matcher_holds(m, labels[m.name]) for m in self.matchers):
                 return True
-    return False
+        return False
+
+
+class CompiledQuery:
+    """A query's selectors read once, for testing many workloads against it."""
+
+    def __init__(self, expr: str) -> None:
+        compiled = []
+        for selector in selectors(expr):
+            relevant = tuple(m for m in selector.matchers if m.name in WORKLOAD_LABELS)
+            namespace = next((m.value for m in relevant if m.name == "namespace" and m.op == "="), None)
+            prefix = max((literal_prefix(m) for m in relevant if m.name == "pod"), key=len, default="")
+            compiled.append(_CompiledSelector(relevant, namespace, prefix))
+        self.selectors = tuple(compiled)
+
+    def may_select(self, workload: Workload) -> bool:
+        """Whether some selector may select a series of `workload`'s pods (workload labels only)."""
+        return any(s.possible(workload) and s.holds(workload) for s in self.selectors)
+
+
+def _may_select(expr: str, workload: Workload) -> bool:
+    """Whether some selector of `expr` may select a series of `workload`'s pods (workload labels only)."""
+    return CompiledQuery(expr).may_select(workload)
 
 
 OTHER_NAMESPACE_CANDIDATES = 50
@@ -210,6 +274,7 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
     """The other workloads whose series a query is tested against: those it may select (up to a bound), then
     ones it should leave alone, so that both a leak and a correct filter show in promtool's result. `others`
     lists the target's namespace first."""
+    query = CompiledQuery(expr)
     selected: list[Workload] = []
     unselected: list[Workload] = []
     elsewhere = 0
@@ -218,7 +283,7 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
             elsewhere += 1
             if elsewhere > OTHER_NAMESPACE_CANDIDATES:
                 break
-        (selected if _may_select(expr, other) else unselected).append(other)
+        (selected if query.may_select(other) else unselected).append(other)
         if len(selected) >= MAX_WITNESSES and len(unselected) >= 2:
             break
     chosen = selected[:MAX_WITNESSES] + unselected[: max(2, MAX_WITNESSES - len(selected))]
