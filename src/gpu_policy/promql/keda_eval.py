@@ -33,6 +33,7 @@ from pathlib import Path
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.document import Document
 from gpu_policy.metrics.scrape import honor_labels
+from gpu_policy.promql.instant import InputSeries, evaluate, shape
 from gpu_policy.promql.promtool import PromtoolResult, run_promtool
 from gpu_policy.promql.sources import PromQLSource
 from gpu_policy.promql.testrun import Sample, parse_test_output
@@ -293,6 +294,11 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
 
 
 def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: bool) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in _series_labels(workload, pod, gpu, honor_labels).items())
+    return f"{metric}{{{inner}}}"
+
+
+def _series_labels(workload: Workload, pod: str, gpu: int, honor_labels: bool) -> dict[str, str]:
     labels = {
         "gpu": str(gpu),
         "UUID": f"GPU-{zlib.crc32(f'{pod}/{gpu}'.encode()):08x}-0000-0000-0000-000000000000",
@@ -309,24 +315,35 @@ def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: b
     else:
         labels.update({f"exported_{k}": v for k, v in workload_labels.items()})
         labels.update({"pod": EXPORTER_POD, "namespace": EXPORTER_NAMESPACE, "container": "dcgm-exporter"})
-    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    return f"{metric}{{{inner}}}"
+    return labels
 
 
 def _input_series(
     metrics: list[str], target: Workload, others: list[Workload], honor_labels: bool
 ) -> list[dict[str, str]]:
+    """promtool's `input_series`: every metric for the target's and the witnesses' pods, one value per phase."""
+    out: list[dict[str, str]] = []
+    for series in _synthetic(metrics, target, others, honor_labels):
+        labels = dict(series.labels)
+        metric = labels.pop("__name__")
+        inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        values = " ".join(f"{value:g}x{PHASE_MINUTES - 1}" for value in series.values)
+        out.append({"series": f"{metric}{{{inner}}}", "values": values})
+    return out
+
+
+def _synthetic(metrics: list[str], target: Workload, others: list[Workload], honor_labels: bool) -> list[InputSeries]:
     phases_of_target = (TARGET_VALUES, TARGET_VALUES, TARGET_CHANGED)
     phases_of_others = (OTHER_VALUES, OTHER_CHANGED, OTHER_VALUES)
-    out: list[dict[str, str]] = []
+    out: list[InputSeries] = []
     for m, metric in enumerate(metrics):
         offset = 7.0 * m  # distinct per metric, so ratios of two metrics still move with the values
         for workload, phases in [(target, phases_of_target)] + [(o, phases_of_others) for o in others]:
             for p, pod in enumerate(workload.pods()):
-                values = " ".join(
-                    f"{phase[p % len(phase)] + offset:g}x{PHASE_MINUTES - 1}" for phase in phases
-                )
-                out.append({"series": _series(metric, workload, pod, p, honor_labels), "values": values})
+                labels = {"__name__": metric, **_series_labels(workload, pod, p, honor_labels)}
+                # the value promtool reads: the `%g` text of the input series
+                values = tuple(float(f"{phase[p % len(phase)] + offset:g}") for phase in phases)
+                out.append(InputSeries(labels, values))
     return out
 
 
@@ -349,10 +366,25 @@ def _test_file(expr: str, series: list[dict[str, str]]) -> dict[str, object]:
     }
 
 
+def _in_process(evaluation: QueryEvaluation, series: list[InputSeries]) -> bool:
+    """Evaluate the query here when its shape is a common one (`instant`); False when promtool must."""
+    found = shape(evaluation.query.parsed)
+    labelsets = {tuple(sorted(s.labels.items())) for s in series}
+    if found is None or len(labelsets) != len(series):  # promtool's reading of duplicate series is its own
+        return False
+    for i, phase in enumerate(PHASES):
+        setattr(evaluation, phase, evaluate(found, series, i))
+    return True
+
+
 def evaluate_queries(
-    graph: ResourceGraph, queries: list[PromQLSource], honor_labels: bool
+    graph: ResourceGraph, queries: list[PromQLSource], honor_labels: bool, *, explain: bool = True,
+    in_process: bool = True,
 ) -> list[QueryEvaluation]:
-    """Evaluate every KEDA query in one promtool run."""
+    """Evaluate every KEDA query: the common shapes in-process, the others in one promtool run (a process per
+    core). With `explain`, a query found wrong in-process is evaluated again by promtool, whose result and report
+    (`output`) are then the evidence; without it (only whether it returns a series matters) it is not.
+    `in_process=False` gives every query to promtool."""
     evaluations: list[QueryEvaluation] = []
     files: dict[str, QueryEvaluation] = {}
     workloads = _scalable_workloads(graph)
@@ -373,12 +405,17 @@ def evaluate_queries(
                 evaluation.skipped = "the ScaledObject has no scaleTargetRef.name"
                 continue
             others = witnesses(query.parsed, target, all_others(target))
+            evaluated_here = in_process and _in_process(evaluation, _synthetic(metrics, target, others, honor_labels))
+            if evaluated_here and not (explain and evaluation.problems()):
+                continue
             name = f"q{i:05d}.yaml"
             series = _input_series(metrics, target, others, honor_labels)
             (Path(folder) / name).write_text(json.dumps(_test_file(query.parsed, series)))
             files[name] = evaluation
         # promtool runs one process per core over slices of the files: the groups are independent.
         names = sorted(files)
+        if not names:
+            return evaluations
         workers = max(1, min(os.cpu_count() or 1, len(names) // 50 + 1))
         slices = [names[k::workers] for k in range(workers)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
