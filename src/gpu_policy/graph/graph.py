@@ -110,9 +110,8 @@ class ResourceGraph:
         An empty LabelSelector matches every object of the kind in the namespace, as in Kubernetes.
         """
         bucket = self._label_index.get((kind, namespace))
-        candidates_all = [d for d in self._by_kind.get(kind, ()) if d.namespace == namespace]
         if not selector:
-            return [] if plain_map else candidates_all
+            return [] if plain_map else [d for d in self._by_kind.get(kind, ()) if d.namespace == namespace]
         match_labels = selector if plain_map else (selector.get("matchLabels") or {})
         expressions = [] if plain_map else (selector.get("matchExpressions") or [])
         if match_labels:
@@ -122,7 +121,7 @@ class ResourceGraph:
             smallest = min(sets, key=len)
             candidates = [d for d in smallest if matches_map(match_labels, d.labels)]
         else:
-            candidates = candidates_all
+            candidates = [d for d in self._by_kind.get(kind, ()) if d.namespace == namespace]
         return [d for d in candidates if all(match_expression(d.labels, e) for e in expressions)]
 
     def namespaces(self) -> set[str]:

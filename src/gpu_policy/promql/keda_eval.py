@@ -33,6 +33,7 @@ from pathlib import Path
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.document import Document
 from gpu_policy.metrics.scrape import honor_labels
+from gpu_policy.promql.instant import InputSeries, evaluate, shape
 from gpu_policy.promql.promtool import PromtoolResult, run_promtool
 from gpu_policy.promql.sources import PromQLSource
 from gpu_policy.promql.testrun import Sample, parse_test_output
@@ -189,16 +190,80 @@ def _matcher_holds(matcher: Matcher, value: str) -> bool:
     return found if matcher.op == "=~" else not found
 
 
-def _may_select(expr: str, workload: Workload) -> bool:
-    """Whether some selector of `expr` may select a series of `workload`'s pods (workload labels only)."""
-    for selector in selectors(expr):
+WORKLOAD_LABELS = ("namespace", "container", "pod")
+_REGEX_META = frozenset("\\.^$*+?{}[]()|")
+_QUANTIFIERS = frozenset("*+?{")
+
+
+def literal_prefix(matcher: Matcher) -> str:
+    """A string every value the matcher accepts starts with ('' when none is known): the value of `=`, the
+    leading literal characters of an `=~` pattern without alternation (a character a quantifier follows is
+    optional, so it ends the prefix before it). Prometheus anchors the pattern at both ends."""
+    if matcher.op == "=":
+        return matcher.value
+    if matcher.op != "=~" or "|" in matcher.value:
+        return ""
+    try:
+        re.compile(matcher.value)
+    except re.error:
+        return ""
+    pattern = matcher.value
+    end = 0
+    while end < len(pattern) and pattern[end] not in _REGEX_META:
+        end += 1
+    if end < len(pattern) and pattern[end] in _QUANTIFIERS:
+        end -= 1
+    return pattern[:max(end, 0)]
+
+
+@dataclass(frozen=True)
+class _CompiledSelector:
+    matchers: tuple[Matcher, ...]
+    """The selector's matchers on the workload labels (the others hold for every synthetic series alike)."""
+    namespace: str | None
+    """The value of a `namespace="..."` matcher: no workload of another namespace can be selected."""
+    pod_prefix: str
+    """What every pod name the selector accepts starts with ('' when unknown)."""
+
+    def possible(self, workload: Workload) -> bool:
+        """A cheap necessary condition for `holds`: the namespace, and the pod-name prefix (a pod is named
+        `<workload>-<hash>-<suffix>`, so the prefix either starts the workload's name or the name starts it)."""
+        if self.namespace is not None and workload.namespace != self.namespace:
+            return False
+        prefix = self.pod_prefix
+        if not prefix or workload.name.startswith(prefix):
+            return True
+        return prefix.startswith(workload.name) and any(pod.startswith(prefix) for pod in workload.pods())
+
+    def holds(self, workload: Workload) -> bool:
         labels = {"namespace": workload.namespace, "container": workload.container}
         for pod in workload.pods():
             labels["pod"] = pod
-            relevant = [m for m in selector.matchers if m.name in labels]
-            if all(_matcher_holds(m, labels[m.name]) for m in relevant):
+            if all(_matcher_holds(m, labels[m.name]) for m in self.matchers):
                 return True
-    return False
+        return False
+
+
+class CompiledQuery:
+    """A query's selectors read once, for testing many workloads against it."""
+
+    def __init__(self, expr: str) -> None:
+        compiled = []
+        for selector in selectors(expr):
+            relevant = tuple(m for m in selector.matchers if m.name in WORKLOAD_LABELS)
+            namespace = next((m.value for m in relevant if m.name == "namespace" and m.op == "="), None)
+            prefix = max((literal_prefix(m) for m in relevant if m.name == "pod"), key=len, default="")
+            compiled.append(_CompiledSelector(relevant, namespace, prefix))
+        self.selectors = tuple(compiled)
+
+    def may_select(self, workload: Workload) -> bool:
+        """Whether some selector may select a series of `workload`'s pods (workload labels only)."""
+        return any(s.possible(workload) and s.holds(workload) for s in self.selectors)
+
+
+def _may_select(expr: str, workload: Workload) -> bool:
+    """Whether some selector of `expr` may select a series of `workload`'s pods (workload labels only)."""
+    return CompiledQuery(expr).may_select(workload)
 
 
 OTHER_NAMESPACE_CANDIDATES = 50
@@ -210,6 +275,7 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
     """The other workloads whose series a query is tested against: those it may select (up to a bound), then
     ones it should leave alone, so that both a leak and a correct filter show in promtool's result. `others`
     lists the target's namespace first."""
+    query = CompiledQuery(expr)
     selected: list[Workload] = []
     unselected: list[Workload] = []
     elsewhere = 0
@@ -218,7 +284,7 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
             elsewhere += 1
             if elsewhere > OTHER_NAMESPACE_CANDIDATES:
                 break
-        (selected if _may_select(expr, other) else unselected).append(other)
+        (selected if query.may_select(other) else unselected).append(other)
         if len(selected) >= MAX_WITNESSES and len(unselected) >= 2:
             break
     chosen = selected[:MAX_WITNESSES] + unselected[: max(2, MAX_WITNESSES - len(selected))]
@@ -228,6 +294,11 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
 
 
 def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: bool) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in _series_labels(workload, pod, gpu, honor_labels).items())
+    return f"{metric}{{{inner}}}"
+
+
+def _series_labels(workload: Workload, pod: str, gpu: int, honor_labels: bool) -> dict[str, str]:
     labels = {
         "gpu": str(gpu),
         "UUID": f"GPU-{zlib.crc32(f'{pod}/{gpu}'.encode()):08x}-0000-0000-0000-000000000000",
@@ -244,24 +315,35 @@ def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: b
     else:
         labels.update({f"exported_{k}": v for k, v in workload_labels.items()})
         labels.update({"pod": EXPORTER_POD, "namespace": EXPORTER_NAMESPACE, "container": "dcgm-exporter"})
-    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    return f"{metric}{{{inner}}}"
+    return labels
 
 
 def _input_series(
     metrics: list[str], target: Workload, others: list[Workload], honor_labels: bool
 ) -> list[dict[str, str]]:
+    """promtool's `input_series`: every metric for the target's and the witnesses' pods, one value per phase."""
+    out: list[dict[str, str]] = []
+    for series in _synthetic(metrics, target, others, honor_labels):
+        labels = dict(series.labels)
+        metric = labels.pop("__name__")
+        inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        values = " ".join(f"{value:g}x{PHASE_MINUTES - 1}" for value in series.values)
+        out.append({"series": f"{metric}{{{inner}}}", "values": values})
+    return out
+
+
+def _synthetic(metrics: list[str], target: Workload, others: list[Workload], honor_labels: bool) -> list[InputSeries]:
     phases_of_target = (TARGET_VALUES, TARGET_VALUES, TARGET_CHANGED)
     phases_of_others = (OTHER_VALUES, OTHER_CHANGED, OTHER_VALUES)
-    out: list[dict[str, str]] = []
+    out: list[InputSeries] = []
     for m, metric in enumerate(metrics):
         offset = 7.0 * m  # distinct per metric, so ratios of two metrics still move with the values
         for workload, phases in [(target, phases_of_target)] + [(o, phases_of_others) for o in others]:
             for p, pod in enumerate(workload.pods()):
-                values = " ".join(
-                    f"{phase[p % len(phase)] + offset:g}x{PHASE_MINUTES - 1}" for phase in phases
-                )
-                out.append({"series": _series(metric, workload, pod, p, honor_labels), "values": values})
+                labels = {"__name__": metric, **_series_labels(workload, pod, p, honor_labels)}
+                # the value promtool reads: the `%g` text of the input series
+                values = tuple(float(f"{phase[p % len(phase)] + offset:g}") for phase in phases)
+                out.append(InputSeries(labels, values))
     return out
 
 
@@ -284,10 +366,25 @@ def _test_file(expr: str, series: list[dict[str, str]]) -> dict[str, object]:
     }
 
 
+def _in_process(evaluation: QueryEvaluation, series: list[InputSeries]) -> bool:
+    """Evaluate the query here when its shape is a common one (`instant`); False when promtool must."""
+    found = shape(evaluation.query.parsed)
+    labelsets = {tuple(sorted(s.labels.items())) for s in series}
+    if found is None or len(labelsets) != len(series):  # promtool's reading of duplicate series is its own
+        return False
+    for i, phase in enumerate(PHASES):
+        setattr(evaluation, phase, evaluate(found, series, i))
+    return True
+
+
 def evaluate_queries(
-    graph: ResourceGraph, queries: list[PromQLSource], honor_labels: bool
+    graph: ResourceGraph, queries: list[PromQLSource], honor_labels: bool, *, explain: bool = True,
+    in_process: bool = True,
 ) -> list[QueryEvaluation]:
-    """Evaluate every KEDA query in one promtool run."""
+    """Evaluate every KEDA query: the common shapes in-process, the others in one promtool run (a process per
+    core). With `explain`, a query found wrong in-process is evaluated again by promtool, whose result and report
+    (`output`) are then the evidence; without it (only whether it returns a series matters) it is not.
+    `in_process=False` gives every query to promtool."""
     evaluations: list[QueryEvaluation] = []
     files: dict[str, QueryEvaluation] = {}
     workloads = _scalable_workloads(graph)
@@ -308,12 +405,17 @@ def evaluate_queries(
                 evaluation.skipped = "the ScaledObject has no scaleTargetRef.name"
                 continue
             others = witnesses(query.parsed, target, all_others(target))
+            evaluated_here = in_process and _in_process(evaluation, _synthetic(metrics, target, others, honor_labels))
+            if evaluated_here and not (explain and evaluation.problems()):
+                continue
             name = f"q{i:05d}.yaml"
             series = _input_series(metrics, target, others, honor_labels)
             (Path(folder) / name).write_text(json.dumps(_test_file(query.parsed, series)))
             files[name] = evaluation
         # promtool runs one process per core over slices of the files: the groups are independent.
         names = sorted(files)
+        if not names:
+            return evaluations
         workers = max(1, min(os.cpu_count() or 1, len(names) // 50 + 1))
         slices = [names[k::workers] for k in range(workers)]
         with ThreadPoolExecutor(max_workers=workers) as pool:

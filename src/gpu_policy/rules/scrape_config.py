@@ -33,23 +33,53 @@ def _endpoints(monitor: Document, key: str = "endpoints") -> list[tuple[int, Map
     return [(i, e) for i, e in enumerate(value) if isinstance(e, Mapping)] if isinstance(value, list) else []
 
 
+def _services_by_label(ctx: CheckContext) -> dict[tuple[str, str], list[tuple[int, Document]]]:
+    """(label key, value as a string) -> the Services carrying it, with their position in the graph's order."""
+
+    def compute() -> dict[tuple[str, str], list[tuple[int, Document]]]:
+        index: dict[tuple[str, str], list[tuple[int, Document]]] = {}
+        for position, service in enumerate(ctx.graph.of_kind("Service")):
+            for key, value in service.labels.items():
+                index.setdefault((str(key), str(value)), []).append((position, service))
+        return index
+
+    return ctx.memo("scrape_config.services_by_label", compute)
+
+
+def _candidate_services(ctx: CheckContext, selector: Mapping[str, Any]) -> list[Document]:
+    """The Services that may match `selector`, in the graph's order: those carrying its rarest matchLabels pair
+    (every Service when it has no matchLabels). `matches` still decides."""
+    match_labels = selector.get("matchLabels")
+    if not isinstance(match_labels, Mapping) or not match_labels:
+        return ctx.graph.of_kind("Service")
+    index = _services_by_label(ctx)
+    smallest = min((index.get((str(k), str(v)), []) for k, v in match_labels.items()), key=len)
+    return [service for _, service in smallest]
+
+
 def selected_services(ctx: CheckContext, monitor: Document) -> tuple[list[Document], list[Document]]:
     """(Services of the set the ServiceMonitor finds, Services carrying its selector's labels in namespaces it does
     not look in). The operator keeps the endpoints of Services whose labels match `selector`, in the namespaces
-    `namespaceSelector` names (unset: the ServiceMonitor's own)."""
+    `namespaceSelector` names (unset: the ServiceMonitor's own). Computed once per ServiceMonitor; the Services
+    come from a label index (every ServiceMonitor against every Service was quadratic in the set)."""
     selector = monitor.spec.get("selector")
     if not isinstance(selector, Mapping):
         return [], []
+    cache: dict[int, tuple[list[Document], list[Document]]] = ctx.memo("scrape_config.selected_services", dict)
+    cached = cache.get(id(monitor))
+    if cached is not None:
+        return list(cached[0]), list(cached[1])
     found: list[Document] = []
     elsewhere: list[Document] = []
-    for service in ctx.graph.of_kind("Service"):
+    for service in _candidate_services(ctx, selector):
         if not matches(selector, service.labels):
             continue
         if chain.servicemonitor_namespaces_cover(ctx.graph, monitor, service.effective_namespace):
             found.append(service)
         else:
             elsewhere.append(service)
-    return found, elsewhere
+    cache[id(monitor)] = (found, elsewhere)
+    return list(found), list(elsewhere)
 
 
 def _covered_namespaces(monitor: Document) -> str:

@@ -25,7 +25,7 @@ from pytest_bdd import given, parsers, then
 
 from gpu_policy.engine import RunResult
 from gpu_policy.promql.alerts import AlertBehaviour, AlertTestError, Verdict, alert_names
-from gpu_policy.promql.check import check_rule_files, extract_all
+from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
 from gpu_policy.promql.coverage import exercised_by_features, exercised_by_test_files, unexercised
 from gpu_policy.promql.extract import RuleFile
 from gpu_policy.promql.keda_eval import QueryEvaluation, dcgm_honor_labels, evaluate_queries
@@ -71,13 +71,18 @@ def _judge(verdict: Verdict) -> None:
         pytest.fail(verdict.message, pytrace=False)
 
 
+def _checked_rule_files(run: RunResult) -> tuple[list[RuleFile], CheckRun]:
+    files = extract_all(run.graph.of_kind("PrometheusRule"), [])
+    return files, check_rule_files(files)
+
+
 @given("the alert rules of the manifests under test", target_fixture="alert_rules")
 def alert_rules_under_test(gpu_policy_run: RunResult) -> AlertRules:
-    files = extract_all(gpu_policy_run.graph.of_kind("PrometheusRule"), [])
+    # Every alert scenario starts here: the rule files are written and checked by promtool once per run.
+    files, checked = gpu_policy_run.context.memo("alert_steps.rule_files", lambda: _checked_rule_files(gpu_policy_run))
     if not files:
         # Visible as a skip with this reason: a set without alert rules (a team's partial set) has nothing to judge.
         pytest.skip("the manifests under test hold no PrometheusRule: no alert behaviour to check")
-    checked = check_rule_files(files)
     if checked.problems or checked.unattributed:
         lines = [f"{p.doc.source}:{p.line}: {p.doc.ref}: {p.message}" for p in checked.problems]
         pytest.fail(
@@ -295,23 +300,27 @@ def every_alert_exercised(alert_rules: AlertRules, request: pytest.FixtureReques
 
 
 # -- KEDA queries over synthetic DCGM series --------------------------------------------------------------
-def _keda(gpu_policy_run: RunResult, honor_labels: bool) -> list[QueryEvaluation]:
+def _keda(gpu_policy_run: RunResult, honor_labels: bool, explain: bool = True) -> list[QueryEvaluation]:
     queries = list(promql_sources(gpu_policy_run.graph).keda)
     if not queries:
         pytest.skip("the manifests under test hold no KEDA prometheus trigger")
-    return [e for e in evaluate_queries(gpu_policy_run.graph, queries, honor_labels) if not e.skipped]
+    return [e for e in evaluate_queries(gpu_policy_run.graph, queries, honor_labels, explain=explain)
+            if not e.skipped]
 
 
 @then("a KEDA GPU query that selects pods by label reads 0 unless the exporter's scrape keeps its pod labels")
 def keda_queries_need_honor_labels(gpu_policy_run: RunResult) -> None:
     """Without honorLabels the exporter's `pod`/`namespace` arrive as `exported_pod`/`exported_namespace`: show,
     with promtool, which queries then return nothing (KEDA reads 0), and fail when the set's scrape does that."""
-    dependent = [e for e in _keda(gpu_policy_run, False) if not e.baseline]
-    if not dependent:
-        return  # every query still reads its series when the labels are renamed
+    if not promql_sources(gpu_policy_run.graph).keda:
+        pytest.skip("the manifests under test hold no KEDA prometheus trigger")
     honor, why = dcgm_honor_labels(gpu_policy_run.graph)
     if honor is True:
-        return
+        return  # the scrape keeps the labels: nothing to evaluate with them renamed
+    # promtool's report is shown only when the scrape is known to rename the labels (honor False)
+    dependent = [e for e in _keda(gpu_policy_run, False, explain=honor is False) if not e.baseline]
+    if not dependent:
+        return  # every query still reads its series when the labels are renamed
     if honor is None:
         pytest.skip(f"these KEDA queries need the exporter's pod labels, and {why}: cannot tell what they read")
     problems = [
