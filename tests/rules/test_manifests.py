@@ -6,7 +6,12 @@ from gpu_policy.findings import Severity
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.yaml_reader import to_documents
 from gpu_policy.rules.context import CheckContext
-from gpu_policy.rules.manifests import contains_placeholder, manifest_has_no_unrendered_variables, placeholders_in
+from gpu_policy.rules.manifests import (
+    contains_placeholder,
+    is_fill_in,
+    manifest_has_no_unrendered_variables,
+    placeholders_in,
+)
 from gpu_policy.rules.registry import Violation
 from tests.rules._helpers import POLICY, run_rule
 
@@ -116,6 +121,16 @@ def test_what_is_not_a_placeholder() -> None:
     assert placeholders_in("${var.cluster_name}") == ["${var.cluster_name}"]  # Terraform templatefile
     assert placeholders_in("${indent(4, yamlencode(tags))}") == ["${indent(4, yamlencode(tags))}"]
     assert contains_placeholder({"a": [1, {"b": "$REGION"}]}) and not contains_placeholder({"a": [1, "x"]})
+
+
+def test_operator_fill_in_markers_with_spaces_or_underscores_in_identifier_fields_only() -> None:
+    namespace = ("metadata", "namespace")
+    assert is_fill_in(namespace, "FILLED BY THE OPERATOR")
+    assert is_fill_in(namespace, "FILLED_BY_THE_OPERATOR")  # NVIDIA gpu-operator assets/state-operator-metrics
+    assert is_fill_in(("spec", "containers", 0, "image"), "FILLED_BY_THE_OPERATOR")
+    assert not is_fill_in(("metadata", "labels", "tier"), "FILLED_BY_THE_OPERATOR")  # a label value may say so
+    assert not is_fill_in(namespace, "GPU_OPERATOR")  # two words: an invalid namespace, left to schema-valid
+    assert not is_fill_in(namespace, "gpu-operator")
 
 
 def test_alert_templates_are_prometheus_business_but_envsubst_variables_are_not() -> None:

@@ -102,9 +102,11 @@ _SCRIPT_KEYS = frozenset({"userData", "command", "args", "script", "env", "data"
 business (a shell expands it at run time), not the manifest's."""
 
 
-_FILL_IN = re.compile(r"<[A-Za-z][\w.-]*>|^[A-Z][A-Z0-9_]*(?: [A-Z][A-Z0-9_]*){2,}$")
-"""A value that a person or an operator is to fill in: `<cluster-name>-exporter`, `FILLED BY THE OPERATOR`. Judged only
-in identifier fields (a name, a namespace, an image), which can hold neither spaces nor angle brackets."""
+_FILL_IN = re.compile(r"<[A-Za-z][\w.-]*>|^[A-Z][A-Z0-9]*(?:[ _][A-Z][A-Z0-9]*){2,}$")
+"""A value that a person or an operator is to fill in: `<cluster-name>-exporter`, `FILLED BY THE OPERATOR`, and the
+same words joined by underscores (`FILLED_BY_THE_OPERATOR`, as the NVIDIA GPU operator's
+assets/state-operator-metrics/*.yaml write it; the operator sets the namespace itself). Judged only in identifier
+fields (a name, a namespace, an image), which can hold neither spaces, angle brackets, upper case nor underscores."""
 _IDENTIFIER_PATHS = frozenset({("metadata", "name"), ("metadata", "namespace")})
 
 
