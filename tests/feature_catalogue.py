@@ -17,6 +17,8 @@ class Scenario:
     feature: Path
     name: str
     steps: list[str]
+    tags: frozenset[str] = frozenset()
+    """The feature's and the scenario's own @tags (without the @)."""
 
 
 def scenarios() -> list[Scenario]:
@@ -25,14 +27,23 @@ def scenarios() -> list[Scenario]:
         background: list[str] = []
         current: Scenario | None = None
         in_background = False
+        feature_tags: set[str] = set()
+        pending_tags: set[str] = set()
         for line in feature.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("@"):
+                pending_tags |= {t.lstrip("@") for t in line.split() if t.startswith("@")}
+                continue
+            if line.strip().startswith("Feature:"):
+                feature_tags, pending_tags = pending_tags, set()
+                continue
             if line.strip().startswith("Background:"):
                 in_background = True
                 continue
             match = _SCENARIO.match(line)
             if match:
                 in_background = False
-                current = Scenario(feature, match.group(1), list(background))
+                current = Scenario(feature, match.group(1), list(background), frozenset(feature_tags | pending_tags))
+                pending_tags = set()
                 found.append(current)
                 continue
             step = _STEP.match(line)

@@ -45,6 +45,8 @@ def test_every_rule_has_a_fixture_that_fails_it() -> None:
 
 def test_every_behaviour_scenario_has_a_fixture_that_fails_it() -> None:
     titles = {_normalise(r.title) for r in RULES.values()}
-    behaviour = {s.name for s in scenarios() if not any(_normalise(step) in titles for step in s.steps)}
+    # @drill scenarios are proven by tests/drills (every drill fails on each of its broken variants), not by sets
+    behaviour = {s.name for s in scenarios()
+                 if not any(_normalise(step) in titles for step in s.steps) and "drill" not in s.tags}
     failing = {name for s in discover() for name in s.expect_scenarios_fail}
     assert sorted(behaviour - failing) == [], "scenarios no fixture set makes fail"

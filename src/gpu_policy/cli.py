@@ -108,6 +108,9 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     live.add_argument("--live-namespace", action="append", default=[], metavar="NS",
                       help="with --live, read namespaced objects of NS only (repeatable; default: all namespaces)")
     live.add_argument("--prometheus", metavar="URL", help="with --live, the Prometheus the live checks query")
+    check.add_argument("--drill", action="store_true",
+                       help="also run the @drill scenarios: real controllers replay the behaviours on the testbed "
+                            "(minutes each; see `gpu-policy drill --list`)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     from gpu_policy.testbed import command as testbed_command
 
     testbed_command.add_parser(sub)
+    from gpu_policy.drills import command as drill_command
+
+    drill_command.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -242,6 +248,8 @@ def _pytest_args(args: argparse.Namespace, paths: list[str], crd_paths: list[Pat
         pytest_args += ["-k", args.keyword]
     if args.tags:
         pytest_args += ["-m", args.tags]
+    if getattr(args, "drill", False):
+        pytest_args.append("--drill")
     # Only our own plugins: third-party ones installed beside gpu-policy (hypothesis, xdist, a user's own) would
     # cost start-up time and could change how the suite runs. The autoload is turned off around the run.
     pytest_args += ["-p", "gpu_policy.plugin", "-p", "pytest_bdd.plugin"]
@@ -463,6 +471,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gpu_policy.testbed import command as testbed_command
 
         return testbed_command.run(args)
+    if args.command == "drill":
+        from gpu_policy.drills import command as drill_command
+
+        return drill_command.run(args)
     print(f"gpu-policy {__version__}")
     return EXIT_OK
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fnmatch
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ COLLECTOR_NAME = "gpu-policy-scenario-collector"
 _BOUNDARY_KEY = pytest.StashKey[Path | None]()
 _RUN_KEY = pytest.StashKey[RunResult]()
 REPORT_COLLECTOR_NAME = "gpu-policy-report-collector"
+DRILLS_ENV = "GPU_POLICY_DRILLS"
+"""`GPU_POLICY_DRILLS=1` runs the @drill scenarios as `--drill` does."""
 
 preloaded_run: RunResult | None = None
 """Set by `gpu-policy check`, which runs the engine before pytest to report environment errors with exit 2."""
@@ -78,6 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=[], help="with --live, read namespaced objects of NS only (repeatable)")
     group.addoption("--prometheus", dest="gpu_policy_prometheus", metavar="URL", default=None,
                     help="with --live, the Prometheus the live checks query")
+    group.addoption("--drill", dest="gpu_policy_drill", action="store_true", default=False,
+                    help="run the @drill scenarios (real controllers replay behaviours on the testbed; minutes "
+                         "each); also GPU_POLICY_DRILLS=1. Without it they are skipped: 'needs --drill'")
 
 
 def _covers(arg: str, target: Path) -> bool:
@@ -96,7 +102,8 @@ def _feature_tags() -> set[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-bdd turns Gherkin tags into marks; declaring them keeps `--strict-markers` usable and `-m` documented.
-    descriptions = {"static": "checks that read manifests only", "live": "checks that need a cluster (--live)"}
+    descriptions = {"static": "checks that read manifests only", "live": "checks that need a cluster (--live)",
+                    "drill": "behaviour drills with real controllers (--drill)"}
     for tag in sorted(_feature_tags() | set(descriptions)):
         config.addinivalue_line("markers", f"{tag}: {descriptions.get(tag, 'feature tag')}")
     wants_suite = ((config.getoption("manifests") or config.getoption("gpu_policy_live"))
@@ -193,6 +200,7 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         "kube_context": config.getoption("gpu_policy_context"),
         "live_namespaces": list(config.getoption("gpu_policy_live_namespace") or []),
         "prometheus_url": config.getoption("gpu_policy_prometheus"),
+        "drills": bool(config.getoption("gpu_policy_drill")) or os.environ.get(DRILLS_ENV) == "1",
     }
 
 

@@ -8,11 +8,10 @@ two controllers writing one `spec.replicas` is exactly what the cluster does whe
 Pods: created pods become ready `pod_ready_seconds` after creation (0 by default: the controllers' behaviour
 alone;
 GPU model servers often need minutes, pass it to see them). Scale-down removes the newest pods first.
-Not modeled: the DCGM exporter's 30 s collection interval and Prometheus' scrape/evaluation lag (the metric
-is the
-trace at the sync instant), node provisioning (Karpenter) and pending pods without capacity, the KEDA
-operator's
-activity loop (scale to/from zero).
+The metric is the trace at the sync instant unless `metric_delay_seconds` is given (the DCGM exporter's
+collection interval, Prometheus' scrape interval and KEDA's query, as one fixed delay). Not modeled: node
+provisioning (Karpenter) and pending pods without capacity, the KEDA operator's activity loop (scale to/from
+zero).
 """
 
 from __future__ import annotations
@@ -274,8 +273,14 @@ def simulate(
     pod_ready_seconds: float = 0.0,
     duration_seconds: float | None = None,
     sync_period: int = SYNC_PERIOD_SECONDS,
+    metric_delay_seconds: float = 0.0,
 ) -> Trajectory:
-    """Run every autoscaler of the workload against the trace; one sample per sync."""
+    """Run every autoscaler of the workload against the trace; one sample per sync.
+
+    `sync_period`: kube-controller-manager's --horizontal-pod-autoscaler-sync-period. `metric_delay_seconds`: how
+    old the metric the HPA reads is (scrape interval, exporter collection interval, KEDA's query): at sync t the
+    pods report the trace at t - delay, shared among the pods that existed and were ready then and still exist
+    (removed pods' series are gone). 0 (default): the trace at the sync instant."""
     duration = trace.duration_seconds if duration_seconds is None else duration_seconds
     pods = _Pods([-1e9] * initial_replicas)  # the initial pods are long ready
     replicas = initial_replicas
@@ -284,7 +289,13 @@ def simulate(
     t = 0.0
     while t <= duration:
         ready = pods.ready(t, pod_ready_seconds)
-        per_pod = trace.per_pod_utilization(t, ready, pods.count())
+        if metric_delay_seconds > 0:
+            seen = t - metric_delay_seconds
+            per_pod = trace.per_pod_utilization(
+                max(0.0, seen), pods.ready(seen, pod_ready_seconds), sum(1 for c in pods.created_at if c <= seen)
+            )
+        else:
+            per_pod = trace.per_pod_utilization(t, ready, pods.count())
         keda_values: dict[str, tuple] = {}
         first_metric: float | None = None
         for autoscaler in workload.autoscalers:

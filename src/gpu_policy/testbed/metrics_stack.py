@@ -156,6 +156,11 @@ class MetricsStack:
         raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
 
 
+def rfc3339_seconds(text: str) -> float:
+    """Prometheus' RFC 3339 times (lastScrape, activeAt) as unix seconds; 0 when absent or unparsable."""
+    return _scraped_at(text)
+
+
 def _scraped_at(text: str) -> float:
     """Prometheus' RFC 3339 lastScrape (nanosecond fraction) as unix seconds; 0 when absent or unparsable."""
     match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)

@@ -1,0 +1,14 @@
+@drill
+Feature: Behaviour drills with real controllers
+  The static scenarios read the manifests; the simulator predicts what the controllers will do. A drill makes the
+  real controllers do it on this machine (a real Prometheus, and on the testbed the real HPA, KEDA and scheduler)
+  and judges what they did against the policies; for scaling, it also holds the simulator to what they did.
+  Each drill mutates only what it creates and cleans up. They take minutes (`gpu-policy drill --list`), so they run
+  only when asked: `--drill` (or GPU_POLICY_DRILLS=1); otherwise they are skipped with "needs --drill".
+
+  Background:
+    Given the manifests under test
+
+  @monitoring
+  Scenario: GPU alerts fire after their for, name the GPU and pod, resolve; a lost exporter is alerted
+    Then the alerts drill passes on the manifests under test
