@@ -236,24 +236,10 @@ class Replay:
 
     def feed(self, value: float) -> tuple[int, int]:
         """Write every GPU node's exporter trace for the current pods; return (running, ready)."""
-        from gpu_policy.testbed.metrics_stack import gpu
-
-        pods = [p for p in self.pods() if (p.get("status") or {}).get("phase") == "Running"
-                and not (p.get("metadata") or {}).get("deletionTimestamp")]
-        ready = [p for p in pods if _ready(p)]
-        share = min(100.0, value / len(ready)) if ready else 0.0
-        by_node: dict[str, list[dict[str, Any]]] = {node: [] for node in self.stack.traces}
-        for pod in pods:
-            node = (pod.get("spec") or {}).get("nodeName")
-            if node not in by_node:
-                continue
-            utilisation = value if self.trace.kind == "per_pod" else (share if _ready(pod) else 0.0)
-            container = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
-            by_node[node].append(gpu(len(by_node[node]), (self.namespace, pod["metadata"]["name"], container),
-                                     DCGM_FI_DEV_GPU_UTIL=round(utilisation)))
+        by_node, running, ready = gpus_by_node(self.pods(), value, self.trace.kind, list(self.stack.traces))
         for node, gpus in by_node.items():
             self.stack.set_gpus(node, gpus)
-        return len(pods), len(ready)
+        return running, ready
 
     def replicas(self) -> int:
         from kubernetes import client as k8s
@@ -381,6 +367,32 @@ class Replay:
                                      f"predicted (simulator), trace {self.trace.name}")
             self.ctx.say(f"wrote {files[0]} and {files[1]}")
         return result
+
+
+def gpus_by_node(
+    pods: list[dict[str, Any]], value: float, kind: str, nodes: list[str]
+) -> tuple[dict[str, list[dict[str, Any]]], int, int]:
+    """Each node's GPUs for the pods at load `value`: one GPU per Running pod (not being deleted) on that node, with
+    the pod's namespace, name and first container as the exporter labels them. `demand`: the Ready pods share
+    `value` (each min(100, value / ready)) and pods not Ready report 0; `per_pod`: every pod reports `value`.
+    Returns (GPUs by node, running pods, ready pods)."""
+    from gpu_policy.testbed.metrics_stack import gpu
+
+    running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"
+               and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    ready = [p for p in running if _ready(p)]
+    share = min(100.0, value / len(ready)) if ready else 0.0
+    by_node: dict[str, list[dict[str, Any]]] = {node: [] for node in nodes}
+    for pod in running:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node not in by_node:
+            continue
+        utilisation = value if kind == "per_pod" else (share if _ready(pod) else 0.0)
+        container = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
+        meta = pod.get("metadata") or {}
+        by_node[node].append(gpu(len(by_node[node]), (str(meta.get("namespace")), str(meta.get("name")), container),
+                                 DCGM_FI_DEV_GPU_UTIL=round(utilisation)))
+    return by_node, len(running), len(ready)
 
 
 def _ready(pod: Mapping[str, Any]) -> bool:

@@ -68,7 +68,8 @@ def run(ctx: DrillContext) -> DrillResult:
                                f"policies/scaling.yaml holds scale-down for {window:.0f} s of lower load "
                                "(stabilisation window)",
                                f"set behavior.scaleDown.stabilizationWindowSeconds: {window:.0f}")
-        start = value_at(history, t - period)
+        # the HPA counts the events strictly inside the last period; a tick of observation lag each side
+        start = value_at(history, t - period + 2 * TICK_SECONDS)
         floor = int(start * (1 - percent / 100))
         if replicas < floor:
             raise DrillFailure(where, f"{start - replicas} of {start} replicas removed within {period:.0f} s "

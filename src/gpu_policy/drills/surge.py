@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
 from gpu_policy.drills.compare import value_at
-from gpu_policy.drills.replay import TOLERANCE, Replay
+from gpu_policy.drills.replay import TICK_SECONDS, TOLERANCE, Replay
 from gpu_policy.simulation.keda import ScaledObjectModel
 from gpu_policy.simulation.traces import Trace
 
@@ -57,7 +57,8 @@ def run(ctx: DrillContext) -> DrillResult:
         history = replay.observed
         if len(history) < 2 or history[-1][1] <= history[-2][1] or history[-1][0] != round(t, 1):
             return
-        start = value_at(history, t - period)
+        # the HPA counts the events strictly inside the last period; a tick of observation lag each side
+        start = value_at(history, t - period + 2 * TICK_SECONDS)
         limit = max(int(-(-start * (1 + percent / 100) // 1)), start + pods)
         if replicas > limit:
             raise DrillFailure(where, f"scaled from {start} to {replicas} replicas within {period:.0f} s (t={t:.0f} s)",
