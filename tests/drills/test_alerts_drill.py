@@ -40,7 +40,7 @@ def test_alerts_drill_passes_on_the_reference_rules(tmp_path: Path) -> None:
 def test_alerts_drill_fails_on_a_broken_variant(variant: Variant) -> None:
     drills_or_skip()
     if variant.slow and os.environ.get(SLOW_ENV) != "1":
-        pytest.skip(f"{variant.name} fails only after the 5m telemetry `for` (about 7 min): set {SLOW_ENV}=1")
+        pytest.skip(f"{variant.name} fails only after the 5m telemetry `for` (about 6.5 min): set {SLOW_ENV}=1")
     with pytest.raises(DrillFailure) as raised:
         run_drill("alerts", variant.manifests)
     expect = variant.data["expect"]
