@@ -12,3 +12,11 @@ Feature: Behaviour drills with real controllers
   @monitoring
   Scenario: GPU alerts fire after their for, name the GPU and pod, resolve; a lost exporter is alerted
     Then the alerts drill passes on the manifests under test
+
+  @keda @simulation
+  Scenario: Model A scales up under a surge no faster than its behaviour allows, up to its maximum, as predicted
+    Then the surge drill passes on the manifests under test
+
+  @keda @simulation
+  Scenario: Model A's scale-down waits its stabilisation window, then removes no faster than the policy, as predicted
+    Then the scale-down drill passes on the manifests under test

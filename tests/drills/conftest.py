@@ -17,6 +17,10 @@ ENABLE_ENVS = ("GPU_POLICY_DRILLS", "GPU_POLICY_TESTBED")
 SLOW_ENV = "GPU_POLICY_DRILLS_SLOW"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "testbed: starts the local testbed cluster (needs its built binaries)")
+
+
 def drills_or_skip() -> None:
     if not any(os.environ.get(name) == "1" for name in ENABLE_ENVS):
         pytest.skip("drills take minutes: set GPU_POLICY_DRILLS=1 to run them (CI sets GPU_POLICY_TESTBED=1)")

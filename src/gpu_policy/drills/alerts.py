@@ -45,10 +45,11 @@ INTERVAL = "2s"
 INTERVAL_SECONDS = 2.0
 BASELINE_SECONDS = 12.0
 SETTLE_SECONDS = 3 * INTERVAL_SECONDS
-PENDING_WITHIN_SECONDS = 30.0
-"""A scrape, an evaluation and the poll: the condition must show as pending within this after it becomes true."""
-LATE_SLACK_SECONDS = 20.0
-RESOLVE_SECONDS = 20.0
+PENDING_WITHIN_SECONDS = 60.0
+"""A scrape, an evaluation and the poll take seconds; these bounds only tell "never" from "late on a loaded
+machine": the measured times are in the result, and only the lower bound (the policy's `for`) is strict."""
+LATE_SLACK_SECONDS = 60.0
+RESOLVE_SECONDS = 60.0
 TELEMETRY_SLACK_SECONDS = 60.0
 POLL_SECONDS = 1.0
 

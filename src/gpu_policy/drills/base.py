@@ -58,8 +58,9 @@ class DrillSpec:
     """What the drill proves, as a sentence (the @drill scenario's title)."""
     summary: str
     duration_seconds: int
-    """Measured wall time of a passing run on the project's 2-core CI machine (README lists it). Dominated by the
-    policies' own waits (alert `for`, stabilisation windows), which no drill shortens."""
+    """Wall time of a passing run on the project's 2-core CI machine (README lists it: measured, or for a drill not
+    yet run, its set-up plus the trace's length). Dominated by the policies' own waits (alert `for`, stabilisation
+    windows), which no drill shortens."""
     timeout_seconds: int
     """The default bound (`--timeout`): the drill stops with DrillTimeout past it, cleaning up."""
     needs: tuple[str, ...]

@@ -123,6 +123,14 @@ class MetricsStack:
             raise KeyError(f"{node} has no GPU {index}")
         dcgm_exporter.write_trace(self.trace_path(node), self.traces[node])
 
+    def set_gpus(self, node: str, gpus: Sequence[Mapping[str, Any]]) -> None:
+        """Replace `node`'s GPUs (`gpu(...)` entries: pods come and go); written only when they changed."""
+        new = [dict(g) for g in gpus]
+        if new == self.traces[node]["gpus"]:
+            return
+        self.traces[node]["gpus"] = new
+        dcgm_exporter.write_trace(self.trace_path(node), self.traces[node])
+
     def wait_scraped(self, timeout: float = SCRAPE_WAIT_SECONDS, after: float | None = None) -> None:
         """Wait until every running exporter's target has been scraped successfully (after unix time `after`, when
         given), and every stopped one's has failed."""
