@@ -130,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="list every rule: id, class, severity, area, tags, title")
     rules.add_argument("--format", choices=("table", "json"), default="table")
-    explain = sub.add_parser("explain", help="everything about one rule, with a failing example")
+    explain = sub.add_parser("explain", help="everything about one rule, with a failing and a passing example "
+                                             "(both checked by running the rule)")
     explain.add_argument("rule_id", metavar="RULE-ID")
     docs = sub.add_parser("docs", help="write the rule reference (one Markdown page per rule)")
     docs.add_argument("--out", metavar="DIR", default="docs/rules")
