@@ -63,7 +63,11 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        help="folder of CRD YAML (repeatable); default: $GPU_POLICY_CRD_PATH, then the cache")
     check.add_argument("--ignore-missing-schemas", action="store_true",
                        help="list objects without a schema as not checked instead of failing")
-    check.add_argument("--report", metavar="DIR", help="write findings.json and simulation charts under DIR")
+    check.add_argument("--report", metavar="DIR",
+                       help="write findings.json, report.html and the simulation charts under DIR")
+    check.add_argument("--alert-tests", action="append", default=[], metavar="DIR",
+                       help="folder of promtool test files run against the manifests' PrometheusRules (repeatable); "
+                            "default: the bundled ones")
     check.add_argument("--today", metavar="YYYY-MM-DD", help="date that exemptions expire against")
     check.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios matching EXPR (pytest -k)")
     check.add_argument("-m", dest="tags", metavar="EXPR", help="only scenarios with these tags, e.g. 'keda and static'")
@@ -133,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="list every rule: id, class, severity, area, tags, title")
     rules.add_argument("--format", choices=("table", "json"), default="table")
-    explain = sub.add_parser("explain", help="everything about one rule, with a failing example")
+    explain = sub.add_parser("explain", help="everything about one rule, with a failing and a passing example "
+                                             "(both checked by running the rule)")
     explain.add_argument("rule_id", metavar="RULE-ID")
     docs = sub.add_parser("docs", help="write the rule reference (one Markdown page per rule)")
     docs.add_argument("--out", metavar="DIR", default="docs/rules")
@@ -244,6 +249,7 @@ def _pytest_args(args: argparse.Namespace, paths: list[str], crd_paths: list[Pat
         pytest_args.append("--ignore-missing-schemas")
     if args.report:
         pytest_args.append(f"--report={args.report}")
+    pytest_args += [f"--alert-tests={folder}" for folder in args.alert_tests]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     if args.tags:

@@ -68,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="namespace of objects that set none (default: default)")
     group.addoption("--config", dest="gpu_policy_config", metavar="PATH", default=None,
                     help="configuration file or folder (default: .gpu-policy.yaml or gpu-policy/ upwards)")
+    group.addoption("--env", dest="gpu_policy_env", action="append", metavar="KEY=VALUE", default=[],
+                    help="substitute ${KEY} in templates (repeatable), as `gpu-policy check --env`")
+    group.addoption("--env-file", dest="gpu_policy_env_file", metavar="FILE", default=None,
+                    help="KEY=VALUE lines ('#' comments) to substitute, as `gpu-policy check --env-file`")
+    group.addoption("--exclude", dest="gpu_policy_exclude", action="append", metavar="GLOB", default=[],
+                    help="files not to check (repeatable; relative to the input folder)")
+    group.addoption("--allow-remote-bases", dest="gpu_policy_allow_remote_bases", action="store_true",
+                    default=False, help="let kustomize fetch remote bases (refused by default)")
     group.addoption("--no-bundled-features", action="store_true", default=False,
                     help="with --manifests, do not add the bundled feature suite to the run")
     group.addoption("--live", dest="gpu_policy_live", action="store_true", default=False,
@@ -201,7 +209,29 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         "live_namespaces": list(config.getoption("gpu_policy_live_namespace") or []),
         "prometheus_url": config.getoption("gpu_policy_prometheus"),
         "drills": bool(config.getoption("gpu_policy_drill")) or os.environ.get(DRILLS_ENV) == "1",
+        "env": _env(config),
+        "exclude": list(config.getoption("gpu_policy_exclude") or []),
+        "allow_remote_bases": bool(config.getoption("gpu_policy_allow_remote_bases")),
     }
+
+
+def _env(config: pytest.Config) -> dict[str, str] | None:
+    """`--env-file` then each `--env`, read as `gpu-policy check` reads them (a bad line stops the run, exit 4)."""
+    from gpu_policy.cli import parse_env_file
+    from gpu_policy.errors import GpuPolicyError
+
+    env: dict[str, str] = {}
+    try:
+        if config.getoption("gpu_policy_env_file"):
+            env.update(parse_env_file(Path(config.getoption("gpu_policy_env_file"))))
+    except GpuPolicyError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    for item in config.getoption("gpu_policy_env") or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise pytest.UsageError(f"--env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    return env or None
 
 
 @pytest.fixture(scope="session")
@@ -230,6 +260,9 @@ def _engine_run(gpu_policy_options: dict[str, Any]) -> RunResult:
         kube_context=gpu_policy_options.get("kube_context"),
         live_namespaces=list(gpu_policy_options.get("live_namespaces") or []),
         prometheus_url=gpu_policy_options.get("prometheus_url"),
+        env=gpu_policy_options.get("env"),
+        exclude=list(gpu_policy_options.get("exclude") or []),
+        allow_remote_bases=bool(gpu_policy_options.get("allow_remote_bases")),
     )
     if not options.live:
         return run_engine(options)

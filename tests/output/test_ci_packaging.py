@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -84,3 +85,24 @@ def test_action_refuses_an_empty_paths_input(fixture_repo: Path) -> None:
                           text=True, timeout=120, check=False)
     assert output.read_text().strip() == "exit-code=2"
     assert "::error title=gpu-policy::the paths input is empty" in done.stdout
+
+
+@pytest.mark.slow
+def test_pre_commit_try_repo_runs_the_hook_on_a_fixture_repository(fixture_repo: Path, tmp_path: Path) -> None:
+    """As a user tries a hook before adding it: `pre-commit try-repo <this repository> gpu-policy` in a git
+    repository. pre-commit builds the hook's own virtualenv (`language: python`: pip installs this repository, its
+    dependencies from the package index) under a throwaway PRE_COMMIT_HOME, then runs the entry on the files."""
+    pre_commit = shutil.which("pre-commit", path=str(BIN)) or shutil.which("pre-commit")
+    assert pre_commit, "pre-commit is in the dev extra"
+    git = ["git", "-c", "user.email=test@example.invalid", "-c", "user.name=test", "-c", "init.defaultBranch=main"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "manifests"]):
+        subprocess.run([*git, *args], cwd=fixture_repo, check=True, capture_output=True, timeout=60)
+    env = _env(PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"))
+    done = subprocess.run([pre_commit, "try-repo", str(ROOT), "gpu-policy", "--files",
+                           "deploy/scaledobject-model-a-gpu-scaler.yaml"],
+                          cwd=fixture_repo, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    assert re.search(r"gpu-policy check\.+Failed", done.stdout), done.stdout[-4000:]
+    assert ("deploy/scaledobject-model-a-gpu-scaler.yaml:39: error: [lost-metric-is-not-zero] "
+            "ScaledObject/inference/model-a-gpu-scaler") in done.stdout
+    assert "  why:" not in done.stdout  # the hook's --compact

@@ -148,3 +148,22 @@ def test_a_failed_scenario_is_placed_on_the_first_object_it_names(seed: dict[str
     assert keda["message"].index("ServiceMonitor/gpu-monitoring/dcgm-exporter") < keda["message"].find(
         "ScaledObject/") or "ScaledObject/" not in keda["message"]
     assert keda["resource"] == "ServiceMonitor/gpu-monitoring/dcgm-exporter"
+
+
+def test_a_progress_line_on_stderr_for_long_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal (`gpu-policy check` passes progress=stderr.isatty()) each finished scenario rewrites one line
+    on stderr, erased at the end; stdout (the report) gets nothing."""
+    from gpu_policy.suite.collector import ScenarioCollector
+
+    collector = ScenarioCollector(progress=True)
+    collector.collected = 2
+    collector.pytest_runtest_logfinish("features/x.feature::test_one")
+    collector.pytest_runtest_logfinish("features/x.feature::test_two")
+    collector.end_progress()
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ("\r\x1b[K[1/2] features/x.feature::test_one\r\x1b[K[2/2] features/x.feature::test_two"
+                   "\r\x1b[K")
+    silent = ScenarioCollector(progress=False)
+    silent.pytest_runtest_logfinish("features/x.feature::test_one")
+    assert capsys.readouterr() == ("", "")

@@ -609,7 +609,9 @@ def dcgm_metrics_are_collected(ctx: CheckContext) -> Iterator[Violation]:
                     doc=exporter,
                     path=entry.configured_at,
                     message=(
-                        f"collector list {entry.file} could not be read ({entry.source}): the metrics it "
+                        f"{entry.source}: the metrics collector list {entry.file} enables cannot be checked"
+                        if entry.source.startswith("no collector data")
+                        else f"collector list {entry.file} could not be read ({entry.source}): the metrics it "
                         "exports cannot be checked"
                     ),
                 )
