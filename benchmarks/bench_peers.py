@@ -328,7 +328,9 @@ def _findings_json(args: list[str], env: dict[str, str]) -> bytes:
                            "--format", "json"], capture_output=True, env=env, cwd=env["GPU_POLICY_BENCH_ROOT"],
                           check=False,
                           timeout=900)
-    return done.stdout + f"\nexit {done.returncode}\n".encode()
+    # the bundled policies are named by their absolute path: the tree's own location is not a difference
+    tree = env["GPU_POLICY_BENCH_ROOT"].encode()
+    return done.stdout.replace(tree, b"<tree>") + f"\nexit {done.returncode}\n".encode()
 
 
 @contextlib.contextmanager
