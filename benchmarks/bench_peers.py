@@ -324,11 +324,13 @@ def _fixture_sets() -> list[tuple[str, list[str]]]:
 
 
 def _findings_json(args: list[str], env: dict[str, str]) -> bytes:
+    """The set's findings JSON and exit code; the fixture's paths taken in the tree under test (fixtures are the
+    same files at both revisions), whose own location is then not a difference."""
+    args = [a.replace(str(ROOT), env["GPU_POLICY_BENCH_ROOT"]) for a in args]
     done = subprocess.run([sys.executable, "-m", "gpu_policy", "check", *args, "--today", "2026-12-01",
                            "--format", "json"], capture_output=True, env=env, cwd=env["GPU_POLICY_BENCH_ROOT"],
                           check=False,
                           timeout=900)
-    # the bundled policies are named by their absolute path: the tree's own location is not a difference
     tree = env["GPU_POLICY_BENCH_ROOT"].encode()
     return done.stdout.replace(tree, b"<tree>") + f"\nexit {done.returncode}\n".encode()
 
