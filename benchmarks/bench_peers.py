@@ -17,19 +17,21 @@ of the child's and its waited descendants' maximum resident set). Ratios are to 
 `--revision REV` times gpu-policy from git revision REV's source (for a before/after table in one session).
 `--compare-fixtures REV` runs `gpu-policy check --format json` on every fixture set with the source of git
 revision REV (exported to a temporary folder and put first on PYTHONPATH) and with this tree, and reports every set
-whose findings JSON is not byte-identical. `--reference-jobs 1` keeps the reference serial.
+whose findings JSON (and exit code) is not byte-identical; `--jobs` sets run at once, each run itself serial.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,35 +324,46 @@ def _fixture_sets() -> list[tuple[str, list[str]]]:
 
 
 def _findings_json(args: list[str], env: dict[str, str]) -> bytes:
+    """The set's findings JSON and exit code; the fixture's paths taken in the tree under test (fixtures are the
+    same files at both revisions), whose own location is then not a difference."""
+    args = [a.replace(str(ROOT), env["GPU_POLICY_BENCH_ROOT"]) for a in args]
     done = subprocess.run([sys.executable, "-m", "gpu_policy", "check", *args, "--today", "2026-12-01",
-                           "--format", "json"], capture_output=True, env=env, cwd=ROOT, check=False, timeout=900)
-    return done.stdout + f"\nexit {done.returncode}\n".encode()
+                           "--format", "json"], capture_output=True, env=env, cwd=env["GPU_POLICY_BENCH_ROOT"],
+                          check=False,
+                          timeout=900)
+    tree = env["GPU_POLICY_BENCH_ROOT"].encode()
+    return done.stdout.replace(tree, b"<tree>") + f"\nexit {done.returncode}\n".encode()
 
 
 @contextlib.contextmanager
 def revision_env(revision: str | None) -> Iterator[dict[str, str]]:
-    """The environment that runs gpu_policy from git revision REV's src/ (this tree's when None)."""
+    """The environment that runs gpu_policy from git revision REV's src/ (this tree's when None); its
+    `GPU_POLICY_BENCH_ROOT` is the tree to run in (paths of features are shown relative to it)."""
     if revision is None:
-        yield dict(os.environ)
+        yield dict(os.environ, GPU_POLICY_BENCH_ROOT=str(ROOT))
         return
     with tempfile.TemporaryDirectory(prefix="gpu-policy-reference-") as tmp:
         # the whole tree: the package reads its features, policies and manifests beside src/
         archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
-        yield dict(os.environ, PYTHONPATH=str(Path(tmp) / "src"))
+        yield dict(os.environ, PYTHONPATH=str(Path(tmp) / "src"), GPU_POLICY_BENCH_ROOT=tmp)
 
 
-def compare_fixtures(revision: str) -> int:
-    sets = _fixture_sets()
+def compare_fixtures(revision: str, jobs: int, only: list[str]) -> int:
+    sets = [(n, a) for n, a in _fixture_sets() if not only or any(fnmatch.fnmatch(n, p) for p in only)]
     different = []
     with revision_env(revision) as reference_env:
-        for name, args in sets:
-            ours = _findings_json(args, dict(os.environ))
-            theirs = _findings_json(args, reference_env)
-            same = ours == theirs
-            print(f"{'same' if same else 'DIFFERENT':>9}  {name}", flush=True)
-            if not same:
-                different.append(name)
+
+        def compare(item: tuple[str, list[str]]) -> tuple[str, bool]:
+            name, args = item
+            return name, _findings_json(args, dict(os.environ, GPU_POLICY_BENCH_ROOT=str(ROOT))) == _findings_json(
+                args, reference_env)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for name, same in pool.map(compare, sets):
+                print(f"{'same' if same else 'DIFFERENT':>9}  {name}", flush=True)
+                if not same:
+                    different.append(name)
     print(f"{len(sets) - len(different)} of {len(sets)} fixture sets byte-identical to {revision}")
     return 1 if different else 0
 
@@ -360,11 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--skip", action="append", default=[], help="leave a tool out (its name in the table)")
     parser.add_argument("--compare-fixtures", metavar="REV", help="compare findings JSON with git revision REV")
+    parser.add_argument("--only", action="append", default=[], help="fixture sets matching this glob only")
+    parser.add_argument("--jobs", type=int, default=2, help="fixture sets compared at once")
     parser.add_argument("--revision", metavar="REV", help="time gpu-policy from git revision REV's source")
     args = parser.parse_args(argv)
     os.environ.setdefault("GPU_POLICY_CRD_PATH", str(ROOT.parent / "shared" / "crds"))
     if args.compare_fixtures:
-        return compare_fixtures(args.compare_fixtures)
+        return compare_fixtures(args.compare_fixtures, args.jobs, args.only)
     with revision_env(args.revision) as env:
         rows = bench([int(s) for s in args.sizes.split(",")], set(args.skip), env)
     print(table(rows))

@@ -293,11 +293,6 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
     return chosen
 
 
-def _series(metric: str, workload: Workload, pod: str, gpu: int, honor_labels: bool) -> str:
-    inner = ",".join(f'{k}="{v}"' for k, v in _series_labels(workload, pod, gpu, honor_labels).items())
-    return f"{metric}{{{inner}}}"
-
-
 def _series_labels(workload: Workload, pod: str, gpu: int, honor_labels: bool) -> dict[str, str]:
     labels = {
         "gpu": str(gpu),
