@@ -121,6 +121,8 @@ def test_what_is_not_a_placeholder() -> None:
     assert placeholders_in("${var.cluster_name}") == ["${var.cluster_name}"]  # Terraform templatefile
     assert placeholders_in("${indent(4, yamlencode(tags))}") == ["${indent(4, yamlencode(tags))}"]
     assert contains_placeholder({"a": [1, {"b": "$REGION"}]}) and not contains_placeholder({"a": [1, "x"]})
+    assert placeholders_in("ami-<<AMD64PREVAMI>>") == ["<<AMD64PREVAMI>>"]  # sed markers (karpenter-blueprints)
+    assert placeholders_in("cat <<EOF") == [] and placeholders_in("a << b >> c") == []  # heredocs, shifts
 
 
 def test_operator_fill_in_markers_with_spaces_or_underscores_in_identifier_fields_only() -> None:

@@ -116,6 +116,12 @@ def test_required_and_enum(gadgets: ManifestValidator) -> None:
     assert 'Unsupported value: "Medium": must be one of ["Fast", "Slow"]' in message
 
 
+def test_a_required_field_set_to_null_is_dropped_then_missing(gadgets: ManifestValidator) -> None:
+    # The API server prunes a non-nullable, non-defaulted null before validating, so it is reported as missing.
+    [(kind, path, message)] = issues_for_mode(gadgets, "null")
+    assert (kind, path) == ("invalid", ("spec", "mode")) and 'Required value: "mode" must be set' in message
+
+
 def issues_for_mode(validator: ManifestValidator, mode: str) -> list[tuple[str, tuple, str]]:
     text = GADGET.replace("mode: Fast", f"mode: {mode}")
     return [(i.kind, i.path, i.message) for i in validator.validate(doc_of(text))]
@@ -135,7 +141,8 @@ def issues_for_mode(validator: ManifestValidator, mode: str) -> list[tuple[str, 
         ("when: yesterday", "when", "must be a valid date-time"),
         ("policy: null", None, None),
         ("note: null", None, None),
-        ("count: null", "count", "must be of type integer, got null"),
+        ("count: null", None, None),  # optional, not nullable, no default: dropped (defaulting/prunenulls.go)
+        ("tags: [a, null]", 1, "must be of type string, got null"),  # null list items are not dropped
         ("labels: {}", "labels", "must have at least 1 properties"),
         ("labels: {a: x1, b: x2, c: x3}", "labels", "Too many: must have at most 2 properties"),
         ("labels: {a: 1}", "a", "must be of type string, got integer 1"),

@@ -87,6 +87,7 @@ def exemptions_are_valid(ctx: CheckContext) -> Iterator[Violation]:
 _RENDERER_PLACEHOLDERS = (
     re.compile(r"\$\{(?!\d+\})[^{}]+\}"),  # ${VAR}, ${var.x}, ${f(a, b)} (envsubst, shells, templatefile); not ${1}
     re.compile(r"%\{.*?\}"),  # %{ if x } (Terraform template directives)
+    re.compile(r"<<[A-Za-z_][A-Za-z0-9_]*>>"),  # <<CLUSTER_NAME>> (replaced with sed, as karpenter-blueprints do)
 )
 _TEMPLATE_PLACEHOLDERS = (
     re.compile(r"\$(?=[A-Z0-9_]*[A-Z])[A-Z_][A-Z0-9_]*\b"),  # $VAR (envsubst), upper case as environment names are
@@ -97,9 +98,13 @@ look like that."""
 _GO_TEMPLATE_KINDS = frozenset({"PrometheusRule", "AlertmanagerConfig", "Alertmanager", "ThanosRuler"})
 """Kinds whose text fields are Go templates their own component expands (`{{ $labels.pod }}` in an alert
 annotation): only `${VAR}` and `%{ }` there are a renderer's placeholders."""
-_SCRIPT_KEYS = frozenset({"userData", "command", "args", "script", "env", "data", "stringData", "binaryData"})
+_SCRIPT_KEYS = frozenset({"userData", "command", "args", "script", "env", "data", "stringData", "binaryData",
+                          "serveConfigV2", "runtimeEnvYAML", "entrypoint"})
 """Fields whose text is a script, a container's own environment or a file body: `${VAR}` there is the program's
-business (a shell expands it at run time), not the manifest's."""
+business (a shell expands it at run time), not the manifest's. KubeRay's `serveConfigV2` (RayService) and
+`runtimeEnvYAML` (RayJob) are Ray's own config bodies, whose runtime_env `env_vars` Ray expands with
+`os.path.expandvars` (`LD_LIBRARY_PATH: /opt/lib:$LD_LIBRARY_PATH`; ray-project/ray#36187), and a RayJob's
+`entrypoint` is a shell command."""
 
 
 _FILL_IN = re.compile(r"<[A-Za-z][\w.-]*>|^[A-Z][A-Z0-9]*(?:[ _][A-Z][A-Z0-9]*){2,}$")
@@ -163,17 +168,20 @@ def _unrendered(value: Any, path: FieldPath, go_templates: bool) -> Iterator[tup
     `${CLUSTER_NAME}` in an EC2NodeClass role or discovery tag is sent literally, Karpenter looks for a role and
     subnets tagged `${CLUSTER_NAME}`, and the node class never becomes Ready. Such a file is a template (envsubst,
     a shell heredoc, Terraform `templatefile`, Helm): it must be checked after rendering. One finding per file lists
-    its placeholders (`${VAR}`, `$VAR`, `{{ .x }}`, `%{ }`, and a name, namespace or image that reads `<value>` or
-    `FILLED BY THE OPERATOR`, as operators' asset templates write it); it is a warning, since a template in a
+    its placeholders (`${VAR}`, `$VAR`, `{{ .x }}`, `%{ }`, `<<VAR>>` markers replaced with sed, and a name,
+    namespace or image that reads `<value>` or `FILLED BY THE OPERATOR`, as operators' asset templates write it); it
+    is a warning, since a template in a
     repository is normal, and an error when the set is declared complete (what is applied must be rendered). Schema
     findings on a placeholder value are not reported besides it. Scripts (userData, command, args), container env and
-    ConfigMap/Secret bodies are not judged: a shell expands `${VAR}` there at run time; nor are the Go templates of
+    ConfigMap/Secret bodies and Ray's config bodies (RayService serveConfigV2, RayJob runtimeEnvYAML and entrypoint)
+    are not judged: a shell or Ray expands `${VAR}` there at run time; nor are the Go templates of
     alert annotations, which Prometheus and Alertmanager expand.""",
     fix="""Render the file (envsubst, helm template, terraform, or `--env KEY=VALUE`) and check the result, or write
     the values.""",
     sources=("karpenter.sh/docs/concepts/nodeclasses (role, subnetSelectorTerms)",
              "gnu.org/software/gettext/manual/html_node/envsubst-Invocation.html",
-             "developer.hashicorp.com/terraform/language/functions/templatefile"),
+             "developer.hashicorp.com/terraform/language/functions/templatefile",
+             "github.com/ray-project/ray/pull/36187 (runtime_env env_vars expanded with os.path.expandvars)"),
     severity=Severity.WARNING,
 )
 def manifest_has_no_unrendered_variables(ctx: CheckContext) -> Iterator[Violation]:

@@ -40,6 +40,7 @@ from gpu_policy.schemas.structural import (
     enum_key,
     finish_flags,
     prune,
+    prune_nulls,
     validate,
 )
 
@@ -210,7 +211,7 @@ class CustomResourceSchema:
     def validate(self, obj: Any) -> list[SchemaIssue]:
         if self.drops_status and isinstance(obj, dict) and "status" in obj:
             obj = {k: v for k, v in obj.items() if k != "status"}
-        value = apply_defaults(obj, self.root)
+        value = apply_defaults(prune_nulls(obj, self.root), self.root)
         run = Run(strict_lists=True)
         validate(value, self.root, run)
         issues = run.issues

@@ -7,8 +7,9 @@ One engine serves both sources of schemas (they are compiled into `Node`s by `co
   range-checked because Go's typed decoding refuses an int32 overflow;
 - custom resources (the CRD's structural schema, k8s.io/apiextensions-apiserver pkg/apiserver/schema): a field
   not in `properties` is pruned by the API server (reported here as an unknown field, as `kubectl apply
-  --validate=strict` does) unless `x-kubernetes-preserve-unknown-fields`, `null` is an error unless
-  `nullable`, `default`s are applied before validation (schema/defaulting/algorithm.go), and
+  --validate=strict` does) unless `x-kubernetes-preserve-unknown-fields`, a field that is `null` is dropped
+  unless `nullable` or defaulted (schema/defaulting/prunenulls.go; a null list item is an error), `default`s are
+  applied before validation (schema/defaulting/algorithm.go), and
   `x-kubernetes-list-type` set/map uniqueness is enforced (schema/listtype/validation.go).
 
 The walker is written for speed: one recursive pass, a mutable path stack, and tuples only when an error is
@@ -427,6 +428,42 @@ def _validate_combinators(value: Any, node: Node, run: Run) -> None:
 
 
 # -- defaulting and pruning (custom resources) ---------------------------------------------------------------
+def prune_nulls(value: Any, node: Node) -> Any:
+    """The value without the nulls the API server drops from a custom resource before defaulting (copy-on-write).
+
+    Follows k8s.io/apiextensions-apiserver pkg/apiserver/schema/defaulting/prunenulls.go
+    `PruneNonNullableNullsWithoutDefaults`: a field whose value is null and whose schema is neither nullable nor
+    defaulted is removed (an optional `fallback: null` is accepted as if absent; a required one is then missing);
+    a null with a default is left to `apply_defaults`; null list items stay, and fail validation.
+    """
+    if isinstance(value, dict):
+        out = value
+        props = node.properties or {}
+        for key, item in value.items():
+            sub = props.get(key)
+            if sub is None and isinstance(node.additional, Node):
+                sub = node.additional
+            if sub is None:
+                continue
+            if item is None:
+                if not sub.nullable and sub.default is MISSING:
+                    if out is value:
+                        out = dict(value)
+                    del out[key]
+                continue
+            new = prune_nulls(item, sub)
+            if new is not item:
+                if out is value:
+                    out = dict(value)
+                out[key] = new
+        return out
+    if isinstance(value, list) and node.items is not None:
+        new_items = [prune_nulls(item, node.items) for item in value]
+        if any(a is not b for a, b in zip(new_items, value, strict=True)):
+            return new_items
+    return value
+
+
 def apply_defaults(value: Any, node: Node) -> Any:
     """The value with schema defaults filled in, as the API server does before validating a custom resource.
 
