@@ -152,3 +152,26 @@ spec:
 """
     found = _violations(rule, complete=False)
     assert len(found) == 1 and "${RUNBOOK_HOST}" in found[0].message and "$labels" not in found[0].message
+
+
+def test_a_placeholder_in_secret_data_is_reported_but_not_in_string_data_or_configmap_bodies() -> None:
+    secret = """
+apiVersion: v1
+kind: Secret
+metadata: {name: hub-token, namespace: models}
+data:
+  token: $HUB_TOKEN
+  region: ZXUtd2VzdC0x
+stringData:
+  download.sh: 'curl -H "Authorization: Bearer ${TOKEN}"'
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: warmup, namespace: models}
+data:
+  warmup.sh: 'python -m warmup --model "${MODEL_ID}"'
+"""
+    [found] = _violations(secret, complete=False)
+    assert found.doc is not None and found.doc.ref == "Secret/models/hub-token"
+    assert found.path == ("data", "token") and "1 unrendered placeholder in 1 value" in found.message
+    assert "$HUB_TOKEN" in found.message and "TOKEN}" not in found.message and "MODEL_ID" not in found.message

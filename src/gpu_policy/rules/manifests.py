@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -159,6 +160,16 @@ def _unrendered(value: Any, path: FieldPath, go_templates: bool) -> Iterator[tup
             yield path, placeholder
 
 
+def _secret_data_placeholders(data: dict[Any, Any]) -> Iterator[tuple[FieldPath, str]]:
+    """Placeholders in a v1 Secret's `data`: its values are base64 (core/v1 Secret.data, []byte), which has no `$`,
+    `{`, `}`, `%`, `<` or `>`, so a placeholder there is a template, never a script a program expands later
+    (`hf-token: $HUGGING_FACE_HUB_TOKEN`, awslabs/ai-on-eks)."""
+    for key, value in data.items():
+        if isinstance(key, str) and isinstance(value, str):
+            for placeholder in placeholders_in(value):
+                yield ("data", key), placeholder
+
+
 @rule(
     "manifest-has-no-unrendered-variables",
     title="no manifest carries an unrendered template placeholder",
@@ -172,10 +183,11 @@ def _unrendered(value: Any, path: FieldPath, go_templates: bool) -> Iterator[tup
     namespace or image that reads `<value>` or `FILLED BY THE OPERATOR`, as operators' asset templates write it); it
     is a warning, since a template in a
     repository is normal, and an error when the set is declared complete (what is applied must be rendered). Schema
-    findings on a placeholder value are not reported besides it. Scripts (userData, command, args), container env and
-    ConfigMap/Secret bodies and Ray's config bodies (RayService serveConfigV2, RayJob runtimeEnvYAML and entrypoint)
-    are not judged: a shell or Ray expands `${VAR}` there at run time; nor are the Go templates of
-    alert annotations, which Prometheus and Alertmanager expand.""",
+    findings on a placeholder value are not reported besides it. Scripts (userData, command, args), container env,
+    ConfigMap bodies, Secret stringData and Ray's config bodies (RayService serveConfigV2, RayJob runtimeEnvYAML and
+    entrypoint) are not judged: a shell or Ray expands `${VAR}` there at run time; nor are the Go templates of alert
+    annotations, which Prometheus and Alertmanager expand. A Secret's `data` is judged: base64 holds no placeholder
+    characters.""",
     fix="""Render the file (envsubst, helm template, terraform, or `--env KEY=VALUE`) and check the result, or write
     the values.""",
     sources=("karpenter.sh/docs/concepts/nodeclasses (role, subnetSelectorTerms)",
@@ -188,7 +200,10 @@ def manifest_has_no_unrendered_variables(ctx: CheckContext) -> Iterator[Violatio
     by_file: dict[str, list[tuple[Document, FieldPath, str]]] = {}
     for doc in ctx.graph.documents:
         go_templates = doc.kind not in _GO_TEMPLATE_KINDS
-        for path, placeholder in _unrendered(doc.obj, (), go_templates):
+        found_in = _unrendered(doc.obj, (), go_templates)
+        if doc.kind == "Secret" and doc.api_version == "v1" and isinstance(doc.obj.get("data"), dict):
+            found_in = itertools.chain(found_in, _secret_data_placeholders(doc.obj["data"]))
+        for path, placeholder in found_in:
             by_file.setdefault(doc.source, []).append((doc, path, placeholder))
     for found in by_file.values():
         first_doc, first_path, _ = found[0]
