@@ -202,3 +202,9 @@ def test_build_copies_and_patches_the_module_once(tmp_path: Path, monkeypatch: p
     assert 'fmt.Sprintf("127.0.0.1:%d", options.FromContext(ctx).MetricsPort)' in (
         copy / "pkg" / "operator" / "operator.go").read_text()
     assert (target.share / karpenter.NODECLASS_CRD).is_file()
+
+
+def test_the_testbed_marks_its_kwok_node_classes_ready_as_a_node_class_controller_would() -> None:
+    [ready] = karpenter.ready_status(3)["status"]["conditions"]
+    assert {k: ready[k] for k in ("type", "status", "reason", "message", "observedGeneration")} == {
+        "type": "Ready", "status": "True", "reason": "Ready", "message": "", "observedGeneration": 3}

@@ -527,8 +527,12 @@ def _start_keda(state: State, target: Layout, pki: PKI, client: Client, launch: 
 
 def _start_karpenter(state: State, client: Client, launch: Any, alive_and: Any) -> None:
     karpenter.write_instance_types(karpenter.folder(state.directory) / "instance-types.json")
+    collection = f"/apis/{karpenter.KWOK_GROUP}/v1alpha1/kwoknodeclasses"
     for node_class in karpenter.node_classes():
-        client.request("POST", f"/apis/{karpenter.KWOK_GROUP}/v1alpha1/kwoknodeclasses", node_class)
+        created = client.request("POST", collection, node_class)
+        name, generation = created["metadata"]["name"], int(created["metadata"].get("generation", 1))
+        client.request("PATCH", f"{collection}/{name}/status", karpenter.ready_status(generation),
+                       content_type="application/merge-patch+json")  # fmt: skip
     launch(*karpenter.PROCESSES)
     wait_until("karpenter", alive_and(lambda: karpenter.healthy(state.ports)), READY_TIMEOUT_SECONDS)
 

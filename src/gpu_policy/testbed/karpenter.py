@@ -11,7 +11,12 @@ provider (kubernetes-sigs/karpenter kwok/main.go), as a local process on 127.0.0
   (nodes.instance_labels), so the reference NodePools' requirements on them (instance-gpu-count Gt 0) select as on
   EKS; the kwok provider registers offering requirement keys as well-known labels and puts them on the node.
 - **Node classes**: the KWOKNodeClass CRD of the pinned release (copied from the module at build time) and one
-  KWOKNodeClass per node class name the reference NodePools use (gpu-nodeclass, gpu-spot-nodeclass).
+  KWOKNodeClass per node class name the reference NodePools use (gpu-nodeclass, gpu-spot-nodeclass). Karpenter
+  provisions only for a Ready NodePool, and a NodePool is Ready only when its node class's Ready condition is True
+  (pkg/controllers/nodepool/readiness/controller.go; Unknown gives NodeClassReadinessUnknown). Real providers run a
+  node-class controller that sets it (the AWS provider's EC2NodeClass status controller); the kwok provider at the
+  pin has none, so the testbed stands in for it and writes `Ready=True` through the status subresource of each
+  KWOKNodeClass it creates, once.
 - **Drill NodePools** (`drill_nodepools`): the reference NodePools (manifests/karpenter/nodepools.yaml) with
   `spec.template.spec.nodeClassRef` swapped from the EC2NodeClass to the KWOKNodeClass of the same name (group
   karpenter.kwok.sh, kind KWOKNodeClass) and nothing else changed.
@@ -26,6 +31,7 @@ provider (kubernetes-sigs/karpenter kwok/main.go), as a local process on 127.0.0
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -130,6 +136,13 @@ def drill_nodepool(reference: dict[str, Any]) -> dict[str, Any]:
 
 def drill_nodepools(manifests: Path | None = None) -> list[dict[str, Any]]:
     return [drill_nodepool(pool) for pool in reference_nodepools(manifests)]
+
+
+def ready_status(generation: int) -> dict[str, Any]:
+    """The status a node-class controller writes for a usable node class (operatorpkg status.Condition fields)."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                                       "lastTransitionTime": now, "observedGeneration": generation}]}}
 
 
 def node_classes(manifests: Path | None = None) -> list[dict[str, Any]]:
