@@ -12,6 +12,7 @@ selector changed; its threshold, metric type and HPA behaviour are the reference
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,6 @@ def test_the_scaledobject_gets_ready_and_its_hpa_scales_on_the_external_metric(
     stack.set_values(NODE, 0, DCGM_FI_DEV_GPU_UTIL=400)
     # ceil(400 / 70) = 6, allowed in one step by the reference scale-up policy (100 % or 4 pods per 15 s).
     eventually("6 replicas at a summed utilisation of 400", lambda: _replicas(api, APP) == 6)
-    hpa = _hpa(api, "keda-hpa-gpu-scaler")
-    assert hpa is not None
-    [current] = hpa["status"]["currentMetrics"]
-    assert current["external"]["current"]["averageValue"] in {"66667m", "66666m"}, current  # 400 / 6 replicas
 
 
 def test_the_admission_webhook_rejects_a_second_scaledobject_for_the_same_workload(
@@ -162,10 +159,9 @@ def test_the_admission_webhook_rejects_a_second_scaledobject_for_the_same_worklo
     with pytest.raises(ApiException) as rejected:
         k8s.CustomObjectsApi(api).create_namespaced_custom_object("keda.sh", "v1alpha1", NAMESPACE, "scaledobjects",
                                                                   duplicate)  # fmt: skip
-    body = str(rejected.value.body)
-    assert 'admission webhook "vscaledobject.kb.io" denied the request' in body, body
-    assert f"the workload '{APP}' of type 'apps/v1.Deployment' is already managed by the ScaledObject 'gpu-scaler'" \
-        in body, body
+    message = json.loads(rejected.value.body)["message"]
+    assert message == (f'admission webhook "vscaledobject.kb.io" denied the request: the workload \'{APP}\' of type '
+                       "'apps/v1.Deployment' is already managed by the ScaledObject 'gpu-scaler'"), message
 
 
 def test_live_check_passes_the_good_scaledobject_and_names_the_unserved_one(
