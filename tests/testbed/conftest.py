@@ -24,26 +24,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "testbed: starts the local testbed cluster (needs its built binaries)")
 
 
-def binaries_or_skip() -> build.Layout:
+def binaries_or_skip(components: tuple[str, ...] = ()) -> dict[str, build.Layout]:
+    """The core's layout and those of `components` (keda, karpenter); built first when GPU_POLICY_TESTBED=1."""
     if shutil.which("go") is None:
         pytest.skip("testbed: no Go toolchain to build or key the testbed binaries")
-    target = build.layout()
-    missing = target.missing()
+    targets = build.layouts(components)
+    missing = {name: target.missing() for name, target in targets.items() if target.missing()}
     if not missing:
-        return target
+        return targets
     if os.environ.get(ENABLE_ENV) != "1":
-        pytest.skip(
-            f"testbed binaries not built ({', '.join(missing)} missing in {target.bin_dir}); "
-            f"run `gpu-policy testbed build` or set {ENABLE_ENV}=1 to build them"
-        )
-    return build.build(progress=sys.stderr)
+        what = "; ".join(f"{name}: {', '.join(names)} missing in {targets[name].bin_dir}"
+                         for name, names in missing.items())  # fmt: skip
+        flag = f" --with {','.join(components)}" if components else ""
+        pytest.skip(f"testbed binaries not built ({what}); run `gpu-policy testbed build{flag}` or set "
+                    f"{ENABLE_ENV}=1 to build them")  # fmt: skip
+    return build.build_components(components, progress=sys.stderr)
 
 
-def running_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]:
+def running_testbed(
+    tmp_path_factory: pytest.TempPathFactory, components: tuple[str, ...] = ()
+) -> Iterator[cluster.State]:
     """Start a testbed in a temporary state folder and always stop it: the body of every testbed fixture."""
-    binaries = binaries_or_skip()
+    targets = binaries_or_skip(components)
     state_dir = tmp_path_factory.mktemp("testbed") / "state"
-    state = cluster.up(state_dir, binaries=binaries, die_with_caller=True)
+    state = cluster.up(state_dir, binaries=targets["core"], die_with_caller=True, components=components,
+                       addons=targets)
     try:
         yield state
     finally:

@@ -159,7 +159,7 @@ def test_scheduler_keeps_a_pod_without_gpu_request_or_toleration_off_the_tainted
 def test_status_then_down_stops_every_process_and_removes_every_file(tmp_path: Path) -> None:
     """Its own testbed (not the module's), so the order tests run in (or pytest-xdist) cannot matter."""
     state_dir = tmp_path / "state"
-    started = cluster.up(state_dir, binaries=binaries_or_skip(), die_with_caller=True)
+    started = cluster.up(state_dir, binaries=binaries_or_skip()["core"], die_with_caller=True)
     try:
         state, rows = cluster.status(started.directory)
         assert state is not None

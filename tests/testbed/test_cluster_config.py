@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from gpu_policy.testbed import build, cluster
+from gpu_policy.testbed import build, cluster, karpenter, keda
 from gpu_policy.testbed.pki import PKI
 
 _ADDRESS = re.compile(r"(?:(?<=//)|(?<==))(\d{1,3}(?:\.\d{1,3}){3})(?:/\d+)?")
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", *keda.PROCESSES)
 
 
 def _state(tmp_path: Path) -> cluster.State:
     state = cluster.State(directory=tmp_path / "state")
-    state.ports = {name: 40000 + i for i, name in enumerate(["etcd", "etcd-peer", *COMPONENTS[1:4]])}
+    names = ["etcd", "etcd-peer", *COMPONENTS[1:4], *keda.PORTS, *karpenter.PORTS]
+    state.ports = {name: 40000 + i for i, name in enumerate(names)}
     state.admission_plugins = ["ExtendedResourceToleration"]
     return state
 
@@ -39,9 +40,24 @@ def test_cluster_ranges_handed_out_are_loopback() -> None:
     assert ipaddress.ip_address(cluster.NODE_IP).is_loopback
 
 
-def test_apiserver_routes_to_endpoints_and_runs_no_master_endpoint_reconciler(tmp_path: Path) -> None:
+def test_keda_and_karpenter_get_loopback_listeners_and_no_proxy(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    env = {**cluster._component_env(state, "karpenter"), **cluster._component_env(state, "keda-adapter")}
+    assert env["NO_PROXY"] == "*" and "HTTPS_PROXY" not in env
+    karpenter_env = cluster._component_env(state, "karpenter")
+    assert karpenter_env["METRICS_PORT"] == str(state.ports["karpenter-metrics"])
+    assert karpenter_env["DISABLE_LEADER_ELECTION"] == "true"
+    # The operator's Prometheus endpoint is off and the webhooks' metrics server is disabled ("0").
+    operator = cluster._argv("keda-operator", tmp_path / "k", state, PKI(tmp_path / "pki"))
+    assert "--enable-prometheus-metrics=false" in operator and "--enable-cert-rotation=false" in operator
+    assert "--metrics-bind-address=0" in cluster._argv("keda-webhooks", tmp_path / "k", state, PKI(tmp_path / "pki"))
+
+
+def test_apiserver_resolves_aggregated_apis_by_service_and_runs_no_master_endpoint_reconciler(tmp_path: Path) -> None:
     argv = cluster._argv("kube-apiserver", tmp_path / "kube-apiserver", _state(tmp_path), PKI(tmp_path / "pki"))
-    assert "--enable-aggregator-routing=true" in argv
+    # KEDA's APIService names an ExternalName Service 127.0.0.1: resolved by Service, the API server dials loopback.
+    assert "--enable-aggregator-routing=false" in argv
+    assert "--requestheader-allowed-names=front-proxy-client" in argv
     assert "--endpoint-reconciler-type=none" in argv
     assert "--anonymous-auth=false" in argv
     assert "--enable-admission-plugins=ExtendedResourceToleration" in argv

@@ -1,8 +1,11 @@
-"""Build the testbed's upstream binaries from the Go module proxy into a cache keyed by the pins.
+"""Build the testbed's upstream binaries from the Go module proxy into a cache keyed per component by its pins.
 
-The cache is `~/.cache/gpu-policy/testbed/<key>/bin/` (or `$GPU_POLICY_TESTBED_CACHE/<key>/bin/`). The key hashes
-everything that decides the bytes of a binary: pins.yaml, each wrapper module's go.mod/go.sum/*.go, the Go version,
-GOOS/GOARCH and the build flags. A binary already in the key's folder is never rebuilt; a new pin gives a new key.
+The cache is `~/.cache/gpu-policy/testbed/<component>-<key>/bin/` (or under `$GPU_POLICY_TESTBED_CACHE`), one folder
+per component of components.py (core, keda, karpenter). A component's key hashes everything that decides the bytes of
+its binaries: its pins, its wrapper modules' go.mod/go.sum/*.go, its source patches, the Go version, GOOS/GOARCH and
+the build flags; so re-pinning KEDA never rebuilds the control plane. A binary already in the key's folder is never
+rebuilt; a new pin gives a new key. A patched component builds from a patched copy of its upstream module in
+`<component>-<key>/src/` (see components.py).
 Builds run niced (the machine is shared) with bounded time; each binary is written to a temporary name and renamed,
 so an interrupted build leaves no half binary behind.
 """
@@ -21,7 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpu_policy.testbed.gomod import ETCD_TOOLS, KUBERNETES_TOOLS, KWOK_HELPERS, KWOK_TOOLS
+from gpu_policy.testbed.components import (
+    COMPONENTS,
+    CORE,
+    Binary,
+    Component,
+    ComponentError,
+    Patch,
+    component_of,
+)
 from gpu_policy.testbed.pins import Pins, load_pins, wrapper_modules_dir
 
 BUILD_TIMEOUT_SECONDS = 3 * 3600
@@ -31,23 +42,19 @@ class BuildError(RuntimeError):
     """A binary could not be built; the message names the command and Go's error."""
 
 
-@dataclass(frozen=True)
-class Binary:
-    name: str
-    module: str  # folder of the wrapper module under testbed/
-    package: str
+#: The core's binaries (the control plane every testbed runs).
+BINARIES: tuple[Binary, ...] = COMPONENTS[CORE].binaries
+BINARY_NAMES = COMPONENTS[CORE].binary_names
+__all__ = ["Binary", "BuildError", "Layout", "build", "layout", "layouts"]
 
 
-BINARIES: tuple[Binary, ...] = (
-    *(Binary(name, "etcd", package) for name, package in ETCD_TOOLS.items()),
-    *(Binary(name, "kubernetes", package) for name, package in KUBERNETES_TOOLS.items()),
-    *(Binary(name, "kwok", package) for name, package in {**KWOK_TOOLS, **KWOK_HELPERS}.items()),
-)
-BINARY_NAMES = tuple(binary.name for binary in BINARIES)
-
-
-def ldflags(pins: Pins) -> str:
-    """Version stamps upstream's own build (hack/lib/version.sh) sets, so /version reports the pinned release."""
+def ldflags(pins: Pins, component: str = CORE) -> str:
+    """Version stamps upstream's own build sets, so the binaries report the pinned release: kubernetes'
+    hack/lib/version.sh for the core; KEDA's Makefile (`-X .../version.Version`) for KEDA."""
+    if component == "keda":
+        return f"-s -w -X github.com/kedacore/keda/v2/version.Version={pins.version('keda').removeprefix('v')}"
+    if component != CORE:
+        return "-s -w"
     if not pins.kubernetes.startswith("v1."):
         return "-s -w"
     major, minor = pins.kubernetes.removeprefix("v").split(".")[:2]
@@ -58,9 +65,9 @@ def ldflags(pins: Pins) -> str:
     return " ".join(parts)
 
 
-def _module_files(root: Path) -> list[Path]:
-    files = [root / "pins.yaml"]
-    for module in sorted({binary.module for binary in BINARIES}):
+def _module_files(root: Path, component: Component) -> list[Path]:
+    files = []
+    for module in component.modules:
         folder = root / module
         files += sorted(
             p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name in {"go.mod", "go.sum"})
@@ -86,15 +93,21 @@ def go_environment(go: str) -> dict[str, str]:
     return {key: str(data.get(key, "")) for key in ("GOVERSION", "GOOS", "GOARCH")}
 
 
-def cache_key(root: Path, pins: Pins, go_env: dict[str, str]) -> str:
-    """Hash of every input that decides the binaries; 16 hex digits are plenty to tell pin sets apart."""
+def cache_key(root: Path, pins: Pins, go_env: dict[str, str], component: str = CORE) -> str:
+    """Hash of every input that decides one component's binaries; 16 hex digits are plenty to tell pin sets apart."""
+    spec = COMPONENTS[component]
     digest = hashlib.sha256()
-    for path in _module_files(root):
+    digest.update(f"component={component}\0".encode())
+    for name in spec.pins:
+        digest.update(f"pin {name}={pins.version(name)}\0".encode())
+    for path in _module_files(root, spec):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
+    for patch in spec.patches:
+        digest.update(f"patch {patch.module} {patch.file} {patch.count}\0{patch.old}\0{patch.new}\0".encode())
     for key in sorted(go_env):
         digest.update(f"{key}={go_env[key]}\0".encode())
-    digest.update(f"ldflags={ldflags(pins)}\0cgo=0\0trimpath\0".encode())
+    digest.update(f"ldflags={ldflags(pins, component)}\0cgo=0\0trimpath\0".encode())
     return digest.hexdigest()[:16]
 
 
@@ -105,10 +118,12 @@ def cache_root() -> Path:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where one key's binaries are: <cache>/<key>/bin/<name>, build times in <cache>/<key>/build-times.json."""
+    """Where one component's binaries are: <cache>/<component>-<key>/bin/<name>, build times in build-times.json,
+    files the component needs at run time besides its binaries (CRDs, webhook configurations) in share/."""
 
     key: str
     directory: Path
+    component: str = CORE
 
     @property
     def bin_dir(self) -> Path:
@@ -118,18 +133,41 @@ class Layout:
         return self.bin_dir / name
 
     def missing(self) -> list[str]:
-        return [name for name in BINARY_NAMES if not os.access(self.binary(name), os.X_OK)]
+        names = COMPONENTS[self.component].binary_names
+        absent = [name for name in names if not os.access(self.binary(name), os.X_OK)]
+        shared = _SHARED.get(self.component, {})
+        return absent + [f"share/{name}" for name in shared if not (self.share / name).is_file()]
+
+    @property
+    def share(self) -> Path:
+        return self.directory / "share"
 
     @property
     def times_file(self) -> Path:
         return self.directory / "build-times.json"
 
 
-def layout(root: Path | None = None) -> Layout:
+def layout(root: Path | None = None, component: str = CORE) -> Layout:
     root = root or wrapper_modules_dir()
     pins = load_pins(root / "pins.yaml")
-    key = cache_key(root, pins, go_environment(go_executable()))
-    return Layout(key=key, directory=cache_root() / key)
+    key = cache_key(root, pins, go_environment(go_executable()), component)
+    return Layout(key=key, directory=cache_root() / f"{component}-{key}", component=component)
+
+
+def layouts(components: tuple[str, ...] | list[str], root: Path | None = None) -> dict[str, Layout]:
+    """The core's layout and those of the optional components asked for, by component name."""
+    return {name: layout(root, name) for name in (CORE, *[c for c in components if c != CORE])}
+
+
+#: Files a component needs at run time, copied from its upstream module at build time into <layout>/share/:
+#: {file name: (Go module, path in the module)}.
+_SHARED: dict[str, dict[str, tuple[str, str]]] = {
+    "keda": {"validation_webhooks.yaml": ("github.com/kedacore/keda/v2", "config/webhooks/validation_webhooks.yaml")},
+    "karpenter": {
+        "karpenter.kwok.sh_kwoknodeclasses.yaml": (
+            "sigs.k8s.io/karpenter", "kwok/apis/crds/karpenter.kwok.sh_kwoknodeclasses.yaml"),
+    },
+}
 
 
 def _go_parallelism() -> str:
@@ -146,26 +184,30 @@ def build(
     root: Path | None = None,
     progress: TextIO = sys.stderr,
     runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    component: str = CORE,
 ) -> Layout:
-    """Build the missing binaries (all, or `names`) of the current key; return where they are."""
+    """Build the missing binaries (all, or `names`) of one component's current key; return where they are."""
     root = root or wrapper_modules_dir()
     pins = load_pins(root / "pins.yaml")
+    spec = COMPONENTS[component]
     go = go_executable()
-    key = cache_key(root, pins, go_environment(go))
-    target = Layout(key=key, directory=cache_root() / key)
-    wanted = names or list(BINARY_NAMES)
-    unknown = sorted(set(wanted) - set(BINARY_NAMES))
+    key = cache_key(root, pins, go_environment(go), component)
+    target = Layout(key=key, directory=cache_root() / f"{component}-{key}", component=component)
+    wanted = names or list(spec.binary_names)
+    unknown = sorted(set(wanted) - set(spec.binary_names))
     if unknown:
-        raise BuildError(f"unknown testbed binary {', '.join(unknown)}; known: {', '.join(BINARY_NAMES)}")
+        raise BuildError(f"unknown testbed binary {', '.join(unknown)}; known: {', '.join(spec.binary_names)}")
     target.bin_dir.mkdir(parents=True, exist_ok=True)
     times = _read_times(target.times_file)
     # GOTOOLCHAIN=local: never fetch another Go toolchain; an old `go` fails with Go's own clear message instead.
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": f"-mod=readonly -p={_go_parallelism()}", "GOTOOLCHAIN": "local"}
-    for binary in BINARIES:
-        if binary.name not in wanted or os.access(target.binary(binary.name), os.X_OK):
-            continue
+    todo = [b for b in spec.binaries if b.name in wanted and not os.access(target.binary(b.name), os.X_OK)]
+    modfiles = _patched_modfiles(target, spec, root, go, env, progress) if todo and spec.patches else {}
+    for binary in todo:
         partial = target.bin_dir / f".{binary.name}.partial"
-        command = [go, "build", "-trimpath", "-ldflags", ldflags(pins), "-o", str(partial), binary.package]
+        modfile = [f"-modfile={modfiles[binary.module]}"] if binary.module in modfiles else []
+        command = [go, "build", *modfile, "-trimpath", "-ldflags", ldflags(pins, component), "-o", str(partial),
+                   binary.package]  # fmt: skip
         print(
             f"testbed build: {binary.name} ({binary.package}) in testbed/{binary.module} ...", file=progress, flush=True
         )
@@ -192,7 +234,126 @@ def build(
         times[binary.name] = round(elapsed, 1)
         target.times_file.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         print(f"testbed build: {binary.name} built in {elapsed:.0f} s", file=progress, flush=True)
+    _copy_shared(target, root, go, env)
     return target
+
+
+def _module_dir(module: str, version: str, cwd: Path, go: str, env: dict[str, str]) -> Path:
+    """The upstream module's folder in the Go module cache (downloaded from the proxy when missing)."""
+    command = [go, "mod", "download", "-json", f"{module}@{version}"]
+    try:
+        result = subprocess.run(command, cwd=cwd, env={**env, "GOFLAGS": "-mod=mod"}, capture_output=True, text=True,
+                                timeout=1800, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildError(f"`{' '.join(command)}` failed: {exc}") from exc
+    try:
+        data = json.loads(result.stdout or "{}")
+    except ValueError:
+        data = {}
+    if result.returncode != 0 or not data.get("Dir"):
+        detail = data.get("Error") or (result.stderr or "").strip()
+        raise BuildError(f"`{' '.join(command)}` (in {cwd}) exited {result.returncode}: {detail}")
+    return Path(data["Dir"])
+
+
+def _version_in(gomod: Path, module: str) -> str:
+    from gpu_policy.testbed.gomod import required_version
+
+    version = required_version(gomod.read_text(encoding="utf-8"), module)
+    if version is None:
+        raise BuildError(f"{gomod} does not require {module}: regenerate it (`python -m gpu_policy.testbed gomod`)")
+    return version
+
+
+def apply_patches(folder: Path, patches: tuple[Patch, ...] | list[Patch]) -> None:
+    """Apply each patch to the module copy in `folder`; the upstream text must occur exactly `count` times."""
+    for patch in patches:
+        path = folder / patch.file
+        text = path.read_text(encoding="utf-8")
+        found = text.count(patch.old)
+        if found != patch.count:
+            raise BuildError(
+                f"patch of {patch.module} {patch.file} ({patch.why}): expected {patch.count} occurrence(s) of "
+                f"{patch.old!r}, found {found}: upstream changed, update the patch in gpu_policy/testbed/components.py"
+            )
+        path.chmod(0o644)
+        path.write_text(text.replace(patch.old, patch.new), encoding="utf-8")
+
+
+def _patched_modfiles(
+    target: Layout, spec: Component, root: Path, go: str, env: dict[str, str], progress: TextIO
+) -> dict[str, Path]:
+    """Copy each patched upstream module into <layout>/src, patch it, and write per wrapper module a go.mod/go.sum
+    pair (for `go build -modfile`) that replaces the upstream module by that copy; {wrapper module: its .mod}."""
+    copies: dict[str, Path] = {}
+    for module in spec.patched_modules:
+        wrapper = next(b.module for b in spec.binaries if b.package.startswith(module))
+        version = _version_in(root / wrapper / "go.mod", module)
+        dest = target.directory / "src" / f"{module.replace('/', '_')}@{version}"
+        if not (dest / ".gpu-policy-patched").is_file():
+            source = _module_dir(module, version, root / wrapper, go, env)
+            partial = dest.with_name(dest.name + ".partial")
+            if partial.exists():
+                _make_writable(partial)
+                shutil.rmtree(partial)
+            shutil.copytree(source, partial)
+            _make_writable(partial)
+            apply_patches(partial, [p for p in spec.patches if p.module == module])
+            (partial / ".gpu-policy-patched").write_text(
+                "".join(f"{p.file}: {p.why}\n" for p in spec.patches if p.module == module), encoding="utf-8")
+            if dest.exists():
+                shutil.rmtree(dest)
+            partial.replace(dest)
+            print(f"testbed build: {module}@{version} copied to {dest} and patched (bind 127.0.0.1)", file=progress,
+                  flush=True)  # fmt: skip
+        copies[module] = dest
+    modfiles: dict[str, Path] = {}
+    for wrapper in spec.modules:
+        replaces = "".join(f"replace {module} => {path}\n" for module, path in copies.items())
+        folder = target.directory / "modfile" / wrapper
+        folder.mkdir(parents=True, exist_ok=True)
+        text = (root / wrapper / "go.mod").read_text(encoding="utf-8")
+        (folder / f"{wrapper}.mod").write_text(text.rstrip("\n") + "\n\n" + replaces, encoding="utf-8")
+        shutil.copyfile(root / wrapper / "go.sum", folder / f"{wrapper}.sum")
+        modfiles[wrapper] = folder / f"{wrapper}.mod"
+    return modfiles
+
+
+def _make_writable(folder: Path) -> None:
+    """The module cache is read-only (0444/0555): the copy is made writable so it can be patched and removed."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _copy_shared(target: Layout, root: Path, go: str, env: dict[str, str]) -> None:
+    shared = _SHARED.get(target.component, {})
+    if not shared or all((target.share / name).is_file() for name in shared):
+        return
+    spec = COMPONENTS[target.component]
+    target.share.mkdir(parents=True, exist_ok=True)
+    for name, (module, relative) in shared.items():
+        wrapper = next(b.module for b in spec.binaries if b.package.startswith(module))
+        source = _module_dir(module, _version_in(root / wrapper / "go.mod", module), root / wrapper, go, env)
+        shutil.copyfile(source / relative, target.share / name)
+        (target.share / name).chmod(0o644)
+
+
+def build_components(
+    components: tuple[str, ...] | list[str], names: list[str] | None = None, progress: TextIO = sys.stderr
+) -> dict[str, Layout]:
+    """Build the core and the optional `components` (or only the components of the binaries `names`)."""
+    try:
+        wanted = {component_of(name).name for name in names} if names else {CORE, *components}
+    except ComponentError as exc:
+        raise BuildError(str(exc)) from exc
+    out: dict[str, Layout] = {}
+    for name in COMPONENTS:
+        if name in wanted:
+            own = [n for n in names or [] if n in COMPONENTS[name].binary_names] or None
+            out[name] = build(own, progress=progress, component=name)
+    return out
 
 
 def _read_times(path: Path) -> dict[str, float]:
@@ -225,6 +386,9 @@ def regenerate_modules(root: Path | None = None, progress: TextIO = sys.stderr) 
         "kubernetes": gomod.kubernetes_gomod(pins, upstream),
         "etcd": gomod.etcd_gomod(pins, upstream.go),
         "kwok": gomod.kwok_gomod(pins, gomod.KWOK_GO),
+        "keda": gomod.keda_gomod(pins, _upstream_gomod(go, env, root, gomod.KEDA_MODULE, pins.version("keda"))),
+        "karpenter": gomod.karpenter_gomod(
+            pins, _upstream_gomod(go, env, root, gomod.KARPENTER_MODULE, pins.version("karpenter"))),
     }
     for module, text in texts.items():
         (root / module / "go.mod").write_text(text, encoding="utf-8")
@@ -235,3 +399,16 @@ def regenerate_modules(root: Path | None = None, progress: TextIO = sys.stderr) 
         )  # fmt: skip
         if result.returncode != 0:
             raise BuildError(f"`go mod tidy` in testbed/{module} exited {result.returncode}: {result.stderr.strip()}")
+
+
+def _upstream_gomod(go: str, env: dict[str, str], root: Path, module: str, version: str) -> str:
+    """The go.mod of an upstream module at a version (from the module proxy)."""
+    command = [go, "mod", "download", "-json", f"{module}@{version}"]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True, env=env,
+                             cwd=root).stdout  # fmt: skip
+        return Path(json.loads(out)["GoMod"]).read_text(encoding="utf-8")
+    except subprocess.CalledProcessError as exc:
+        raise BuildError(f"`{' '.join(command)}` failed: {exc.stderr.strip()}") from exc
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        raise BuildError(f"`{' '.join(command)}` failed: {exc}") from exc

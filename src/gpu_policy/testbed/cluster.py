@@ -1,10 +1,12 @@
 """`testbed up|down|status`: run etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok as local
-processes on 127.0.0.1, from the binaries `testbed build` put in the cache.
+processes on 127.0.0.1, from the binaries `testbed build` put in the cache; `--with keda` / `--with karpenter` add
+KEDA (keda.py) and Karpenter with its kwok provider (karpenter.py).
 
 Network safety: every component binds 127.0.0.1 on a free port; kwok gives nodes and pods 127.x addresses; the
-service ClusterIP range is a 127.x range as well, and the API server routes to aggregated APIs and webhooks through
-endpoints (`--enable-aggregator-routing`), never through a ClusterIP; the master endpoint reconciler is off. No
-cluster DNS runs and nothing resolves cluster names.
+service ClusterIP range is a 127.x range as well. Aggregated APIs are resolved by Service (`--enable-aggregator-
+routing=false`); the only one the testbed registers (KEDA's external metrics) names an ExternalName Service
+`127.0.0.1`, so the API server dials 127.0.0.1 and never a ClusterIP or an endpoint. Webhooks are URL-based on
+127.0.0.1. The master endpoint reconciler is off. No cluster DNS runs and nothing resolves cluster names.
 
 Everything a testbed creates is under its state folder: state.json (pids, ports, binaries), pki/, etcd data,
 kubeconfigs and logs. `down` stops the recorded processes (pid + start time + executable checked) and removes it.
@@ -28,7 +30,7 @@ import yaml
 from gpu_policy.loading.yaml_reader import YamlError, read_documents
 from gpu_policy.resources import default_policies_dir
 from gpu_policy.schemas.crds import CRD_PATH_ENV, default_crd_paths
-from gpu_policy.testbed import processes
+from gpu_policy.testbed import karpenter, keda, processes
 from gpu_policy.testbed.api import (
     PROBE_TIMEOUT_SECONDS,
     ApiError,
@@ -38,8 +40,9 @@ from gpu_policy.testbed.api import (
     wait_until,
 )
 from gpu_policy.testbed.build import BINARY_NAMES, Layout, layout
-from gpu_policy.testbed.nodes import FAKE_NODES, KWOK_ANNOTATION, NodeSpecError, node_manifests
-from gpu_policy.testbed.pki import PKI, make_pki
+from gpu_policy.testbed.components import CORE, KARPENTER, KEDA, OPTIONAL
+from gpu_policy.testbed.nodes import FAKE_NODES, KWOK_ANNOTATION, FakeNode, NodeSpecError, node_manifests
+from gpu_policy.testbed.pki import FRONT_PROXY_CLIENT, PKI, make_pki
 
 STATE_ENV = "GPU_POLICY_TESTBED_STATE"
 NICE_ENV = "GPU_POLICY_TESTBED_NICE"
@@ -75,6 +78,8 @@ class State:
     started_at: float = 0.0
     ready_seconds: float | None = None
     admission_plugins: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)  # optional components started (keda, karpenter)
+    bin_dirs: dict[str, str] = field(default_factory=dict)  # component -> its binaries' folder
 
     @property
     def file(self) -> Path:
@@ -97,6 +102,8 @@ class State:
             "startedAt": self.started_at,
             "readySeconds": self.ready_seconds,
             "admissionPlugins": self.admission_plugins,
+            "components": self.components,
+            "binDirs": self.bin_dirs,
         }
         tmp = self.file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -119,6 +126,8 @@ class State:
             started_at=float(data.get("startedAt", 0.0)),
             ready_seconds=data.get("readySeconds"),
             admission_plugins=[str(p) for p in data.get("admissionPlugins", [])],
+            components=[str(c) for c in data.get("components", [])],
+            bin_dirs={str(k): str(v) for k, v in data.get("binDirs", {}).items()},
         )
 
 
@@ -183,7 +192,12 @@ def _argv(name: str, binary: Path, state: State, pki: PKI) -> list[str]:
             f"--service-account-issuer={state.server}", f"--service-account-key-file={pki.service_account_pub}",
             f"--service-account-signing-key-file={pki.service_account_key}", f"--api-audiences={state.server}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none",
-            "--enable-aggregator-routing=true", "--allow-privileged=true", "--profiling=false",
+            "--enable-aggregator-routing=false", "--allow-privileged=true", "--profiling=false",
+            f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}", "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group", "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki.client_cert(FRONT_PROXY_CLIENT)}",
+            f"--proxy-client-key-file={pki.client_key(FRONT_PROXY_CLIENT)}",
             f"--cert-dir={d / 'pki'}", "--v=1",
             *([f"--enable-admission-plugins={','.join(state.admission_plugins)}"] if state.admission_plugins else []),
         ]  # fmt: skip
@@ -193,6 +207,10 @@ def _argv(name: str, binary: Path, state: State, pki: PKI) -> list[str]:
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
             f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}", "--node-lease-duration-seconds=40",
         ]  # fmt: skip
+    if name in keda.PROCESSES:
+        return keda.argv(name, binary, ports, d, pki)
+    if name == "karpenter":
+        return karpenter.argv(binary)
     common = [
         f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}", f"--bind-address={LOOPBACK}", f"--secure-port={ports[name]}",
@@ -241,6 +259,10 @@ def _component_env(state: State, name: str) -> dict[str, str]:
         home = state.directory / "kwok-home"
         home.mkdir(exist_ok=True)
         env["HOME"] = str(home)
+    if name in keda.PROCESSES:
+        env.update(keda.env(state.directory))
+    if name == "karpenter":
+        env.update(karpenter.env(state.directory, state.ports))
     return env
 
 
@@ -328,57 +350,88 @@ def up(
     binaries: Layout | None = None,
     cluster_profile: Path | None = None,
     die_with_caller: bool = False,
+    components: tuple[str, ...] | list[str] = (),
+    addons: dict[str, Layout] | None = None,
 ) -> State:
-    """Start a testbed; on any failure everything started so far is stopped and its folder removed.
+    """Start a testbed (the core, plus the optional `components`: keda, karpenter); on any failure everything
+    started so far is stopped and its folder removed.
 
     `die_with_caller=True` (test fixtures) makes the kernel stop the components when the calling process ends."""
     directory = state_dir or default_state_dir()
+    wanted = [name for name in OPTIONAL if name in components]
+    unknown = sorted(set(components) - set(OPTIONAL))
+    if unknown:
+        raise TestbedError(f"unknown testbed component {', '.join(unknown)}; known: {', '.join(OPTIONAL)}")
     existing = State.load(directory)
     if existing is not None and any(processes.is_ours(r) for r in existing.processes):
         raise TestbedError(f"a testbed already runs from {directory} (API server {existing.server}); `down` it first")
     if existing is not None or (directory.exists() and any(directory.iterdir())):
         raise TestbedError(f"{directory} holds a stopped testbed's files; run `gpu-policy testbed down` to remove them")
     binaries = binaries or layout()
-    missing = binaries.missing()
-    if missing:
-        raise TestbedError(
-            f"testbed binaries not built for the current pins ({', '.join(missing)} missing in {binaries.bin_dir}); "
-            "run `gpu-policy testbed build` first (the first build takes a while)"
-        )
+    found = {CORE: binaries, **{name: (addons or {}).get(name) or layout(component=name) for name in wanted}}
+    for name, target in found.items():
+        missing = target.missing()
+        if missing:
+            flag = "" if name == CORE else f" --with {name}"
+            raise TestbedError(
+                f"testbed binaries not built for the current pins ({', '.join(missing)} missing in "
+                f"{target.bin_dir}); run `gpu-policy testbed build{flag}` first (the first build takes a while)"
+            )
     started = time.monotonic()
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     state = State(directory=directory, key=binaries.key, bin_dir=str(binaries.bin_dir), started_at=time.time())
+    state.components = wanted
+    state.bin_dirs = {name: str(target.bin_dir) for name, target in found.items()}
     state.admission_plugins = profile_admission_plugins(cluster_profile)
-    state.ports = free_ports(["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler"])
+    port_names = ["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    if KEDA in wanted:
+        port_names += list(keda.PORTS)
+    if KARPENTER in wanted:
+        port_names += list(karpenter.PORTS)
+    state.ports = free_ports(port_names)
     state.save()
     try:
-        _start_all(state, binaries, progress, started, die_with_caller)
+        _start_all(state, found, progress, started, die_with_caller)
     except BaseException:
         down(directory, progress=progress)
         raise
     return state
 
 
-def _start_all(state: State, binaries: Layout, progress: TextIO, started: float, die_with_caller: bool) -> None:
+def fake_nodes(components: list[str] | tuple[str, ...]) -> tuple[FakeNode, ...]:
+    """The fake nodes `up` creates: with Karpenter only the CPU node (Karpenter launches the GPU nodes)."""
+    if KARPENTER in components:
+        return tuple(node for node in FAKE_NODES if node.nodepool is None)
+    return FAKE_NODES
+
+
+def _start_all(
+    state: State, found: dict[str, Layout], progress: TextIO, started: float, die_with_caller: bool
+) -> None:
+    binaries = found[CORE]
+
     def say(message: str) -> None:
         print(f"testbed: {message} ({time.monotonic() - started:.1f} s)", file=progress, flush=True)
 
+    wanted_nodes = fake_nodes(state.components)
     try:
-        nodes = node_manifests()
+        nodes = [m for m in node_manifests() if m["metadata"]["name"] in {n.name for n in wanted_nodes}]
     except NodeSpecError as exc:
         raise TestbedError(str(exc)) from exc
     pki = make_pki(state.directory / "pki")
     _write_kubeconfig(state.kubeconfig, state.server, pki, "admin")
-    for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+    for name in ("kube-controller-manager", "kube-scheduler", "kwok", *state.components):
         _write_kubeconfig(state.directory / f"{name}.kubeconfig", state.server, pki, name)
     _write_kwok_config(state.directory / "kwok.yaml", binaries.binary("kwok-stages"))
     say("certificates, kubeconfigs and kwok stages written")
     niceness = _niceness()
+    binary_of = {name: target.binary(name) for target in found.values() for name in _names(target)}
 
     def launch(*names: str) -> None:
         for name in names:
-            argv = _argv(name, binaries.binary(name), state, pki)
+            binary = binary_of.get(_PROCESS_BINARY.get(name, name), binaries.binary(name))
+            argv = _argv(name, binary, state, pki)
             log = state.directory / "logs" / f"{name}.log"
             env = _component_env(state, name)
             state.processes.append(processes.start(name, argv, log, env, niceness, die_with_parent=die_with_caller))
@@ -408,6 +461,9 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float,
     say("kube-apiserver ready")
     launch("kube-controller-manager", "kube-scheduler", "kwok")
     crds = _crd_documents()
+    if KARPENTER in state.components:
+        crds += [d for d in _read_yaml(found[KARPENTER].share / karpenter.NODECLASS_CRD)
+                 if d.get("kind") == "CustomResourceDefinition"]  # fmt: skip
     _install_crds(client, crds)
     if crds:
         say(f"{len(crds)} CRDs established")
@@ -420,7 +476,7 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float,
         url = f"https://{LOOPBACK}:{state.ports[name]}/healthz"
         wait_until(name, alive_and(lambda url=url: http_ok(url, insecure)), READY_TIMEOUT_SECONDS)
     say("kube-controller-manager and kube-scheduler healthy")
-    for node in FAKE_NODES:
+    for node in wanted_nodes:
         wait_until(
             f"node {node.name} (kwok)", alive_and(lambda n=node.name: _node_ready(client, n)), READY_TIMEOUT_SECONDS
         )
@@ -429,9 +485,56 @@ def _start_all(state: State, binaries: Layout, progress: TextIO, started: float,
         alive_and(lambda: _exists(client, "/api/v1/namespaces/default/serviceaccounts/default")),
         READY_TIMEOUT_SECONDS,
     )
+    say(f"{len(wanted_nodes)} fake nodes Ready; control plane ready")
+    if KEDA in state.components:
+        _start_keda(state, found[KEDA], pki, client, launch, alive_and)
+        say("KEDA ready: operator, webhooks, and the external metrics APIService Available on 127.0.0.1")
+    if KARPENTER in state.components:
+        _start_karpenter(state, client, launch, alive_and)
+        say("Karpenter ready (kwok provider)")
     state.ready_seconds = round(time.monotonic() - started, 1)
     state.save()
-    say(f"{len(FAKE_NODES)} fake nodes Ready; testbed ready")
+    say("testbed ready")
+
+
+#: Processes whose binary has another name.
+_PROCESS_BINARY = {"karpenter": "karpenter-kwok"}
+
+
+def _names(target: Layout) -> tuple[str, ...]:
+    from gpu_policy.testbed.components import COMPONENTS
+
+    return COMPONENTS[target.component].binary_names
+
+
+def _read_yaml(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+    except (OSError, yaml.YAMLError) as exc:
+        raise TestbedError(f"{path}: cannot read: {exc}") from exc
+
+
+def _start_keda(state: State, target: Layout, pki: PKI, client: Client, launch: Any, alive_and: Any) -> None:
+    keda.cert_dir(state.directory, pki)
+    for path, body in keda.objects(state.ports, pki, target.share):
+        client.request("POST", path, body)
+    launch(*keda.PROCESSES)
+    for name in keda.PROCESSES:
+        wait_until(name, alive_and(lambda n=name: keda.healthy(state.ports, n)), READY_TIMEOUT_SECONDS)
+    wait_until("KEDA external metrics APIService", alive_and(lambda: keda.apiservice_available(client)),
+               READY_TIMEOUT_SECONDS)  # fmt: skip
+
+
+def _start_karpenter(state: State, client: Client, launch: Any, alive_and: Any) -> None:
+    karpenter.write_instance_types(karpenter.folder(state.directory) / "instance-types.json")
+    collection = f"/apis/{karpenter.KWOK_GROUP}/v1alpha1/kwoknodeclasses"
+    for node_class in karpenter.node_classes():
+        created = client.request("POST", collection, node_class)
+        name, generation = created["metadata"]["name"], int(created["metadata"].get("generation", 1))
+        client.request("PATCH", f"{collection}/{name}/status", karpenter.ready_status(generation),
+                       content_type="application/merge-patch+json")  # fmt: skip
+    launch(*karpenter.PROCESSES)
+    wait_until("karpenter", alive_and(lambda: karpenter.healthy(state.ports)), READY_TIMEOUT_SECONDS)
 
 
 def _exists(client: Client, path: str) -> bool:
@@ -468,8 +571,8 @@ def down(state_dir: Path | None = None, progress: TextIO = sys.stderr) -> list[t
 
 def _looks_like_testbed(directory: Path) -> bool:
     """A folder left by an `up` that died before writing state.json holds only what `up` makes."""
-    allowed = {"pki", "logs", "etcd", "kwok-home", "kwok.yaml", "kubeconfig", STATE_FILE, "state.tmp"}
-    allowed |= {f"{name}.kubeconfig" for name in BINARY_NAMES}
+    allowed = {"pki", "logs", "etcd", "kwok-home", "kwok.yaml", "kubeconfig", STATE_FILE, "state.tmp", *OPTIONAL}
+    allowed |= {f"{name}.kubeconfig" for name in (*BINARY_NAMES, *OPTIONAL)}
     return all(child.name in allowed for child in directory.iterdir())
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from gpu_policy.testbed import build as build_module
 from gpu_policy.testbed import cluster
 from gpu_policy.testbed.api import ApiError
-from gpu_policy.testbed.build import BINARY_NAMES, BuildError
+from gpu_policy.testbed.build import BuildError
+from gpu_policy.testbed.components import COMPONENTS, OPTIONAL, ComponentError, parse_with
 from gpu_policy.testbed.pins import PinsError, load_pins
 from gpu_policy.testbed.pki import PKIError
 
@@ -32,12 +33,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="testbed_action", required=True, metavar="{build,up,down,status,gomod,exporter}"
     )
     build = actions.add_parser("build", help="build the pinned binaries into ~/.cache/gpu-policy/testbed/<key>/bin")
+    all_names = ", ".join(name for c in COMPONENTS.values() for name in c.binary_names)
     build.add_argument(
         "binaries",
         nargs="*",
         metavar="BINARY",
-        help=f"only these ({', '.join(BINARY_NAMES)}); default: all missing ones",
+        help=f"only these ({all_names}); default: all missing ones of the core and of --with",
     )
+    with_help = (f"also the optional component(s) {', '.join(OPTIONAL)} (repeat, or a comma list): "
+                 + "; ".join(f"{n}: {COMPONENTS[n].description}" for n in OPTIONAL))
+    build.add_argument("--with", dest="with_components", action="append", metavar="COMPONENT", help=with_help)
     build.add_argument("--print-bin-dir", action="store_true", help="print the binaries' folder and exit")
     actions.add_parser("gomod", help="maintainers: regenerate testbed/*/go.mod from testbed/pins.yaml (network)")
     for name, text in (
@@ -47,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ):
         sub = actions.add_parser(name, help=text)
         sub.add_argument("--state-dir", type=Path, default=None, help="the testbed's state folder")
+        if name == "up":
+            sub.add_argument("--with", dest="with_components", action="append", metavar="COMPONENT",
+                             help=with_help)  # fmt: skip
         if name == "status":
             sub.add_argument("--json", action="store_true", help="machine-readable output")
     from gpu_policy.testbed import dcgm_exporter
@@ -59,7 +67,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except (cluster.TestbedError, BuildError, PinsError, PKIError, ApiError, TimeoutError, OSError) as exc:
+    except (cluster.TestbedError, BuildError, PinsError, PKIError, ApiError, TimeoutError, OSError,
+            ComponentError) as exc:
         print(f"gpu-policy testbed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -70,13 +79,17 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     action = args.testbed_action
     if action == "build":
+        components = parse_with(args.with_components)
         if args.print_bin_dir:
-            print(build_module.layout().bin_dir)
+            for name in ("core", *components):
+                print(build_module.layout(component=name).bin_dir)
             return 0
         pins = load_pins()
-        print(f"testbed pins: kubernetes {pins.kubernetes}, etcd {pins.etcd}, kwok {pins.kwok}", file=sys.stderr)
-        target = build_module.build(list(args.binaries) or None)
-        print(target.bin_dir)
+        versions = ", ".join(f"{pin} {pins.version(pin)}" for name in ("core", *components)
+                             for pin in COMPONENTS[name].pins)  # fmt: skip
+        print(f"testbed pins: {versions}", file=sys.stderr)
+        for target in build_module.build_components(components, list(args.binaries) or None).values():
+            print(target.bin_dir)
         return 0
     if action == "exporter":
         from gpu_policy.testbed import dcgm_exporter
@@ -86,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         build_module.regenerate_modules()
         return 0
     if action == "up":
-        started = cluster.up(args.state_dir)
+        started = cluster.up(args.state_dir, components=parse_with(args.with_components))
         print(f"testbed ready in {started.ready_seconds} s: API server {started.server}")
         print(f"  export KUBECONFIG={started.kubeconfig}")
         print("  kubectl get nodes")

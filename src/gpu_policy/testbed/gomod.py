@@ -12,23 +12,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gpu_policy.testbed.components import (  # noqa: F401  (re-exported: the tables live in components.py)
+    ETCD_TOOLS,
+    KARPENTER_MODULE,
+    KARPENTER_TOOLS,
+    KEDA_MODULE,
+    KEDA_TOOLS,
+    KUBERNETES_TOOLS,
+    KWOK_HELPERS,
+    KWOK_TOOLS,
+    MODULE_PREFIX,
+)
 from gpu_policy.testbed.pins import Pins
 
-MODULE_PREFIX = "gpu-policy.local/testbed"
-
-#: The upstream commands each wrapper module builds: binary name -> main package.
-KUBERNETES_TOOLS = {
-    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
-    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
-    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
-}
-KWOK_TOOLS = {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}
-#: Prints the pinned release's default Stages (kwok starts only with stages in its --config).
-KWOK_HELPERS = {"kwok-stages": f"{MODULE_PREFIX}/kwok/cmd/kwok-stages"}
 #: The `go` line of sigs.k8s.io/kwok's own go.mod at the pin (a wrapper may not declare an older one).
 KWOK_GO = "1.26.0"
-#: etcd's own main package lives in its root module; the wrapper's main.go calls server/v3's etcdmain.Main instead.
-ETCD_TOOLS = {"etcd": f"{MODULE_PREFIX}/etcd/cmd/etcd"}
 
 _STAGING_RE = re.compile(r"^\s*(k8s\.io/[A-Za-z0-9._/-]+)\s+=>\s+\./staging/src/(\S+)\s*$")
 _GO_RE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)\s*$")
@@ -132,3 +130,39 @@ def required_version(gomod_text: str, module: str) -> str | None:
         if (match := pattern.match(line)) and "=>" not in line:
             return match.group(1)
     return None
+
+
+def _requires_and_replaces(upstream_text: str) -> tuple[str, dict[str, str]]:
+    go = ""
+    for line in upstream_text.splitlines():
+        if match := _GO_RE.match(line):
+            go = match.group(1)
+    if not go:
+        raise GoModError("upstream go.mod has no `go` line")
+    return go, replaces_of(upstream_text)
+
+
+def keda_gomod(pins: Pins, upstream_text: str) -> str:
+    """KEDA's wrapper: its three commands as tools, and KEDA's own `replace` lines, copied (they only apply in the
+    main module, and KEDA builds against exactly those versions: k8s.io/* v0.35.x, controller-runtime, ...)."""
+    go, replaces = _requires_and_replaces(upstream_text)
+    lines = "".join(f"\t{old} => {new}\n" for old, new in sorted(replaces.items()))
+    return (
+        f"{_HEADER}\nmodule {MODULE_PREFIX}/keda\n\ngo {go}\n\n"
+        + _tool_block(KEDA_TOOLS)
+        + f"\nrequire {KEDA_MODULE} {pins.version('keda')}\n"
+        + (f"\nreplace (\n{lines})\n" if lines else "")
+    )
+
+
+def karpenter_gomod(pins: Pins, upstream_text: str) -> str:
+    """Karpenter's wrapper: kwok/main.go (core controllers + the kwok cloud provider) as a tool; Karpenter's go.mod
+    has no `replace` lines at the pin, any it gains are copied."""
+    go, replaces = _requires_and_replaces(upstream_text)
+    lines = "".join(f"\t{old} => {new}\n" for old, new in sorted(replaces.items()))
+    return (
+        f"{_HEADER}\nmodule {MODULE_PREFIX}/karpenter\n\ngo {go}\n\n"
+        + f"tool {KARPENTER_TOOLS['karpenter-kwok']}\n"
+        + f"\nrequire {KARPENTER_MODULE} {pins.version('karpenter')}\n"
+        + (f"\nreplace (\n{lines})\n" if lines else "")
+    )

@@ -27,6 +27,15 @@ class Pins:
     kubernetes: str
     etcd: str
     kwok: str
+    keda: str = ""
+    karpenter: str = ""
+
+    def version(self, name: str) -> str:
+        """The pinned version of one pins.yaml entry (kubernetes, etcd, kwok, keda, karpenter)."""
+        value = getattr(self, name, None)
+        if not isinstance(value, str) or not value:
+            raise PinsError(f"testbed/pins.yaml has no `{name}.version`")
+        return value
 
     @property
     def kubernetes_minor(self) -> str:
@@ -55,4 +64,6 @@ def load_pins(path: Path | None = None) -> Pins:
         kubernetes=_version(data, "kubernetes", path),
         etcd=_version(data, "etcd", path),
         kwok=_version(data, "kwok", path),
+        keda=_version(data, "keda", path) if "keda" in data else "",
+        karpenter=_version(data, "karpenter", path) if "karpenter" in data else "",
     )

@@ -37,7 +37,17 @@ IDENTITIES: tuple[Identity, ...] = (
     Identity("kube-controller-manager", "system:kube-controller-manager"),
     Identity("kube-scheduler", "system:kube-scheduler"),
     Identity("kwok", "kwok-controller", ("system:masters",)),
+    # KEDA and Karpenter run as cluster admins: the testbed exercises their behaviour, not their charts' RBAC.
+    Identity("keda", "keda-operator", ("system:masters",)),
+    Identity("karpenter", "karpenter", ("system:masters",)),
 )
+#: The API server's aggregator proxies requests to aggregated API servers (KEDA's metrics server) with this client
+#: certificate, signed by its own CA (--requestheader-client-ca-file), as kubeadm does (front-proxy-ca).
+FRONT_PROXY_CLIENT = "front-proxy-client"
+#: TLS of KEDA's servers (gRPC metrics service, metrics API server, webhooks) and of its gRPC client: one key pair
+#: for server and client auth. The DNS names are only what the aggregator checks as TLS server name
+#: (<service>.<namespace>.svc); nothing resolves them.
+KEDA_TLS_SANS = ("IP:127.0.0.1", "DNS:localhost", "DNS:keda-metrics-apiserver.keda.svc")
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,18 @@ class PKI:
     def service_account_pub(self) -> Path:
         return self.directory / "sa.pub"
 
+    @property
+    def front_proxy_ca_cert(self) -> Path:
+        return self.directory / "front-proxy-ca.crt"
+
+    @property
+    def keda_cert(self) -> Path:
+        return self.directory / "keda-tls.crt"
+
+    @property
+    def keda_key(self) -> Path:
+        return self.directory / "keda-tls.key"
+
     def client_cert(self, name: str) -> Path:
         return self.directory / f"{name}.crt"
 
@@ -91,7 +113,7 @@ def _subject(common_name: str, organizations: tuple[str, ...] = ()) -> str:
     return "".join(f"/O={org}" for org in organizations) + f"/CN={common_name}"
 
 
-def _sign(pki: PKI, stem: str, subject: str, extensions: str) -> None:
+def _sign(pki: PKI, stem: str, subject: str, extensions: str, ca: str = "ca") -> None:
     directory = pki.directory
     _openssl(["req", "-new", *_CURVE, "-keyout", f"{stem}.key", "-out", f"{stem}.csr", "-subj", subject], directory)
     (directory / f"{stem}.ext").write_text(extensions, encoding="utf-8")
@@ -102,9 +124,9 @@ def _sign(pki: PKI, stem: str, subject: str, extensions: str) -> None:
             "-in",
             f"{stem}.csr",
             "-CA",
-            "ca.crt",
+            f"{ca}.crt",
             "-CAkey",
-            "ca.key",
+            f"{ca}.key",
             "-set_serial",
             str(secrets.randbits(62) + 1),
             "-days",
@@ -121,25 +143,21 @@ def _sign(pki: PKI, stem: str, subject: str, extensions: str) -> None:
     (directory / f"{stem}.ext").unlink()
 
 
-def make_pki(directory: Path) -> PKI:
-    """Create every key and certificate the testbed needs in `directory` (mode 0700)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    pki = PKI(directory)
+def _make_ca(directory: Path, stem: str, common_name: str) -> None:
     _openssl(
         [
             "req",
             "-x509",
             *_CURVE,
             "-keyout",
-            "ca.key",
+            f"{stem}.key",
             "-out",
-            "ca.crt",
+            f"{stem}.crt",
             "-days",
             str(VALID_DAYS),
             "-sha256",
             "-subj",
-            "/CN=gpu-policy-testbed-ca",
+            f"/CN={common_name}",
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -147,6 +165,15 @@ def make_pki(directory: Path) -> PKI:
         ],
         directory,
     )
+
+
+def make_pki(directory: Path) -> PKI:
+    """Create every key and certificate the testbed needs in `directory` (mode 0700)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    pki = PKI(directory)
+    _make_ca(directory, "ca", "gpu-policy-testbed-ca")
+    _make_ca(directory, "front-proxy-ca", "gpu-policy-testbed-front-proxy-ca")
     leaf = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
     _sign(
         pki,
@@ -161,6 +188,10 @@ def make_pki(directory: Path) -> PKI:
             _subject(identity.common_name, identity.organizations),
             leaf + "extendedKeyUsage=clientAuth\n",
         )
+    _sign(pki, FRONT_PROXY_CLIENT, _subject(FRONT_PROXY_CLIENT), leaf + "extendedKeyUsage=clientAuth\n",
+          ca="front-proxy-ca")
+    _sign(pki, "keda-tls", _subject("keda"),
+          leaf + f"extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={','.join(KEDA_TLS_SANS)}\n")
     _openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "sa.key"], directory)
     _openssl(["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"], directory)
     for path in directory.glob("*.key"):
