@@ -51,6 +51,24 @@ GPU_RESOURCE = "nvidia.com/gpu"
 _NAMESPACE_MATCHER = re.compile(r'namespace\s*=\s*"[^"]*"')
 
 
+SCALED_OBJECT = ("inference", "model-a-gpu-scaler")
+"""Model A's ScaledObject, which the scaling drills replay."""
+
+def model_a(ctx: DrillContext, purpose: str) -> tuple[Document, ScaledObjectModel, Document]:
+    """Model A's ScaledObject (`SCALED_OBJECT`), its model and its target, or a failure saying what is missing."""
+    namespace, name = SCALED_OBJECT
+    so = ctx.graph.get("ScaledObject", name, namespace)
+    if so is None:
+        raise DrillFailure(f"ScaledObject/{namespace}/{name}", "not in the manifests",
+                           f"the drill replays model A's {purpose}", "deploy the reference ScaledObject")
+    model = ScaledObjectModel.from_document(so)
+    deployment = ctx.graph.get(model.target_kind, model.target_name, model.namespace)
+    if deployment is None:
+        raise DrillFailure(so.ref, f"targets {model.target_kind} {model.target_name}, which is not in the manifests",
+                           "nothing to scale", "deploy the target")
+    return so, model, deployment
+
+
 def kubernetes_api(ctx: DrillContext) -> Any:
     from kubernetes import config as k8s_config
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
 from gpu_policy.drills.compare import value_at
-from gpu_policy.drills.replay import TICK_SECONDS, TOLERANCE, Replay
-from gpu_policy.simulation.keda import ScaledObjectModel
+from gpu_policy.drills.replay import TICK_SECONDS, TOLERANCE, Replay, model_a
 from gpu_policy.simulation.traces import Trace
 
-SCALED_OBJECT = ("inference", "model-a-gpu-scaler")
 INITIAL = 2
 BEFORE = 40.0
 SURGE = 95.0
@@ -29,16 +27,7 @@ PLAY_SECONDS = 180.0
 def run(ctx: DrillContext) -> DrillResult:
     from gpu_policy.policy.loader import PolicySet
 
-    namespace, name = SCALED_OBJECT
-    so = ctx.graph.get("ScaledObject", name, namespace)
-    if so is None:
-        raise DrillFailure(f"ScaledObject/{namespace}/{name}", "not in the manifests",
-                           "the drill replays model A's surge", "deploy the reference ScaledObject")
-    model = ScaledObjectModel.from_document(so)
-    deployment = ctx.graph.get(model.target_kind, model.target_name, model.namespace)
-    if deployment is None:
-        raise DrillFailure(so.ref, f"targets {model.target_kind} {model.target_name}, which is not in the manifests",
-                           "nothing to scale", "deploy the target")
+    so, model, deployment = model_a(ctx, "surge")
     rules = PolicySet.load().scaling.get("scaleUp") or {}
     percent = float(rules.get("percent", 100))
     pods = int(rules.get("pods", 4))
