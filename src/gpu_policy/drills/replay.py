@@ -188,6 +188,7 @@ class Replay:
         body["metadata"] = {"name": self.deployment.name, "namespace": self.namespace, "labels": labels}
         body["spec"]["replicas"] = self.initial_replicas
         body.pop("status", None)
+        _quantities_as_strings(((body["spec"].get("template") or {}).get("spec")) or {})
         return body
 
     def _copy_scaled_object(self, prometheus_url: str) -> dict[str, Any]:
@@ -385,6 +386,19 @@ class Replay:
                                      f"predicted (simulator), trace {self.trace.name}")
             self.ctx.say(f"wrote {files[0]} and {files[1]}")
         return result
+
+
+def _quantities_as_strings(pod_spec: dict[str, Any]) -> None:
+    """Resource quantities as strings, their canonical JSON form: the kubernetes client (pydantic-validated models)
+    refuses a YAML integer such as `nvidia.com/gpu: 1` that the API server itself would accept."""
+    for key in ("containers", "initContainers"):
+        for container in pod_spec.get(key) or []:
+            for part in ("limits", "requests"):
+                values = (container.get("resources") or {}).get(part)
+                if isinstance(values, dict):
+                    for name, value in values.items():
+                        if isinstance(value, int | float) and not isinstance(value, bool):
+                            values[name] = str(value)
 
 
 def gpus_by_node(
