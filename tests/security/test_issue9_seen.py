@@ -218,7 +218,7 @@ def http_server() -> Iterator[str]:
 @needs_kubectl
 def test_a_remote_http_resource_is_never_fetched(tmp_path: Path, http_server: str) -> None:
     write(tmp_path / "app" / "kustomization.yaml", f"resources: ['{http_server}/cm.yaml']\n")
-    run = check(str(tmp_path / "app"))
+    run = check(str(tmp_path / "app"), "-v")  # -v: the finding's message in full (default text cuts it at a word)
     run.assert_no_crash()
     assert _Recorder.requests == []
     assert run.code == 1 and "remote" in run.out
@@ -228,7 +228,7 @@ def test_a_remote_http_resource_is_never_fetched(tmp_path: Path, http_server: st
 def test_an_ssh_base_is_refused_at_once_and_leaves_no_git_or_ssh_running(tmp_path: Path) -> None:
     marker = f"gp{os.getpid()}x{time.monotonic_ns()}"
     write(tmp_path / "app" / "kustomization.yaml", f"resources: ['ssh://{marker}@127.0.0.1:1/repo.git']\n")
-    run = check(str(tmp_path / "app"), timeout=45)
+    run = check(str(tmp_path / "app"), "-v", timeout=45)  # -v: the message in full, not cut at a word
     run.assert_no_crash()
     assert run.code == 1 and "remote" in run.out
     assert run.seconds < 30
