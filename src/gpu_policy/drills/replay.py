@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpu_policy.drills.base import DRILL_LABEL, RUN_LABEL, DrillContext, DrillFailure, DrillUnavailable
+from gpu_policy.drills.base import (
+    DRILL_LABEL,
+    RUN_LABEL,
+    DrillContext,
+    DrillFailure,
+    DrillResult,
+    DrillUnavailable,
+)
 from gpu_policy.drills.compare import Comparison, Tolerance, compare, predicted_timeline, write_comparison
 from gpu_policy.loading.document import Document
 from gpu_policy.simulation.engine import Trajectory, simulate, workload_for_scaled_object
@@ -385,6 +392,25 @@ class Replay:
                                      f"{self.ctx.spec.name}: {self.deployment.ref} observed (real KEDA + HPA) vs "
                                      f"predicted (simulator), trace {self.trace.name}")
             self.ctx.say(f"wrote {files[0]} and {files[1]}")
+        return result
+
+    def judge(self, horizon: float) -> DrillResult:
+        """The observed timeline against the simulator's up to `horizon`: what the drill measured (final replicas,
+        differences, both timelines), or a DrillFailure on the ScaledObject when they differ beyond TOLERANCE."""
+        comparison = self.compare(horizon)
+        result = DrillResult()
+        result.numbers["final_replicas"] = self.observed[-1][1] if self.observed else self.initial_replicas
+        result.numbers["differences"] = len(comparison.differences)
+        result.observations += [
+            "observed (t s, replicas): " + ", ".join(f"{t:g}:{r}" for t, r in self.observed),
+            f"observed vs predicted: {comparison.summary()}",
+        ]
+        if not comparison.ok:
+            raise DrillFailure(self.scaled_object.ref,
+                               "the real KEDA + HPA did not do what gpu_policy.simulation predicts",
+                               comparison.summary(),
+                               f"fix the simulator where reality disagrees (drills/{self.ctx.spec.name}-observed-vs-"
+                               "predicted.svg under --report shows both)")
         return result
 
 
