@@ -108,3 +108,50 @@ def test_the_prediction_comes_from_the_simulator_with_its_sync_period_and_metric
     assert first_removal(15, 30) == prompt + 30
     # a 5 s sync period last sees the high load at 115 s, so the window ends 10 s later than with 15 s
     assert first_removal(5, 0) == 115 + 300
+
+
+def _scale_down_timelines() -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+    """Model A's reference ScaledObject from 6 replicas at its threshold, load falling to 50 GPU-% at 60 s, as the
+    scale-down drill plays it: the simulator with each window edge (gpu_policy.simulation.hpa, "Window edges")."""
+    from gpu_policy.simulation.traces import Trace
+
+    graph = ResourceGraph(load_manifests([str(reference_manifests_dir())]).documents)
+    trace = Trace("scale-down", "demand", 900, (0.0, 59.999, 60.0, 900.0), (420.0, 420.0, 50.0, 50.0))
+
+    def run(edge_counts: bool) -> list[tuple[float, int]]:
+        workload = workload_for_scaled_object(graph, "model-a-gpu-scaler", "1.33")
+        return predicted_timeline(simulate(workload, trace, 6, sync_period=15, metric_delay_seconds=1.5,
+                                           edge_counts=edge_counts))
+
+    return run(False), run(True)
+
+
+def _changes(timeline: list[tuple[float, int]], start: int) -> list[tuple[float, int]]:
+    out, last = [], start
+    for t, r in timeline:
+        if r != last:
+            out.append((t, r))
+            last = r
+    return out
+
+
+def test_a_record_exactly_one_period_old_leaves_the_window_at_that_sync_or_the_next() -> None:
+    left_out, counted = _scale_down_timelines()
+    # 300 s after the last high reading the window lets 6 -> 4 (25 % of 6, truncated); each later removal waits
+    # until the previous one has left the 60 s period: at that very sync (left out) or one sync later (counted)
+    assert _changes(left_out, 6) == [(360.0, 4), (420.0, 3), (480.0, 2)]
+    assert _changes(counted, 6) == [(375.0, 4), (450.0, 3), (525.0, 2)]
+
+
+def test_a_real_hpa_that_counted_the_edge_is_accepted_and_one_that_broke_the_policy_is_not() -> None:
+    left_out, counted = _scale_down_timelines()
+    tolerance = Tolerance(seconds=20)
+    # what CI's kube-controller-manager did (the run that failed against one edge alone): 6 -> 4 -> 3 -> 2 with the
+    # second and third removals 75 s apart
+    seen = [(0.0, 6), (360.0, 4), (435.0, 3), (510.0, 2)]
+    assert not compare(seen, left_out, tolerance, horizon=570).ok
+    assert compare(seen, left_out, tolerance, horizon=570, alternatives=[counted]).ok
+    # two removals within one period (4 -> 3 -> 2 at 420 s and 440 s) stay outside either edge's band
+    hasty = [(0.0, 6), (360.0, 4), (420.0, 3), (440.0, 2)]
+    result = compare(hasty, left_out, tolerance, horizon=570, alternatives=[counted])
+    assert not result.ok and result.differences[0].time == 440.0

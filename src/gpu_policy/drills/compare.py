@@ -10,6 +10,9 @@ the next point. The tolerance has two parts, both stated in the report:
   [t - seconds, t + seconds].
 - `replicas`: how far apart the counts may be beyond that shift (0 by default: the same decisions, only later or
   earlier).
+Besides the time shift, a prediction may come with alternatives: other timelines the same controllers may follow
+on a real run (the HPA counts a record exactly one window old or not, depending on which of two timers started
+the sync: gpu_policy.simulation.hpa, "Window edges"). The accepted band at t is the union over all of them.
 A point outside both is a difference; the comparison lists the first and the largest.
 """
 
@@ -108,8 +111,9 @@ def predicted_timeline(trajectory: Trajectory) -> list[tuple[float, int]]:
 
 
 def compare(observed: Timeline, predicted: Timeline, tolerance: Tolerance, horizon: float,
-            step: float = 1.0) -> Comparison:
-    """Compare both timelines at every `step` seconds from 0 to `horizon`."""
+            step: float = 1.0, alternatives: Sequence[Timeline] = ()) -> Comparison:
+    """Compare both timelines at every `step` seconds from 0 to `horizon`; a count any of `alternatives` held
+    within the time tolerance is accepted too (the `predicted` column stays the first prediction's)."""
     if step <= 0 or horizon < 0:
         raise ValueError("step must be positive and horizon non-negative")
     result = Comparison(tolerance)
@@ -117,7 +121,8 @@ def compare(observed: Timeline, predicted: Timeline, tolerance: Tolerance, horiz
     for i in range(count + 1):
         t = i * step
         seen = value_at(observed, t)
-        window = values_within(predicted, t - tolerance.seconds, t + tolerance.seconds)
+        window = [v for timeline in (predicted, *alternatives)
+                  for v in values_within(timeline, t - tolerance.seconds, t + tolerance.seconds)]
         low, high = min(window) - tolerance.replicas, max(window) + tolerance.replicas
         result.rows.append(Row(t, seen, value_at(predicted, t), low, high, low <= seen <= high))
     return result

@@ -99,7 +99,7 @@ def _prediction_end(replay: Replay) -> float:
 def _timeline(replay: Replay) -> list[tuple[float, int]]:
     from gpu_policy.drills.compare import predicted_timeline
 
-    return predicted_timeline(replay.prediction())
+    return predicted_timeline(replay.prediction(edge_counts=True))  # the later of the two edges ends last
 
 
 SPEC = DrillSpec(

@@ -274,13 +274,19 @@ def simulate(
     duration_seconds: float | None = None,
     sync_period: int = SYNC_PERIOD_SECONDS,
     metric_delay_seconds: float = 0.0,
+    edge_counts: bool | None = None,
 ) -> Trajectory:
     """Run every autoscaler of the workload against the trace; one sample per sync.
 
     `sync_period`: kube-controller-manager's --horizontal-pod-autoscaler-sync-period. `metric_delay_seconds`: how
     old the metric the HPA reads is (scrape interval, exporter collection interval, KEDA's query): at sync t the
     pods report the trace at t - delay, shared among the pods that existed and were ready then and still exist
-    (removed pods' series are gone). 0 (default): the trace at the sync instant."""
+    (removed pods' series are gone). 0 (default): the trace at the sync instant. `edge_counts`: whether the
+    controllers count a record exactly one window old (gpu_policy.simulation.hpa, "Window edges"); None keeps each
+    controller's own setting."""
+    if edge_counts is not None:
+        for autoscaler in workload.autoscalers:
+            autoscaler.controller.edge_counts = edge_counts
     duration = trace.duration_seconds if duration_seconds is None else duration_seconds
     pods = _Pods([-1e9] * initial_replicas)  # the initial pods are long ready
     replicas = initial_replicas

@@ -25,6 +25,16 @@ Quantities are milli-values (ints) as in the controller, so integer divisions ro
 Not modeled: the CPU initialization period (callers pass `cpu_unready` per pod), container-level resource
 metrics,
 pod-level requests, the controller's work-queue jitter (every sync is exactly `SYNC_PERIOD_SECONDS` apart).
+
+Window edges. The controller stamps recommendations and scale events with `time.Now()` during one sync and
+compares them with a cutoff `time.Now() - window` taken during a later one (horizontal.go
+`getReplicasChangePerPeriod`, `stabilizeRecommendationWithBehaviors`, `normalizeDesiredReplicas`). Syncs come from
+two sources, the informer resync every sync period (`AddEventHandlerWithResyncPeriod`) and the re-queue after each
+reconcile (`processNextWorkItem`, `AddRateLimited`), so a record made exactly one window (a multiple of the sync
+period) before a sync may fall on either side of that cutoff: the real controller leaves it out at that sync or
+counts it once more. `HorizontalController.edge_counts` picks the side: False leaves it out, True counts it, None
+(default) compares the simulator's exact grid as the source writes the comparison. A prediction that must hold for
+any real run simulates both (gpu_policy.drills: the accepted band is their union).
 """
 
 from __future__ import annotations
@@ -400,24 +410,29 @@ class Decision:
     error: str = ""
 
 
-def _changes_in_period(period: int, events: list[_Event], now: float) -> int:
+def _changes_in_period(period: int, events: list[_Event], now: float, edge_counts: bool = False) -> int:
+    """getReplicasChangePerPeriod: the events after now - period (`timestamp.After(cutoff)`); with `edge_counts`,
+    also one exactly at the cutoff (see "Window edges")."""
     cutoff = now - period
-    return sum(e.change for e in events if e.at > cutoff)
+    return sum(e.change for e in events if e.at > cutoff or (edge_counts and e.at == cutoff))
 
 
-def _period_start(current: int, up_events: list[_Event], down_events: list[_Event], period: int, now: float) -> int:
+def _period_start(current: int, up_events: list[_Event], down_events: list[_Event], period: int, now: float,
+                  edge_counts: bool = False) -> int:
     """Replicas at the start of a policy's period: current - added + removed within it (horizontal.go)."""
-    return current - _changes_in_period(period, up_events, now) + _changes_in_period(period, down_events, now)
+    return (current - _changes_in_period(period, up_events, now, edge_counts)
+            + _changes_in_period(period, down_events, now, edge_counts))
 
 
 def scale_up_limit(
-    current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules, now: float
+    current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules, now: float,
+    edge_counts: bool = False,
 ) -> int:
     if rules.select_policy == "Disabled":
         return current
     result: int | None = None
     for policy in rules.policies:
-        start = _period_start(current, up_events, down_events, policy.period_seconds, now)
+        start = _period_start(current, up_events, down_events, policy.period_seconds, now, edge_counts)
         # Percent rounds up, or a small workload would never grow.
         proposed = start + policy.value if policy.type == "Pods" else math.ceil(start * (1 + policy.value / 100))
         if result is None:
@@ -428,13 +443,14 @@ def scale_up_limit(
 
 
 def scale_down_limit(
-    current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules, now: float
+    current: int, up_events: list[_Event], down_events: list[_Event], rules: ScalingRules, now: float,
+    edge_counts: bool = False,
 ) -> int:
     if rules.select_policy == "Disabled":
         return current
     result: int | None = None
     for policy in rules.policies:
-        start = _period_start(current, up_events, down_events, policy.period_seconds, now)
+        start = _period_start(current, up_events, down_events, policy.period_seconds, now, edge_counts)
         # Percent truncates: int32(float64(start) * (1 - value/100)).
         proposed = start - policy.value if policy.type == "Pods" else int(start * (1 - policy.value / 100))
         if result is None:
@@ -481,7 +497,10 @@ class HorizontalController:
         max_replicas: int,
         behavior: Behavior | None,
         downscale_stabilization_seconds: int = DOWNSCALE_STABILIZATION_SECONDS,
+        edge_counts: bool | None = None,
     ) -> None:
+        self.edge_counts = edge_counts
+        """Whether a record exactly one window old still counts (module docstring, "Window edges")."""
         self.min_replicas = 1 if min_replicas is None else min_replicas
         self.max_replicas = max_replicas
         self.downscale_window = downscale_stabilization_seconds
@@ -546,7 +565,7 @@ class HorizontalController:
         cutoff = now - self.downscale_window
         old_index = None
         for i, rec in enumerate(self.recommendations):
-            if rec.at < cutoff:
+            if rec.at < cutoff or (self.edge_counts is False and rec.at == cutoff):  # timestamp.Before(cutoff)
                 old_index = i
             elif rec.replicas > stabilized:
                 stabilized = rec.replicas
@@ -575,10 +594,11 @@ class HorizontalController:
         up_cutoff, down_cutoff = now - up_window, now - down_window
         up_rec = down_rec = proposal
         old_index = None
+        edge = bool(self.edge_counts)  # timestamp.After(cutoff); the edge counted only when asked
         for i, rec in enumerate(self.recommendations):
-            if rec.at > up_cutoff:
+            if rec.at > up_cutoff or (edge and rec.at == up_cutoff):
                 up_rec = min(rec.replicas, up_rec)
-            if rec.at > down_cutoff:
+            if rec.at > down_cutoff or (edge and rec.at == down_cutoff):
                 down_rec = max(rec.replicas, down_rec)
             if rec.at < up_cutoff and rec.at < down_cutoff:
                 old_index = i
@@ -605,7 +625,8 @@ class HorizontalController:
         assert self.behavior is not None
         if desired > current:
             limit = max(
-                scale_up_limit(current, self.up_events, self.down_events, self.behavior.scale_up, now),
+                scale_up_limit(current, self.up_events, self.down_events, self.behavior.scale_up, now,
+                               bool(self.edge_counts)),
                 current,
             )
             if self.max_replicas > limit:
@@ -616,7 +637,8 @@ class HorizontalController:
                 return maximum, reason
         elif desired < current:
             limit = min(
-                scale_down_limit(current, self.up_events, self.down_events, self.behavior.scale_down, now),
+                scale_down_limit(current, self.up_events, self.down_events, self.behavior.scale_down, now,
+                                 bool(self.edge_counts)),
                 current,
             )
             if self.min_replicas < limit:
