@@ -50,6 +50,10 @@ def _on_placeholder(doc: Document, issue: Any) -> bool:
         if not (within_list or (isinstance(value, dict) and step in value)):
             return False
         value = value[step]
+    if issue.kind == "cel" and issue.reads is not None and isinstance(value, dict):
+        # a CEL rule on an object judges only the fields it reads: a placeholder elsewhere in it (a role name, a
+        # tag) does not make `amiFamily` and `amiSelectorTerms` disagree
+        return any(contains_placeholder(value[name]) for name in issue.reads if name in value)
     return contains_placeholder(value) or (isinstance(value, str) and is_fill_in(tuple(issue.path), value))
 
 

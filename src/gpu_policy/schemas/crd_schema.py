@@ -239,6 +239,20 @@ def _all_rules(node: Node) -> list[CelRule]:
     return out
 
 
+_SELF_FIELD = re.compile(r"\bself\.([A-Za-z_][A-Za-z0-9_]*)")
+_SELF_WHOLE = re.compile(r"\bself\b(?!\s*\.\s*[A-Za-z_])")
+
+
+def rule_reads(expression: str) -> tuple[str, ...] | None:
+    """The fields of `self` a CEL rule reads (`has(self.a) && self.b.exists(...)` -> ("a", "b")), or None when it
+    reads `self` as a whole (`self == ...`, `size(self)`, `self.size()` on a list) and any part of it may matter."""
+    if _SELF_WHOLE.search(expression) or re.search(r"\bself\s*\.\s*(size|all|exists|exists_one|map|filter)\s*\(",
+                                                    expression):
+        return None
+    found = tuple(dict.fromkeys(_SELF_FIELD.findall(expression)))
+    return found or None
+
+
 def _cel_walk(value: Any, node: Node, path: list[str | int], issues: list[SchemaIssue]) -> None:
     """Evaluate every rule at every node present in the object (nulls are skipped, as in the API server)."""
     if value is None:
@@ -250,7 +264,8 @@ def _cel_walk(value: Any, node: Node, path: list[str | int], issues: list[Schema
             if outcome.status == PASS:
                 continue
             if outcome.status == FAIL:
-                issues.append(SchemaIssue(CEL, (*path, *outcome.field_path), outcome.message))
+                reads = None if outcome.field_path else rule_reads(rule.rule)
+                issues.append(SchemaIssue(CEL, (*path, *outcome.field_path), outcome.message, reads))
             elif outcome.status == TRANSITION:
                 issues.append(SchemaIssue(TRANSITION_RULE_SKIPPED, tuple(path), outcome.message))
             elif outcome.status == NOT_EVALUATED:

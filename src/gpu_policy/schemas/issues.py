@@ -24,3 +24,6 @@ class SchemaIssue:
     """Field path in the object, e.g. ("spec", "template", "spec", "requirements", 0, "key")."""
     message: str
     """Readable, with the constraint that failed; for CEL the rule's message and the rule expression."""
+    reads: tuple[str, ...] | None = None
+    """For CEL: the fields of `self` the rule reads (`self.amiFamily` -> "amiFamily"), relative to `path`; None
+    when it reads `self` as a whole or this is not a CEL issue."""
