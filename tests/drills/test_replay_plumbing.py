@@ -22,6 +22,7 @@ from gpu_policy.drills.runner import cleanup, run_drill
 from gpu_policy.testbed import cluster
 from gpu_policy.testbed.metrics_stack import MetricsStack
 from gpu_policy.testbed.nodes import FAKE_NODES
+from gpu_policy.testbed.pins import load_pins
 from gpu_policy.testbed.prometheus import prometheus_binary
 from tests.drills.conftest import drills_or_skip
 from tests.testbed.conftest import running_testbed
@@ -46,9 +47,12 @@ def test_the_load_reaches_prometheus_from_the_drills_own_pods_and_cleanup_remove
     deployment = graph.get("Deployment", "model-a-serving", "inference")
     assert so is not None and deployment is not None
     replay = Replay(ctx, so, deployment, scale_down._trace(420.0, 120.0), 6)
+    pinned = load_pins().kubernetes_minor
+    assert replay.kubernetes_version() == pinned  # not connected yet: the testbed's pin
     api = k8s_config.new_client_from_config(config_file=str(core_testbed.kubeconfig))
     try:
         replay.api = api
+        assert replay.kubernetes_version() == pinned  # the running API server's /version says the same
         gpu_nodes = [n.name for n in FAKE_NODES if n.nodepool]
         replay.stack = MetricsStack(graph, {node: [] for node in gpu_nodes}, tmp_path / "metrics", interval="1s")
         replay.stack.start()

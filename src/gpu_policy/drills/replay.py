@@ -377,11 +377,24 @@ class Replay:
                 check(t, replicas)
             self.ctx.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - start - t)), "playing the trace")
 
+    def kubernetes_version(self) -> str:
+        """The minor version of the kube-controller-manager whose HPA the drill judges ("1.33"): the API server's
+        `/version` once the drill is connected, the testbed's pin (testbed/pins.yaml) before. The simulator's HPA
+        depends on it (configurable tolerance from 1.33)."""
+        if self.api is not None:
+            from kubernetes import client as k8s
+
+            info = k8s.VersionApi(self.api).get_code(_request_timeout=(5, 30))
+            minor = str(info.minor).rstrip("+")
+            return f"{int(info.major)}.{int(minor)}"
+        from gpu_policy.testbed.pins import load_pins
+
+        return load_pins().kubernetes_minor
+
     def prediction(self, edge_counts: bool = False) -> Trajectory:
         """The simulator's run; `edge_counts`: whether the HPA counts a record exactly one window old, which a
         real controller may or may not do at any boundary (gpu_policy.simulation.hpa, "Window edges")."""
-        version = "1.33"
-        workload = workload_for_scaled_object(self.ctx.graph, self.scaled_object.name, version)
+        workload = workload_for_scaled_object(self.ctx.graph, self.scaled_object.name, self.kubernetes_version())
         return simulate(workload, self.trace, self.initial_replicas, sync_period=HPA_SYNC_SECONDS,
                         metric_delay_seconds=METRIC_DELAY_SECONDS, edge_counts=edge_counts)
 
