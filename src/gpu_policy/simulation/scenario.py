@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,10 @@ class ScalingSetup:
     pod_ready_seconds: float = 0.0
     workloads: dict[str, Workload] = field(default_factory=dict)
     results: dict[str, Trajectory] = field(default_factory=dict)
+    """ScaledObject name -> the run where the HPA leaves out a record exactly one window old."""
+    edge_results: dict[str, Trajectory] = field(default_factory=dict)
+    """The same run where it counts that record: a real controller may do either at any window's edge
+    (gpu_policy.simulation.hpa, "Window edges"), so an expectation must hold on both."""
     runtimes: dict[str, float] = field(default_factory=dict)
     expectations: dict[str, list[Expectation]] = field(default_factory=dict)
     """ScaledObject name -> what the scenario's `Then` steps expected of it (drawn on its chart)."""
@@ -48,11 +53,29 @@ class ScalingSetup:
         self.add(scaled_object, self.initial[scaled_object])
         workload = self.workloads[scaled_object]
         traj = simulate(
-            workload, trace, self.initial[scaled_object], pod_ready_seconds=self.pod_ready_seconds
+            workload, trace, self.initial[scaled_object], pod_ready_seconds=self.pod_ready_seconds,
+            edge_counts=False,
+        )
+        self.add(scaled_object, self.initial[scaled_object])
+        self.edge_results[scaled_object] = simulate(
+            self.workloads[scaled_object], trace, self.initial[scaled_object],
+            pod_ready_seconds=self.pod_ready_seconds, edge_counts=True,
         )
         self.runtimes[scaled_object] = time.perf_counter() - started
         self.results[scaled_object] = traj
         return traj
+
+    def on_both_edges(self, scaled_object: str, check: Callable[[Trajectory], str | None]) -> str | None:
+        """The check's problem on the run that leaves the window's edge out, else on the one that counts it (said
+        so): what the steps expect must hold however the real controller's timers fall."""
+        problem = check(self.results[scaled_object])
+        if problem is None and scaled_object in self.edge_results:
+            late = check(self.edge_results[scaled_object])
+            if late is not None:
+                problem = (f"{late} (when the HPA still counts a change or recommendation made exactly one window "
+                           "earlier, which it does when its resync timer starts the sync; see "
+                           "gpu_policy.simulation.hpa)")
+        return problem
 
     def expect(self, scaled_object: str, expectation: Expectation) -> None:
         self.expectations.setdefault(scaled_object, []).append(expectation)

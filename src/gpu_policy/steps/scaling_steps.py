@@ -21,7 +21,7 @@ from gpu_policy.simulation.disruption import (
     business_hour_violations,
     reference_week,
 )
-from gpu_policy.simulation.engine import SimulationError
+from gpu_policy.simulation.engine import SimulationError, Trajectory
 from gpu_policy.simulation.expectations import Expectation
 from gpu_policy.simulation.scenario import ScalingSetup
 
@@ -135,7 +135,7 @@ def reaches(scaling: ScalingSetup, replicas: int, seconds: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
     since = traj.trace.marks.get("rise", 0.0)
-    _judge(scaling, name, checks.reaches(traj, replicas, seconds, since),
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.reaches(t, replicas, seconds, since)),
            f">= {replicas} replicas within {seconds} s", since, since + seconds, replicas)
 
 
@@ -143,7 +143,7 @@ def reaches(scaling: ScalingSetup, replicas: int, seconds: int) -> None:
 def named_reaches_max(scaling: ScalingSetup, name: str, seconds: int) -> None:
     traj = scaling.results[name]
     since, top = traj.trace.marks.get("rise", 0.0), scaling.max_replicas(name)
-    _judge(scaling, name, checks.reaches(traj, top, seconds, since),
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.reaches(t, top, seconds, since)),
            f"its maximum {top} replicas within {seconds} s", since, since + seconds, top)
 
 
@@ -152,14 +152,14 @@ def never_drops(scaling: ScalingSetup, seconds: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
     fall = traj.trace.mark("fall")
-    _judge(scaling, name, checks.never_drops_within(traj, seconds, fall),
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.never_drops_within(t, seconds, fall)),
            f"no drop for {seconds} s after the load falls", fall, fall + seconds, traj.replicas_at(fall))
 
 
 @then(parsers.parse("each scale-down step removes at most {percent:d}% per {seconds:d} seconds"))
 def scale_down_rate(scaling: ScalingSetup, percent: int, seconds: int) -> None:
     name = scaling.only()
-    _judge(scaling, name, checks.scale_down_rate(scaling.results[name], percent, seconds),
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.scale_down_rate(t, percent, seconds)),
            f"scale-down <= {percent}% per {seconds} s", 0.0, None)
 
 
@@ -168,20 +168,23 @@ def settles_at_min(scaling: ScalingSetup, seconds: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
     fall = traj.trace.mark("fall")
-    _judge(scaling, name, checks.settles_at(traj, traj.min_replicas, seconds, fall),
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.settles_at(t, t.min_replicas, seconds,
+                                                                            fall)),
            f"settled at the minimum {traj.min_replicas} within {seconds} s", fall, fall + seconds, traj.min_replicas)
 
 
 @then(parsers.parse("the replica count reverses direction at most {times:d} times"))
 def flapping(scaling: ScalingSetup, times: int) -> None:
     name = scaling.only()
-    traj = scaling.results[name]
-    changes = checks.direction_changes(traj)
-    problem = None
-    if changes > times:
-        problem = (f"{traj.workload} reversed direction {changes} times (at most {times}): "
-                   + ", ".join(f"t={int(s.time)}s:{s.replicas}" for s in traj.samples))
-    _judge(scaling, name, problem, f"at most {times} reversals of direction", 0.0, None)
+
+    def reversals(traj: Trajectory) -> str | None:
+        changes = checks.direction_changes(traj)
+        if changes <= times:
+            return None
+        return (f"{traj.workload} reversed direction {changes} times (at most {times}): "
+                + ", ".join(f"t={int(s.time)}s:{s.replicas}" for s in traj.samples))
+
+    _judge(scaling, name, scaling.on_both_edges(name, reversals), f"at most {times} reversals of direction", 0.0, None)
 
 
 @then(parsers.parse("during the metric outage replicas fall back to {replicas:d} within {seconds:d} seconds"))
@@ -189,7 +192,7 @@ def falls_back(scaling: ScalingSetup, replicas: int, seconds: int) -> None:
     name = scaling.only()
     traj = scaling.results[name]
     start, _ = checks.outage_window(traj)
-    _judge(scaling, name, checks.falls_back_to(traj, replicas, seconds),
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.falls_back_to(t, replicas, seconds)),
            f"fallback to {replicas} replicas within {seconds} s of the outage", start, start + seconds, replicas)
 
 
@@ -198,7 +201,8 @@ def no_scale_down_in_outage(scaling: ScalingSetup) -> None:
     name = scaling.only()
     traj = scaling.results[name]
     start, end = checks.outage_window(traj)
-    _judge(scaling, name, checks.never_scales_down_in_outage(traj), "no scale-down during the outage", start, end,
+    _judge(scaling, name, scaling.on_both_edges(name, checks.never_scales_down_in_outage),
+           "no scale-down during the outage", start, end,
            traj.replicas_at(start - 1e-6))
 
 
@@ -207,7 +211,7 @@ def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
     _skip_without_sla(scaling, name)
     traj = scaling.results[name]
     fall, floor = traj.trace.mark("fall"), scaling.sla_minimum(name)
-    _judge(scaling, name, checks.settles_at(traj, floor, seconds, fall),
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.settles_at(t, floor, seconds, fall)),
            f"settled at the SLA minimum {floor} within {seconds} s", fall, fall + seconds, floor)
 
 
@@ -215,7 +219,8 @@ def settles_at_sla(scaling: ScalingSetup, name: str, seconds: int) -> None:
 def never_below_sla(scaling: ScalingSetup, name: str) -> None:
     _skip_without_sla(scaling, name)
     floor = scaling.sla_minimum(name)
-    _judge(scaling, name, checks.never_below(scaling.results[name], floor), f"never below the SLA minimum {floor}",
+    _judge(scaling, name, scaling.on_both_edges(name, lambda t: checks.never_below(t, floor)),
+           f"never below the SLA minimum {floor}",
            0.0, None, floor)
 
 
