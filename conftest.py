@@ -24,8 +24,9 @@ for _variable, _folder in (("GPU_POLICY_CRD_PATH", "crds"), ("GPU_POLICY_DCGM_CS
 # to each other. The groups come from node ids: pytest 9.2 ignores xdist 3.8's `xdist_group` renaming (it sets
 # `item._nodeid`, which pytest no longer reads), so the marks alone would not group anything.
 TESTBED_PACKAGES = {"tests/live/": "testbed-live", "tests/controllers/": "testbed-controllers"}
-TESTBED_MODULES = ("tests/testbed/test_cluster.py", "tests/drills/test_keda_drills.py",
-                   "tests/drills/test_replay_plumbing.py")
+TESTBED_MODULES = ("tests/testbed/test_cluster.py", "tests/drills/test_replay_plumbing.py")
+# The drills' modules are not grouped: each drill waits out real windows (minutes) while its testbed idles, so
+# spreading them over the workers (a testbed each) finishes sooner than running them one after another.
 FIXTURE_RUN_MODULES = ("tests/test_fixture_sets.py", "tests/test_fixture_exit_codes.py")
 
 
