@@ -166,6 +166,72 @@ spec:
     assert "GPU_UTIL" not in found[0][1].split("queries")[1].split(",")[0]
 
 
+
+_UTIL_AND_FB_RULE = """
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {name: r, namespace: mon}
+spec:
+  groups:
+    - name: g
+      rules:
+        - {alert: A, expr: DCGM_FI_DEV_GPU_UTIL > 90 and DCGM_FI_DEV_FB_USED > 0}
+"""
+
+
+def test_collectors_flag_inside_a_shell_script_is_read() -> None:
+    """`command: [bash, -c]` whose script starts dcgm-exporter with --collectors (seen in a public GKE sample): the
+    flag names the mounted ConfigMap key; reading the default path instead reported "no such key"."""
+    shell = """          command: ["/bin/bash", "-c"]
+          args:
+            - 'hostname "$NODE_NAME"; exec dcgm-exporter --collect-interval 5000 --collectors /etc/ours/list.csv;'
+          volumeMounts:
+            - {name: csv, mountPath: /etc/ours}"""
+    text = (
+        exporter(spec_extra="""      volumes:
+        - {name: csv, configMap: {name: our-list}}""", env=shell)
+        + """
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: our-list, namespace: mon}
+data:
+  list.csv: |
+    DCGM_FI_DEV_GPU_UTIL, gauge, util
+"""
+        + _UTIL_AND_FB_RULE
+    )
+    found = run_rule("dcgm-metrics-are-collected", text)
+    assert [r for r, _ in found] == ["PrometheusRule/mon/r"], found
+    assert "DCGM_FI_DEV_FB_USED" in found[0][1] and "/etc/ours/list.csv" in found[0][1]
+    container = {"command": ["sh", "-ec"], "args": ["dcgm-exporter -f '/etc/a b.csv' && sleep 1"]}
+    assert dcgm.configured_collectors(("c",), container)[0] == "/etc/a b.csv"
+
+
+def test_collectors_in_a_configmap_outside_the_set_are_not_checked_unless_complete() -> None:
+    """The list lives in a ConfigMap of another file/chart: a partial set lists it as not checked (README "Partial
+    manifest sets"); a complete set reports it as a finding of the rule."""
+    text = (
+        exporter(spec_extra="""      volumes:
+        - {name: csv, configMap: {name: elsewhere}}""", env="""          env:
+            - {name: DCGM_EXPORTER_COLLECTORS, value: /etc/custom/c.csv}
+          volumeMounts:
+            - {name: csv, mountPath: /etc/custom}""")
+        + _UTIL_AND_FB_RULE
+    )
+    docs = [d for d in to_documents(text, "x.yaml")[0] if d.is_object]
+    rule = all_rules()["dcgm-metrics-are-collected"]
+    partial = CheckContext(graph=ResourceGraph(docs), policy=POLICY)
+    assert list(rule.check(partial)) == []
+    assert [u.message for u in partial.unresolved] == [
+        "DaemonSet mon/dcgm: ConfigMap mon/elsewhere, mounted over /etc/custom/c.csv, is not in the manifest set; "
+        "the DCGM metrics queried are not checked against its collectors"
+    ]
+    complete = CheckContext(graph=ResourceGraph(docs), policy=POLICY, complete=True)
+    assert [v.doc.ref for v in rule.check(complete) if v.doc] == ["DaemonSet/mon/dcgm"]
+
+
 PROM = """
 apiVersion: monitoring.coreos.com/v1
 kind: Prometheus
@@ -346,7 +412,16 @@ def test_configmap_data_replaces_the_collectors_file() -> None:
 
 
 def test_configmap_data_not_in_the_set_is_unreadable_not_a_verdict() -> None:
-    found = run_rule("dcgm-metrics-are-collected", configmap_exporter(None))
+    """No verdict on the metrics either way; a partial set lists the ConfigMap as not checked, a complete set
+    reports it (README "Partial manifest sets")."""
+    assert run_rule("dcgm-metrics-are-collected", configmap_exporter(None)) == []
+    docs = [d for d in to_documents(configmap_exporter(None), "x.yaml")[0] if d.is_object]
+    rule = all_rules()["dcgm-metrics-are-collected"]
+    partial = CheckContext(graph=ResourceGraph(docs), policy=POLICY)
+    assert list(rule.check(partial)) == [] and len(partial.unresolved) == 1
+    assert "ConfigMap mon/dcgm-metrics is not in the manifest set" in partial.unresolved[0].message
+    complete = CheckContext(graph=ResourceGraph(docs), policy=POLICY, complete=True)
+    found = [(v.doc.ref if v.doc else "", v.message) for v in rule.check(complete)]
     assert found == [("DaemonSet/mon/dcgm", found[0][1])]
     assert "ConfigMap mon/dcgm-metrics is not in the manifest set" in found[0][1]
 

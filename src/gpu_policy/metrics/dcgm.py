@@ -25,7 +25,7 @@ a field
 from __future__ import annotations
 
 import os
-import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -111,6 +111,9 @@ class Collectors:
     source: str
     """Where the fields were read from (`<root>/<release>/<basename>` or `ConfigMap ns/name key`), or why
     not."""
+    outside_set: bool = False
+    """The list lives in an object that is not in the manifest set (a ConfigMap mounted over the path or named by
+    configmap-data), or comes from valueFrom: not checked in a partial set, not a defect."""
 
 
 def is_exporter_container(container: Mapping[str, Any]) -> bool:
@@ -170,9 +173,29 @@ class FlagSetting:
     """Why the value is unknown or makes the exporter exit (unparsable bool, valueFrom)."""
 
 
+_SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh"})
+
+
+def _split(raw: str, shell: bool) -> list[str]:
+    """One command/args string as words: a shell script (`command: [bash, -c]`) is split as POSIX sh does (quotes
+    removed, `;`, `&&`, `|` separate words, Python's shlex); anything else on whitespace."""
+    if not shell:
+        return raw.split()
+    lexer = shlex.shlex(raw, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        return list(lexer)
+    except ValueError:  # an unbalanced quote: sh would fail too; read the words as written
+        return raw.split()
+
+
 def _arg_tokens(container_path: FieldPath, container: Mapping[str, Any]) -> list[tuple[str, FieldPath]]:
     """The program's arguments with their fields: command[1:] then args (command[0] is the program; the image's
-    entrypoint script passes args through to dcgm-exporter). Shell strings are split on whitespace."""
+    entrypoint script passes args through to dcgm-exporter). Strings are split into words: as the shell does when
+    command[0] is a shell (`bash -c "... dcgm-exporter --collectors /x.csv"`), else on whitespace."""
+    command = container.get("command") or []
+    program = str(command[0]) if isinstance(command, list) and command else ""
+    shell = PurePosixPath(program).name in _SHELLS
     out: list[tuple[str, FieldPath]] = []
     for field_name, skip in (("command", 1), ("args", 0)):
         values = container.get(field_name) or []
@@ -181,7 +204,7 @@ def _arg_tokens(container_path: FieldPath, container: Mapping[str, Any]) -> list
         for i, raw in enumerate(values):
             if i < skip:
                 continue
-            for token in str(raw).split():
+            for token in _split(str(raw), shell):
                 out.append((token, (*container_path, field_name, i)))
     return out
 
@@ -309,31 +332,26 @@ def mounted_host_path(template: PodTemplate, container: Mapping[str, Any], path:
     return best[1] if best else None
 
 
-_FLAG = re.compile(r"^(?:--?f|--?collectors)(?:=(.*))?$")
-
-
 def configured_collectors(container_path: FieldPath, container: Mapping[str, Any]) -> tuple[str, FieldPath]:
-    """The collector path and the field that sets it: `-f`/`--collectors` arg, else the env var, else
-    default."""
-    for field_name in ("args", "command"):
-        values = container.get(field_name) or []
-        for i, raw in enumerate(values):
-            match = _FLAG.match(str(raw))
-            if match is None:
-                continue
-            if match.group(1) is not None:
-                return match.group(1), (*container_path, field_name, i)
-            if i + 1 < len(values):
-                return str(values[i + 1]), (*container_path, field_name, i + 1)
-    found = _env_value(container, COLLECTORS_ENV)
-    if found is not None and found[1].get("value") is not None:
-        return str(found[1]["value"]), (*container_path, "env", found[0], "value")
-    return DEFAULT_COLLECTORS, container_path
+    """The collector path and the field that sets it: `-f`/`--collectors` (a urfave/cli v2 StringFlag, so the last
+    occurrence wins and `-name value`, `-name=value`, `--name ...` are all accepted), else DCGM_EXPORTER_COLLECTORS,
+    else the default (NVIDIA/dcgm-exporter pkg/cmd/app.go). The flag is read from the same argument tokens as every
+    other exporter flag, so `command: [bash, -c]` with `args: ["... dcgm-exporter --collectors /x.csv"]` (a shell
+    script starting the exporter) is read too. A value that cannot be read statically (valueFrom) is returned as
+    `VALUE_FROM`."""
+    setting = string_flag(container_path, container, ("collectors", "f"), COLLECTORS_ENV, DEFAULT_COLLECTORS)
+    if setting.value is None:
+        return VALUE_FROM, setting.configured_at or container_path
+    return str(setting.value), setting.configured_at or container_path
+
+
+VALUE_FROM = "<valueFrom>"
+"""The collector path when DCGM_EXPORTER_COLLECTORS comes from valueFrom (a ConfigMap/Secret key): unknown here."""
 
 
 def _configmap_csv(
     graph: ResourceGraph, template: PodTemplate, container: Mapping[str, Any], file: str, namespace: str
-) -> tuple[frozenset[str] | None, str] | None:
+) -> tuple[frozenset[str] | None, str, bool] | None:
     """The collector file when a ConfigMap of the set is mounted at its path (custom collectors)."""
     target = PurePosixPath(file)
     volumes = {v.get("name"): v for v in template.spec.get("volumes") or [] if isinstance(v, Mapping)}
@@ -361,12 +379,14 @@ def _configmap_csv(
         name = str(source.get("name", ""))
         configmap = graph.get("ConfigMap", name, namespace)
         where = f"ConfigMap {namespace}/{name} key {key}"
-        if configmap is None or key is None:
-            return None, f"{where}: not in the manifest set"
+        if configmap is None:
+            return None, f"ConfigMap {namespace}/{name}, mounted over {file}, is not in the manifest set", True
+        if key is None:
+            return None, f"ConfigMap {namespace}/{name} is mounted with items that do not project {key_path}", False
         data = configmap.obj.get("data") or {}
         if key not in data:
-            return None, f"{where}: no such key"
-        return parse_collectors_csv(str(data[key])), where
+            return None, f"{where}: no such key", False
+        return parse_collectors_csv(str(data[key])), where, False
     return None
 
 
@@ -411,7 +431,7 @@ def _configmap_data_collectors(
     configmap = graph.get("ConfigMap", name, namespace)
     if configmap is None:
         return Collectors(path, label, where, None, f"ConfigMap {namespace}/{name} is not in the manifest set, "
-                          "so the collector list the exporter loads cannot be read")
+                          "so the collector list the exporter loads cannot be read", outside_set=True)
     data = configmap.obj.get("data") or {}
     if CONFIGMAP_KEY not in data:
         return Collectors(path, label, where, None, f"ConfigMap {namespace}/{name} has no {CONFIGMAP_KEY!r} key: "
@@ -432,10 +452,15 @@ def collectors_of(graph: ResourceGraph, doc: Document, cluster_policy: Mapping[s
             out.append(from_api)
             continue
         file, configured_at = configured_collectors(path, container)
+        if file == VALUE_FROM:
+            out.append(Collectors(path, COLLECTORS_ENV, configured_at, None,
+                                  f"{COLLECTORS_ENV} comes from valueFrom and cannot be read statically",
+                                  outside_set=True))
+            continue
         mounted = _configmap_csv(graph, template, container, file, doc.effective_namespace)
         if mounted is not None:
-            fields, source = mounted
-            out.append(Collectors(path, file, configured_at, fields, source))
+            fields, source, outside = mounted
+            out.append(Collectors(path, file, configured_at, fields, source, outside))
             continue
         release = release_folder(cluster_policy)
         root = csv_root(release)

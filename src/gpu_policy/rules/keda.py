@@ -1427,12 +1427,16 @@ def server_address_reaches_prometheus(ctx: CheckContext) -> Iterator[Violation]:
     `activationThreshold` only decides 0 <-> 1 and is ignored when minReplicaCount >= 1; `cooldownPeriod` only
     applies when scaling to zero (keda-docs content/docs/2.20/reference/scaledobject-spec.md; KEDA's webhook
     warns `CooldownPeriod is configured but is not relevant` when minReplicaCount > 0 and idleReplicaCount is
-    unset). The seed's cooldown belongs in the scale-down stabilization window.""",
-    fix="Remove metricName; remove activationThreshold and cooldownPeriod when minReplicaCount >= 1 (put the "
-    "cooldown in behavior.scaleDown.stabilizationWindowSeconds).",
+    unset), and so does `initialCooldownPeriod`: the executor reads both only in scaleToZeroOrIdle, which it
+    enters only with idleReplicaCount set or minReplicaCount 0 (kedacore/keda
+    pkg/scaling/executor/scale_scaledobjects.go RequestScale). The seed's cooldown belongs in the scale-down
+    stabilization window.""",
+    fix="Remove metricName; remove activationThreshold, cooldownPeriod and initialCooldownPeriod when "
+    "minReplicaCount >= 1 (put the cooldown in behavior.scaleDown.stabilizationWindowSeconds).",
     sources=(
         "kedacore/keda apis/keda/v1alpha1/scaletriggers_types.go",
         "kedacore/keda-docs content/docs/2.20/reference/scaledobject-spec.md",
+        "kedacore/keda pkg/scaling/executor/scale_scaledobjects.go (RequestScale, scaleToZeroOrIdle)",
     ),
 )
 def no_dead_fields(ctx: CheckContext) -> Iterator[Violation]:
@@ -1458,13 +1462,14 @@ def no_dead_fields(ctx: CheckContext) -> Iterator[Violation]:
                     f"minReplicaCount is {scaler.min_raw}",
                     path=("spec", "triggers", index, "metadata", "activationThreshold"),
                 )
-        if "cooldownPeriod" in spec and not scales_from_zero:
-            yield Violation(
-                scaler.doc,
-                f"cooldownPeriod is {spec['cooldownPeriod']} but only applies when scaling to "
-                f"zero, and minReplicaCount is {scaler.min_raw}",
-                path=("spec", "cooldownPeriod"),
-            )
+        for name in ("cooldownPeriod", "initialCooldownPeriod"):
+            if name in spec and not scales_from_zero:
+                yield Violation(
+                    scaler.doc,
+                    f"{name} is {spec[name]} but only applies when scaling to "
+                    f"zero, and minReplicaCount is {scaler.min_raw}",
+                    path=("spec", name),
+                )
 
 
 def _parse_bool(value: Any, default: bool) -> bool:
