@@ -212,6 +212,9 @@ class _Loader(_BaseLoader):
         return _MAP if kind is yaml.MappingNode else _SEQ
 
 
+_SCALAR = yaml.ScalarNode
+
+
 def _node_line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -265,6 +268,17 @@ class _Builder:
             for i, item in enumerate(node.value):
                 item_path = (*path, i)
                 positions[item_path] = item.start_mark.line + base
+                if item.__class__ is _SCALAR and self.count < self.limit:
+                    # the common leaf inline (same result as `build`): a string, or a plain word that cannot be
+                    # a bool, null or number
+                    self.count += 1
+                    tag = item.tag
+                    text = item.value
+                    if tag == _STR or (tag == _PLAIN and text and text[0] not in _HINTED):
+                        out.append(text)
+                    else:
+                        out.append(self.scalar(item))
+                    continue
                 out.append(build(item, item_path))
             return out
         raise YamlError(f"unsupported YAML node {cls.__name__}", _node_line(node) + self.base - 1)
@@ -339,6 +353,15 @@ class _Builder:
                 raise YamlError(f'mapping key "{key}" already defined', key_node.start_mark.line + base)
             key_path = (*path, key)
             positions[key_path] = key_node.start_mark.line + base
+            if value_node.__class__ is _SCALAR and self.count < self.limit:
+                self.count += 1  # the common leaf inline, as in `build`
+                tag = value_node.tag
+                text = value_node.value
+                if tag == _STR or (tag == _PLAIN and text and text[0] not in _HINTED):
+                    out[key] = text
+                else:
+                    out[key] = self.scalar(value_node)
+                continue
             out[key] = self.build(value_node, key_path)
         if merged:
             for key, value, line in merged:  # explicit keys win over merged ones (YAML merge-key spec)
