@@ -258,7 +258,10 @@ class CompiledQuery:
 
     def may_select(self, workload: Workload) -> bool:
         """Whether some selector may select a series of `workload`'s pods (workload labels only)."""
-        return any(s.possible(workload) and s.holds(workload) for s in self.selectors)
+        for s in self.selectors:  # noqa: SIM110 - a loop: any() over a generator costs twice as much here
+            if s.possible(workload) and s.holds(workload):
+                return True
+        return False
 
 
 def _may_select(expr: str, workload: Workload) -> bool:
@@ -279,12 +282,22 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
     selected: list[Workload] = []
     unselected: list[Workload] = []
     elsewhere = 0
+    # When every selector pins the target's namespace, no workload of another namespace can be selected, and no
+    # more than MAX_WITNESSES unselected ones are ever kept: such workloads need no matching.
+    pinned = bool(query.selectors) and all(s.namespace == target.namespace for s in query.selectors)
+    may_select = query.may_select
     for other in others:
         if other.namespace != target.namespace:
             elsewhere += 1
             if elsewhere > OTHER_NAMESPACE_CANDIDATES:
                 break
-        (selected if query.may_select(other) else unselected).append(other)
+            if pinned:
+                if len(unselected) < MAX_WITNESSES:
+                    unselected.append(other)
+                if len(selected) >= MAX_WITNESSES and len(unselected) >= 2:
+                    break
+                continue
+        (selected if may_select(other) else unselected).append(other)
         if len(selected) >= MAX_WITNESSES and len(unselected) >= 2:
             break
     chosen = selected[:MAX_WITNESSES] + unselected[: max(2, MAX_WITNESSES - len(selected))]
