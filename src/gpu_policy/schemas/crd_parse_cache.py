@@ -4,12 +4,12 @@ reader (about 1.5 s of CPU, the largest part of a small run's start-up).
 
 What is cached is exactly what `read_documents` gives for the file, reduced to what the CRD registry reads: per
 document its line and value, or the first decoding error (line and message). The key is the SHA-256 of the file's
-bytes together with a fingerprint of the code that decodes them (the reader, the limits and this module, by their
-own bytes), so an edited CRD file or a changed reader is decoded afresh: never a stale entry. Entries are written
-with `marshal` (plain values only: it cannot build objects or run code) to a temporary name and renamed into place,
-so parallel runs never read a half-written entry; an unreadable or corrupt entry is decoded again. The folder is
-$XDG_CACHE_HOME/gpu-policy/parsed-crds (default ~/.cache), `GPU_POLICY_PARSE_CACHE=0` turns the cache off, and a
-folder that cannot be written simply means no cache.
+bytes together with a fingerprint of the code that decodes them (the reader, the limits and this module by their
+own bytes, the Python and PyYAML versions, whether libyaml is used), so an edited CRD file or a changed reader is
+decoded afresh: never a stale entry. Entries are written with `marshal` (plain values only: it cannot build objects
+or run code) to a temporary name and renamed into place, so parallel runs never read a half-written entry; an
+unreadable or corrupt entry is decoded again. The folder is $XDG_CACHE_HOME/gpu-policy/parsed-crds (default
+~/.cache), `GPU_POLICY_PARSE_CACHE=0` turns the cache off, and a folder that cannot be written simply means no cache.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from gpu_policy.loading import limits, yaml_reader
 from gpu_policy.loading.yaml_reader import YamlError, read_documents
@@ -40,6 +43,8 @@ def parse_cache_dir() -> Path:
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> bytes:
     digest = hashlib.sha256(_FORMAT)
+    # the interpreter (marshal's format), PyYAML and whether libyaml parses are part of the decoding too
+    digest.update(f"{sys.version}|{yaml.__version__}|{yaml_reader._BaseLoader.__name__}".encode())
     for module in (yaml_reader, limits):
         digest.update(Path(module.__file__ or "").read_bytes())
     digest.update(Path(__file__).read_bytes())
