@@ -14,7 +14,9 @@ Each in a fresh process: wall time, CPU time (user + system), objects/s and peak
 Linux reports the largest
 of the child's and its waited descendants' maximum resident set). Ratios are to the parse floor of the same run.
 
-`--revision REV` times gpu-policy from git revision REV's source (for a before/after table in one session).
+`--revision REV` times gpu-policy from git revision REV's source; `--before REV` times REV's source too, beside
+this tree's, in the same run (a before/after table). This tree is timed as `gpu-policy check` runs by default
+(`--jobs 0`: both cores for a large set) and with `--jobs 1` (serial).
 `--compare-fixtures REV` runs `gpu-policy check --format json` on every fixture set with the source of git
 revision REV (exported to a temporary folder and put first on PYTHONPATH) and with this tree, and reports every set
 whose findings JSON (and exit code) is not byte-identical; `--jobs` sets run at once, each run itself serial.
@@ -265,10 +267,17 @@ def _bin(name: str) -> str | None:
     return which(name)
 
 
-def tools(folder: Path, files: list[Path], env: dict[str, str]) -> dict[str, Callable[[], Measure]]:
+def tools(folder: Path, files: list[Path], env: dict[str, str],
+          before: tuple[str, dict[str, str]] | None = None) -> dict[str, Callable[[], Measure]]:
     found: dict[str, Callable[[], Measure]] = {}
     found["gpu-policy check"] = lambda: run_measured(
         [sys.executable, "-m", "gpu_policy", "check", str(folder)], env=env)
+    found["gpu-policy check --jobs 1"] = lambda: run_measured(
+        [sys.executable, "-m", "gpu_policy", "check", "--jobs", "1", str(folder)], env=env)
+    if before is not None:
+        revision, before_env = before
+        found[f"gpu-policy check at {revision}"] = lambda: run_measured(
+            [sys.executable, "-m", "gpu_policy", "check", str(folder)], env=before_env)
     validate = _bin("kubernetes-validate")
     if validate:
         found["kubernetes-validate"] = lambda: run_measured([validate, "--quiet", *map(str, files)])
@@ -280,13 +289,14 @@ def tools(folder: Path, files: list[Path], env: dict[str, str]) -> dict[str, Cal
     return found
 
 
-def bench(sizes: list[int], skip: set[str], env: dict[str, str]) -> list[tuple[int, dict[str, Measure]]]:
+def bench(sizes: list[int], skip: set[str], env: dict[str, str],
+          before: tuple[str, dict[str, str]] | None = None) -> list[tuple[int, dict[str, Measure]]]:
     rows = []
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="gpu-policy-peers-") as tmp:
             files = generate(Path(tmp), size)
             row: dict[str, Measure] = {}
-            for name, run in tools(Path(tmp), files, env).items():
+            for name, run in tools(Path(tmp), files, env, before).items():
                 if name in skip:
                     continue
                 row[name] = run()
@@ -376,12 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="fixture sets matching this glob only")
     parser.add_argument("--jobs", type=int, default=2, help="fixture sets compared at once")
     parser.add_argument("--revision", metavar="REV", help="time gpu-policy from git revision REV's source")
+    parser.add_argument("--before", metavar="REV",
+                        help="also time gpu-policy from git revision REV's source, in the same run (before/after)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GPU_POLICY_CRD_PATH", str(ROOT.parent / "shared" / "crds"))
     if args.compare_fixtures:
         return compare_fixtures(args.compare_fixtures, args.jobs, args.only)
-    with revision_env(args.revision) as env:
-        rows = bench([int(s) for s in args.sizes.split(",")], set(args.skip), env)
+    with revision_env(args.revision) as env, revision_env(args.before) as before_env:
+        before = (args.before, before_env) if args.before else None
+        rows = bench([int(s) for s in args.sizes.split(",")], set(args.skip), env, before)
     print(table(rows))
     return 0
 

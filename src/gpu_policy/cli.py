@@ -55,6 +55,16 @@ class _OutputAction(argparse.Action):
         setattr(namespace, self.dest, pairs)
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (0: automatic, 1: serial)")
+    return value
+
+
 def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("paths", nargs="*", metavar="PATH",
                        help="files, folders, kustomizations or '-' for stdin; default: bundled reference manifests")
@@ -87,6 +97,9 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--allow-empty", action="store_true",
                        help="accept a set (or a PATH) holding no Kubernetes object instead of exiting 2")
     check.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
+    check.add_argument("--jobs", type=_jobs, default=0, metavar="N",
+                       help="processes that decode the YAML (default 0: every core when the set is large; "
+                            "1: serial); findings are the same")
     # options whose behaviour other modules implement (passed through RunOptions)
     check.add_argument("--complete", action=argparse.BooleanOptionalAction, default=None,
                        help="the set is the whole system: references to objects not in it are errors "
@@ -367,7 +380,7 @@ def _check(args: argparse.Namespace) -> int:
         allow_remote_bases=args.allow_remote_bases, config_path=Path(args.config) if args.config else None,
         profile=args.profile, only=only_ids, skip=skip_ids, live=args.live,
         kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None, kube_context=args.kube_context,
-        live_namespaces=list(args.live_namespace), prometheus_url=args.prometheus,
+        live_namespaces=list(args.live_namespace), prometheus_url=args.prometheus, jobs=args.jobs,
     )
     if options.report_dir is not None:
         # refuse a planted symlink before anything is written (the scaling steps write under simulation/)

@@ -68,6 +68,9 @@ class RunOptions:
     """`--live-namespace`: read namespaced objects of these namespaces only (empty: all)."""
     prometheus_url: str | None = None
     """`--prometheus URL`, for live Prometheus checks (`ctx.live.prometheus_url`)."""
+    jobs: int = 1
+    """`--jobs`: processes that decode the manifests' YAML (1: this one; 0: every core when the set is large,
+    loading/parallel.py). Findings are the same whatever the number."""
 
 
 @dataclass
@@ -247,7 +250,7 @@ def build_context(options: RunOptions) -> tuple[LoadResult, ResourceGraph, Polic
         load = live.load.result  # the cluster's objects are the set the static rules judge
     else:
         load = load_manifests(options.paths, exclude=settings.exclude, env=options.env,
-                              allow_remote_bases=options.allow_remote_bases)
+                              allow_remote_bases=options.allow_remote_bases, jobs=options.jobs)
     # the cluster's own CRDs first: they shadow the pinned ones
     crd_folder: contextlib.AbstractContextManager[list[Path]] = (
         live.crd_folder() if live is not None else contextlib.nullcontext([]))

@@ -29,9 +29,10 @@ from gpu_policy.loading.envfile import envsubst
 from gpu_policy.loading.files import read_regular
 from gpu_policy.loading.limits import DEFAULT_LIMITS, Limits
 from gpu_policy.loading.not_manifests import NOT_KUBERNETES, looks_like_kubernetes, unrendered_template_reason
+from gpu_policy.loading.parallel import read_all
 from gpu_policy.loading.sources import ORIGIN_ANNOTATION, STDIN, Stream, decode_bytes, iter_streams
 from gpu_policy.loading.walk import is_within, walk
-from gpu_policy.loading.yaml_reader import RawDocument, read_raw, to_documents
+from gpu_policy.loading.yaml_reader import RawDocument, YamlError, read_raw, to_documents
 
 LOAD_RULE = "manifest-is-readable"
 SHAPE_RULE = "manifest-has-identity"
@@ -282,8 +283,15 @@ def _not_a_manifest(stream: Stream, text: str, raws: list[RawDocument], errors: 
     return None
 
 
+def _decoded(stream: Stream) -> bool:
+    """Whether `load_stream` decodes the stream's text (it is neither skipped nor unreadable)."""
+    return stream.skipped is None and stream.error is None
+
+
 def load_stream(stream: Stream, result: LoadResult, limits: Limits = DEFAULT_LIMITS,
-                env: Mapping[str, str] | None = None) -> None:
+                env: Mapping[str, str] | None = None,
+                decoded: tuple[list[RawDocument], list[YamlError]] | None = None) -> None:
+    """Account for one stream; `decoded`: `read_raw` of its (substituted) text when already done (parallel.py)."""
     result.sources.append(stream.source)
     if stream.skipped is not None:  # the listing shows the path: the reason need not repeat it
         result.not_checked.append(NotChecked(stream.source, 1, stream.skipped.removeprefix(f"{stream.source}: ")))
@@ -293,7 +301,7 @@ def load_stream(stream: Stream, result: LoadResult, limits: Limits = DEFAULT_LIM
         result.not_checked.append(NotChecked(stream.source, 1, stream.error))
         return
     text = stream.text if env is None else envsubst(stream.text, env)
-    raws, errors = read_raw(text, limits)
+    raws, errors = decoded if decoded is not None else read_raw(text, limits)
     reason = _not_a_manifest(stream, text, raws, errors)
     if reason is not None:
         result.not_checked.append(NotChecked(stream.source, 1, reason.removeprefix(f"{stream.source}: ")))
@@ -324,10 +332,19 @@ def load_stream(stream: Stream, result: LoadResult, limits: Limits = DEFAULT_LIM
 
 
 def load_streams(streams: Iterable[Stream], *, limits: Limits = DEFAULT_LIMITS,
-                 env: Mapping[str, str] | None = None) -> LoadResult:
+                 env: Mapping[str, str] | None = None, jobs: int = 1) -> LoadResult:
+    """Every stream in order. `jobs` != 1: the streams' YAML is decoded first, on that many processes (0: as
+    many as pay, parallel.py); the result is the same as the serial one."""
     result = LoadResult()
-    for stream in streams:
-        load_stream(stream, result, limits, env)
+    if jobs == 1:
+        for stream in streams:
+            load_stream(stream, result, limits, env)
+        return result
+    listed = list(streams)
+    texts = [s.text if env is None else envsubst(s.text, env) for s in listed if _decoded(s)]
+    decoded = iter(read_all(texts, limits, jobs))
+    for stream in listed:
+        load_stream(stream, result, limits, env, next(decoded) if _decoded(stream) else None)
     return result
 
 
@@ -338,15 +355,17 @@ def load_manifests(
     exclude: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     allow_remote_bases: bool = False,
+    jobs: int = 1,
 ) -> LoadResult:
     """Load every manifest under `paths` (files, folders, `-` for stdin).
 
     `limits`: the bounds of limits.py (DEFAULT_LIMITS when None). `exclude`: `--exclude` globs (exclude.py).
     `env`: when given, `$NAME`/`${NAME}` are substituted as GNU envsubst does (envfile.py) before parsing, and
     template files (`*.tpl`, ...) are read and checked once substituted. `allow_remote_bases`: let kustomize
-    fetch remote resources (refused by default, with a finding).
+    fetch remote resources (refused by default, with a finding). `jobs`: processes that decode the YAML
+    (1: this one only; 0: as many as pay; parallel.py).
     """
     limits = limits or DEFAULT_LIMITS
     streams = iter_streams(paths, limits=limits, exclude=exclude, allow_remote_bases=allow_remote_bases,
                            substitute=env is not None)
-    return load_streams(streams, limits=limits, env=env)
+    return load_streams(streams, limits=limits, env=env, jobs=jobs)

@@ -182,19 +182,28 @@ class _TooManyNodes(Exception):
 class _Loader(_BaseLoader):
     """libyaml's parser and composer; plain scalars are left untagged for `resolve_plain`."""
 
-    first_parent_line = -1
-    last_parent_line = -1
-    """0-based lines of the first and the latest mapping or sequence opened in the current document."""
+    first_parent: Any = None
+    last_parent: Any = None
+    """The first and the latest mapping or sequence opened in the current document (their lines are read only
+    when a limit stops the document: `first_parent_line`, `last_parent_line`)."""
 
     # The path-based resolvers PyYAML supports are never registered here; libyaml's composer calls this with the
     # node being filled before each of its values: where the document is when a limit stops it.
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         if current_node is not None:
-            line = current_node.start_mark.line
-            self.last_parent_line = line
-            if self.first_parent_line < 0:
-                self.first_parent_line = line
+            self.last_parent = current_node
+            if self.first_parent is None:
+                self.first_parent = current_node
         return None
+
+    @property
+    def first_parent_line(self) -> int:
+        """0-based; -1 when no mapping or sequence was opened."""
+        return -1 if self.first_parent is None else int(self.first_parent.start_mark.line)
+
+    @property
+    def last_parent_line(self) -> int:
+        return -1 if self.last_parent is None else int(self.last_parent.start_mark.line)
 
     def ascend_resolver(self) -> None:
         return None
@@ -210,6 +219,9 @@ class _Loader(_BaseLoader):
         if kind is yaml.ScalarNode:
             return _PLAIN if implicit[0] else _STR
         return _MAP if kind is yaml.MappingNode else _SEQ
+
+
+_SCALAR = yaml.ScalarNode
 
 
 def _node_line(node: yaml.Node) -> int:
@@ -265,6 +277,17 @@ class _Builder:
             for i, item in enumerate(node.value):
                 item_path = (*path, i)
                 positions[item_path] = item.start_mark.line + base
+                if item.__class__ is _SCALAR and self.count < self.limit:
+                    # the common leaf inline (same result as `build`): a string, or a plain word that cannot be
+                    # a bool, null or number
+                    self.count += 1
+                    tag = item.tag
+                    text = item.value
+                    if tag == _STR or (tag == _PLAIN and text and text[0] not in _HINTED):
+                        out.append(text)
+                    else:
+                        out.append(self.scalar(item))
+                    continue
                 out.append(build(item, item_path))
             return out
         raise YamlError(f"unsupported YAML node {cls.__name__}", _node_line(node) + self.base - 1)
@@ -339,6 +362,15 @@ class _Builder:
                 raise YamlError(f'mapping key "{key}" already defined', key_node.start_mark.line + base)
             key_path = (*path, key)
             positions[key_path] = key_node.start_mark.line + base
+            if value_node.__class__ is _SCALAR and self.count < self.limit:
+                self.count += 1  # the common leaf inline, as in `build`
+                tag = value_node.tag
+                text = value_node.value
+                if tag == _STR or (tag == _PLAIN and text and text[0] not in _HINTED):
+                    out[key] = text
+                else:
+                    out[key] = self.scalar(value_node)
+                continue
             out[key] = self.build(value_node, key_path)
         if merged:
             for key, value, line in merged:  # explicit keys win over merged ones (YAML merge-key spec)
@@ -482,7 +514,7 @@ def _read_from(
     try:
         while True:
             loader.nodes = 0
-            loader.first_parent_line = loader.last_parent_line = -1
+            loader.first_parent = loader.last_parent = None
             loader.node_limit = min(limits.max_nodes_per_document, limits.max_nodes_per_file - used[0])
             try:
                 if not loader.check_node():

@@ -33,7 +33,7 @@ from pathlib import Path
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.document import Document
 from gpu_policy.metrics.scrape import honor_labels
-from gpu_policy.promql.instant import InputSeries, evaluate, shape
+from gpu_policy.promql.instant import InputSeries, evaluate, regex, shape
 from gpu_policy.promql.promtool import PromtoolResult, run_promtool
 from gpu_policy.promql.sources import PromQLSource
 from gpu_policy.promql.testrun import Sample, parse_test_output
@@ -184,7 +184,7 @@ def _matcher_holds(matcher: Matcher, value: str) -> bool:
     if matcher.op == "!=":
         return value != matcher.value
     try:
-        found = re.fullmatch(matcher.value, value) is not None
+        found = regex(matcher.value).fullmatch(value) is not None
     except re.error:
         return True  # unreadable here: let promtool judge it
     return found if matcher.op == "=~" else not found
@@ -204,7 +204,7 @@ def literal_prefix(matcher: Matcher) -> str:
     if matcher.op != "=~" or "|" in matcher.value:
         return ""
     try:
-        re.compile(matcher.value)
+        regex(matcher.value)
     except re.error:
         return ""
     pattern = matcher.value
@@ -258,7 +258,10 @@ class CompiledQuery:
 
     def may_select(self, workload: Workload) -> bool:
         """Whether some selector may select a series of `workload`'s pods (workload labels only)."""
-        return any(s.possible(workload) and s.holds(workload) for s in self.selectors)
+        for s in self.selectors:  # noqa: SIM110 - a loop: any() over a generator costs twice as much here
+            if s.possible(workload) and s.holds(workload):
+                return True
+        return False
 
 
 def _may_select(expr: str, workload: Workload) -> bool:
@@ -279,12 +282,22 @@ def witnesses(expr: str, target: Workload, others: Iterable[Workload]) -> list[W
     selected: list[Workload] = []
     unselected: list[Workload] = []
     elsewhere = 0
+    # When every selector pins the target's namespace, no workload of another namespace can be selected, and no
+    # more than MAX_WITNESSES unselected ones are ever kept: such workloads need no matching.
+    pinned = bool(query.selectors) and all(s.namespace == target.namespace for s in query.selectors)
+    may_select = query.may_select
     for other in others:
         if other.namespace != target.namespace:
             elsewhere += 1
             if elsewhere > OTHER_NAMESPACE_CANDIDATES:
                 break
-        (selected if query.may_select(other) else unselected).append(other)
+            if pinned:
+                if len(unselected) < MAX_WITNESSES:
+                    unselected.append(other)
+                if len(selected) >= MAX_WITNESSES and len(unselected) >= 2:
+                    break
+                continue
+        (selected if may_select(other) else unselected).append(other)
         if len(selected) >= MAX_WITNESSES and len(unselected) >= 2:
             break
     chosen = selected[:MAX_WITNESSES] + unselected[: max(2, MAX_WITNESSES - len(selected))]
@@ -382,7 +395,10 @@ def evaluate_queries(
     `in_process=False` gives every query to promtool."""
     evaluations: list[QueryEvaluation] = []
     files: dict[str, QueryEvaluation] = {}
-    workloads = _scalable_workloads(graph)
+    workloads = graph.derived("keda_eval.workloads", _scalable_workloads)
+    # the witnesses of a query depend on the query, its target and the set only: the rule and the honorLabels
+    # scenario (which evaluates the same queries with the labels renamed) choose them once
+    chosen: dict[tuple[str, Workload], list[Workload]] = graph.derived("keda_eval.witnesses", lambda _: {})
 
     def all_others(target: Workload) -> Iterator[Workload]:
         return other_workloads(workloads, target)
@@ -399,7 +415,9 @@ def evaluate_queries(
             if target is None:
                 evaluation.skipped = "the ScaledObject has no scaleTargetRef.name"
                 continue
-            others = witnesses(query.parsed, target, all_others(target))
+            others = chosen.get((query.parsed, target))
+            if others is None:
+                others = chosen[(query.parsed, target)] = witnesses(query.parsed, target, all_others(target))
             evaluated_here = in_process and _in_process(evaluation, _synthetic(metrics, target, others, honor_labels))
             if evaluated_here and not (explain and evaluation.problems()):
                 continue

@@ -506,6 +506,6 @@ class _Parsed:
         return i
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1 << 17)
 def _parsed(expr: str) -> _Parsed:
     return _Parsed(expr)

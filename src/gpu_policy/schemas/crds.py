@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_policy.errors import SchemaSourceError
-from gpu_policy.loading.yaml_reader import YamlError, read_documents
+from gpu_policy.schemas.crd_parse_cache import decode_crd_file
 from gpu_policy.schemas.crd_schema import CustomResourceSchema
 from gpu_policy.schemas.structural import Node
 
@@ -78,16 +78,18 @@ class CrdRegistry:
 
     def _load_file(self, file: Path) -> None:
         try:
-            text = file.read_text(encoding="utf-8")
+            data = file.read_bytes()
+            text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text's newlines
         except (OSError, UnicodeDecodeError) as exc:
             raise SchemaSourceError(f"cannot read CRD file {file}: {exc}") from exc
-        for item in read_documents(text):
-            if isinstance(item, YamlError):
-                raise SchemaSourceError(f"{file}:{item.line}: malformed CRD file: {item.message}")
-            doc = item.value
+        # decoded once per content (crd_parse_cache.py): the same documents `read_documents(text)` gives
+        for item in decode_crd_file(data, text):
+            if len(item) == 3:
+                raise SchemaSourceError(f"{file}:{item[0]}: malformed CRD file: {item[2]}")
+            line, doc = item
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
-            self._add(doc, f"{file}:{item.line}")
+            self._add(doc, f"{file}:{line}")
 
     def _add(self, doc: dict[str, Any], origin: str) -> None:
         api_version = doc.get("apiVersion")

@@ -73,6 +73,7 @@ class Node:
         "nullable",
         "one_of",
         "pattern",
+        "plain_string",
         "preserve_unknown",
         "properties",
         "quantity",
@@ -130,6 +131,9 @@ class Node:
         """Values in this subtree must be converted before CEL sees them (escaped property names, date-time,
         duration and byte strings, numbers); set by the CRD compiler."""
         self.title = ""
+        self.plain_string: bool | None = None
+        """Whether every string is valid here (no constraint on strings, no enum, no combinator): set on the first
+        validation, once the node is complete (`_plain_string`)."""
 
     def children(self) -> list[Node]:
         out: list[Node] = list((self.properties or {}).values())
@@ -235,8 +239,23 @@ class Run:
             self.blocking = True
 
 
+def _plain_string(node: Node) -> bool:
+    """Whether `validate` finds nothing wrong with any string at `node` (the common leaf: a name, an image)."""
+    plain = node.plain_string
+    if plain is None:
+        plain = node.plain_string = (
+            (node.int_or_string or node.types is None or "string" in node.types)
+            and node.min_length is None and node.max_length is None and node.pattern is None
+            and node.format_check is None and not node.quantity and node.enum is None
+            and not (node.any_of or node.one_of or node.all_of or node.not_ is not None)
+        )
+    return plain
+
+
 def validate(value: Any, node: Node, run: Run) -> None:
     """Check `value` against `node`, appending every problem to `run`."""
+    if value.__class__ is str and _plain_string(node):
+        return
     if value is None:
         if node.nullable or (node.types is None and not node.int_or_string):
             return
@@ -298,6 +317,8 @@ def _validate_object(value: dict[str, Any], node: Node, run: Run) -> None:
                 if not run.value_only:
                     _unknown_field(key, node, run)
                 continue
+        if item.__class__ is str and _plain_string(sub):
+            continue  # what `validate` would conclude, without the call
         path.append(key)
         validate(item, sub, run)
         path.pop()

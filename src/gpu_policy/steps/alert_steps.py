@@ -90,7 +90,8 @@ def alert_rules_under_test(gpu_policy_run: RunResult) -> AlertRules:
             + "\n".join(lines + checked.unattributed),
             pytrace=False,
         )
-    return AlertRules(run=gpu_policy_run, files=files, names=alert_names(files))
+    names = gpu_policy_run.context.memo("alert_steps.alert_names", lambda: alert_names(files))  # read-only
+    return AlertRules(run=gpu_policy_run, files=files, names=names)
 
 
 @given(parsers.re(r"(?:DCGM )?series every (?P<interval>\w+):"))

@@ -19,7 +19,7 @@ from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.graph.nodes.budget import PlacementWork, check_placement_work, limits_of
 from gpu_policy.graph.nodes.labels import GPU_RESOURCE
 from gpu_policy.graph.nodes.overlays import NodeOverlay, is_nodeoverlay, overlaid_capacity, parse_overlay
-from gpu_policy.graph.nodes.placement import Placement, can_select, placement, shape_rejects, taint_text
+from gpu_policy.graph.nodes.placement import FIT_RESOURCES, Placement, can_select, placement, shape_rejects, taint_text
 from gpu_policy.graph.nodes.pools import NodePool, is_nodepool, parse_nodepool
 from gpu_policy.graph.nodes.resources import karpenter_capacity, vm_memory_overhead
 from gpu_policy.graph.nodes.shapes import NodeShape, PoolShapes, pool_shapes
@@ -120,9 +120,23 @@ def reachable(ctx: RunContext, pod: Placement) -> Reachability:
     key = f"nodes.reachable.{id(pod.template.owner)}.{pod.template.path}"
 
     def compute() -> Reachability:
-        out = Reachability()
         ert = extended_resource_toleration(ctx)
         tolerations = pod.effective_tolerations(ert)
+        # The verdict reads nothing of the pod but its node selection, tolerations and requests (shape_rejects,
+        # untolerated): pod templates that agree on those (every replica of one model in a monorepo) share it.
+        signature = (tuple(pod.node_selector.items()),
+                     None if pod.terms is None else tuple(tuple((k, o, tuple(v)) for k, o, v in t) for t in pod.terms),
+                     pod.matchfield_terms, repr(tolerations),
+                     tuple(str(pod.requests.get(name)) for name in FIT_RESOURCES))
+        shared: dict[Any, Reachability] = ctx.memo("nodes.reachable.by_signature", dict)
+        found = shared.get(signature)
+        if found is None:
+            found = shared[signature] = _reachability(tolerations)
+        return Reachability(list(found.shapes), list(found.why_not))
+
+    def _reachability(tolerations: list[dict[str, Any]]) -> Reachability:
+        out = Reachability()
+        ert = extended_resource_toleration(ctx)
         # Taints are the pool's, the same for every shape: judged once per distinct set of taints (an exact index:
         # pools with the same taints keep or lose the pod together).
         blocked_by: dict[tuple[tuple[str, str, str], ...], list[Mapping[str, Any]]] = {}
