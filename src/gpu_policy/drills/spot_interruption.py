@@ -33,6 +33,7 @@ no process), so a pod's own shutdown time is not measured: the timings are Karpe
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -161,10 +162,11 @@ def run(ctx: DrillContext) -> DrillResult:
         tolerations = (template.get("spec") or {}).get("tolerations") or []
         missing = [t for t in taints if not tolerates(tolerations, t)]
         pending = len([p for p in pods() if (p.get("status") or {}).get("phase") == "Pending"])
+        launched = len(claims(api, pool))
         if missing:
             shown = ", ".join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in missing)
             return DrillFailure(dep_where, f"its pods cannot land on spot capacity: {pending} of {replicas} Pending "
-                                f"after {LAUNCH_SECONDS:.0f} s and Karpenter launched no node for them",
+                                f"after {LAUNCH_SECONDS:.0f} s (Karpenter launched {launched} node(s) of the pool)",
                                 f"NodePool {POOL} taints its nodes {shown} and the pod template does not tolerate it",
                                 "add tolerations " + "; ".join(
                                     f"{{key: {t['key']}, operator: Equal, value: \"{t.get('value', '')}\", "
@@ -178,12 +180,23 @@ def run(ctx: DrillContext) -> DrillResult:
     result = DrillResult()
     result.numbers["launch_s"] = round(time.monotonic() - started, 1)
     hosts = {p["spec"]["nodeName"] for p in ready}
-    victims = [c for c in claims(api, pool) if (c.get("status") or {}).get("nodeName") in hosts]
+
+    def claims_of_hosts() -> list[dict[str, Any]] | None:  # status.nodeName is set when the node registers
+        found = [c for c in claims(api, pool) if (c.get("status") or {}).get("nodeName") in hosts]
+        return found if {c["status"]["nodeName"] for c in found} == hosts else None
+
+    victims = ctx.poll(claims_of_hosts, "waiting for the NodeClaims of the pods' nodes", within=60,
+                       on_expiry=lambda: DrillFailure(_where(pool_doc), f"no NodeClaim names the nodes {sorted(hosts)}",
+                                                      "Karpenter did not register them", "check Karpenter's log"))
     kinds = sorted({c["metadata"]["labels"].get("node.kubernetes.io/instance-type", "?") + "/"
                     + c["metadata"]["labels"].get("karpenter.sh/capacity-type", "?") for c in victims})
     ctx.say(f"{len(ready)} replicas Ready on {len(hosts)} node(s) ({', '.join(kinds)}) after "
             f"{result.numbers['launch_s']:.0f} s; minimum while interrupted: {minimum}")
 
+    # every change of the pods, in order (a poll could miss a dip that lasts less than its interval)
+    watcher = PodWatch(api, namespace, selector)
+    watcher.start()
+    ctx.on_cleanup("the pod watch", watcher.stop)
     # the interruption: what the AWS interruption controller does on a spot_interrupted message
     interrupted = time.monotonic()
     for claim in victims:
@@ -201,9 +214,10 @@ def run(ctx: DrillContext) -> DrillResult:
         now = time.monotonic()
         current = pods()
         serving = [p for p in current if _ready(p)]
-        lowest = min(lowest, len(serving))
-        if len(serving) < minimum:
-            raise _below_minimum(dep_where, deployment, pdb, len(serving), minimum, replicas, sla, now - interrupted)
+        lowest = min(lowest, len(serving), watcher.lowest)
+        if lowest < minimum:
+            at = (watcher.lowest_at or now) - interrupted if watcher.lowest <= lowest else now - interrupted
+            raise _below_minimum(dep_where, deployment, pdb, lowest, minimum, replicas, sla, at)
         names = {p["metadata"]["name"] for p in current}
         for pod in current:
             name = pod["metadata"]["name"]
@@ -261,10 +275,75 @@ def run(ctx: DrillContext) -> DrillResult:
         f"{result.numbers['drained_after_interruption_s']:.0f} s (notice {notice:.0f} s), all replicas serving "
         f"again after {result.numbers['serving_again_after_interruption_s']:.0f} s",
         f"serving replicas never below {lowest} (minimum {minimum}); longest pod termination "
-        f"{longest_termination:.1f} s (grace {grace:.0f} s)",
+        f"{longest_termination:.1f} s (grace {grace:.0f} s; polled every {POLL_SECONDS:g} s)",
     ]
     ctx.say("; ".join(result.observations))
     return result
+
+
+class PodWatch:
+    """Serving replicas (Ready, not terminating) after every watch event of the drill's pods, on a thread; the
+    lowest count and when it was first reached. Bounded: each watch request lasts at most 5 s, re-listed on
+    error, until `stop`."""
+
+    def __init__(self, api: Any, namespace: str, selector: str) -> None:
+        from kubernetes import client as k8s
+
+        self.api, self.namespace, self.selector = api, namespace, selector
+        self.core: Any = k8s.CoreV1Api(api)
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.lowest = 1 << 30
+        self.lowest_at: float | None = None
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pod-watch", daemon=True)
+
+    def _count(self) -> None:
+        serving = sum(1 for p in self.pods.values() if _ready(p))
+        if serving < self.lowest:
+            self.lowest, self.lowest_at = serving, time.monotonic()
+
+    def _relist(self) -> str:
+        listed = self.api.sanitize_for_serialization(self.core.list_namespaced_pod(
+            self.namespace, label_selector=self.selector, _request_timeout=TIMEOUT))
+        self.pods = {p["metadata"]["name"]: p for p in listed.get("items", [])}
+        self._count()
+        return str(listed["metadata"]["resourceVersion"])
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        version = ""
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    version = self._relist()
+                stream = watch.Watch()
+                for event in stream.stream(self.core.list_namespaced_pod, self.namespace,
+                                           label_selector=self.selector, resource_version=version,
+                                           timeout_seconds=5, _request_timeout=(5, 15)):
+                    pod = self.api.sanitize_for_serialization(event["object"])
+                    name = pod["metadata"]["name"]
+                    if event["type"] == "DELETED":
+                        self.pods.pop(name, None)
+                    else:
+                        self.pods[name] = pod
+                    version = str(pod["metadata"].get("resourceVersion") or version)
+                    self._count()
+                    if self._stop.is_set():
+                        stream.stop()
+            except Exception as exc:  # a 410 Gone or a dropped connection: list again
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                version = ""
+                self._stop.wait(0.5)
+
+    def start(self) -> None:
+        self._relist()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=20)
 
 
 def _any_tainted(core: Any, hosts: set[str]) -> bool:
