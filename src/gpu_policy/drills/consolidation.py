@@ -303,14 +303,15 @@ def _frozen_failure(doc: Document, raw: list[dict[str, Any]], budgets: list[Budg
     in_utc = [b for b in freezes if any((w[0].hour, w[0].minute) == local_start for w in b.active_windows(*span))]
     budget = in_utc[0] if in_utc else freezes[0]
     item = raw[budget.index] if budget.index is not None else {}
-    covered = ", ".join(f"{_local(a, hours.zone)}-{b.astimezone(hours.zone):%H:%M}" for a, b in windows) or "nothing"
+    covered = (", ".join(f"{a.astimezone(hours.zone):%a %H:%M}-{b.astimezone(hours.zone):%a %H:%M}"
+                         for a, b in windows) + f" ({hours.zone.key})") if windows else "nothing"
     if in_utc:
         why = (f"its freeze ({_budget_text(budget, item)}) is the business hours written in UTC: Karpenter reads "
                f"the schedule as cron in UTC (no time zone), so it freezes {covered} and leaves the business "
                f"hours in {hours.zone.key} open")
     else:
-        why = (f"its freeze ({_budget_text(budget, item)}) is active {covered} in {hours.zone.key} terms (cron in "
-               f"UTC), which does not reach the end of the business hours")
+        why = (f"its freeze ({_budget_text(budget, item)}) is active {covered} (cron in UTC), which does not "
+               "reach the end of the business hours")
     return DrillFailure(_where(doc, budget.path), what, why,
                         f"schedule the freeze in UTC: {_freeze_fix(cluster)}")
 
