@@ -28,3 +28,7 @@ Feature: Behaviour drills with real controllers
   @karpenter @spot
   Scenario: Interrupted spot nodes drain within grace and notice; pods reschedule; replicas stay above the minimum
     Then the spot-interruption drill passes on the manifests under test
+
+  @karpenter @simulation
+  Scenario: Model A's surge gets GPU nodes of admissible types only, within the NodePool limits, where its pods fit
+    Then the surge-capacity drill passes on the manifests under test

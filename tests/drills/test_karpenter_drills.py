@@ -1,4 +1,4 @@
-"""Drills `consolidation` and `spot-interruption` with the real Karpenter (kwok provider) on the testbed
+"""Drills `surge-capacity`, `consolidation` and `spot-interruption` with the real Karpenter (kwok provider) on the testbed
 (`up --with karpenter`): each passes on the reference NodePools and workloads, and fails with the right resource and
 message on each broken variant. One testbed for the module; the drills run one after the other in it, each with its
 own NodePool copy and namespace, which it removes."""
@@ -19,7 +19,7 @@ from tests.drills.conftest import Variant, drills_or_skip, variants
 from tests.testbed.conftest import running_testbed
 
 pytestmark = pytest.mark.testbed
-DRILLS = ("consolidation", "spot-interruption")
+DRILLS = ("surge-capacity", "consolidation", "spot-interruption")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,15 @@ def _nothing_left(state: cluster.State) -> None:
         assert not [n for n in names if n.startswith("gpu-policy-drill-")], names
     finally:
         api.close()
+
+
+def test_surge_capacity_launches_admissible_nodes_for_model_a_at_its_maximum(
+    karpenter_testbed: cluster.State, tmp_path: Path
+) -> None:
+    result = run_drill("surge-capacity", report_dir=tmp_path, kubeconfig=karpenter_testbed.kubeconfig)
+    # 10 one-GPU pods on 8-GPU p4d.24xlarge (model A's affinity): 2 NodeClaims, 16 GPUs, every pod running
+    assert (result.numbers["nodeclaims"], result.numbers["gpus"], result.numbers["pods_running"]) == (2, 16, 10)
+    _nothing_left(karpenter_testbed)
 
 
 def test_consolidation_waits_for_the_end_of_the_freeze_then_removes_the_emptied_nodes(
