@@ -1,7 +1,7 @@
-"""Drills `surge-capacity`, `consolidation` and `spot-interruption` with the real Karpenter (kwok provider) on the testbed
-(`up --with karpenter`): each passes on the reference NodePools and workloads, and fails with the right resource and
-message on each broken variant. One testbed for the module; the drills run one after the other in it, each with its
-own NodePool copy and namespace, which it removes."""
+"""Drills `surge-capacity`, `consolidation` and `spot-interruption` with the real Karpenter (kwok provider) on the
+testbed (`up --with karpenter`): each passes on the reference NodePools and workloads, and fails with the right
+resource and message on each broken variant. One testbed for the module; the drills run one after the other in it,
+each with its own NodePool copies and namespace, which it removes."""
 
 from __future__ import annotations
 

@@ -293,9 +293,8 @@ def _pending_failure(deployment: Document, so: Document, copies: dict[str, Docum
                 return DrillFailure(
                     _where(doc, ("spec", "limits", resource)), what,
                     f"its limit {resource}: {limit_text} leaves no room for one more node model A can use "
-                    f"({', '.join(types)}: {_show(resource, smallest)} each, {_show(resource, in_use.get(resource, 0.0))} in "
-                    "use), so the surge "
-                    "cannot reach its maximum",
+                    f"({', '.join(types)}: {_show(resource, smallest)} each, "
+                    f"{_show(resource, in_use.get(resource, 0.0))} in use), so the surge cannot reach its maximum",
                     f"raise {resource} so that the limits allow maxReplicaCount (the limits must be mutually "
                     "reachable: gpu-policy check, nodepool-limits-reachable)")
     return DrillFailure(_where(deployment), what, "no NodePool of the set can launch a node they fit",
