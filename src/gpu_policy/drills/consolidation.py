@@ -173,8 +173,8 @@ def run(ctx: DrillContext) -> DrillResult:
     def launched() -> list[dict[str, Any]] | None:
         if len(pods.running()) < HIGH_REPLICAS:
             return None
-        found = [c for c in claims(api, pool) if is_true(c, "Initialized")]
-        return found or None
+        found = claims(api, pool)  # every one Initialized: pods may run on a node before Karpenter says so
+        return found if found and all(is_true(c, "Initialized") for c in found) else None
 
     def not_launched() -> DrillFailure:
         running = len(pods.running())
