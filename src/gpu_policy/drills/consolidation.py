@@ -345,7 +345,7 @@ SPEC = DrillSpec(
     summary="model A 18 -> 2 pods on 3 p4d nodes of the set's gpu-inference-pool (budgets moved in time so the "
     "business day ends ~90 s after the scale-down): nothing removed during the freeze, then the 2 empty nodes go, "
     "never more at once than the budgets allow",
-    duration_seconds=300,
+    duration_seconds=225,
     timeout_seconds=900,
     needs=("testbed", "karpenter"),
     run=run,

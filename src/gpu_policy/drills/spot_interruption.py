@@ -379,7 +379,7 @@ SPEC = DrillSpec(
     summary="the spot model server's nodes (gpu-spot-pool) get a spot interruption (their NodeClaims deleted, as "
     "Karpenter's AWS interruption controller does): pods evicted within grace and the 120 s notice, rescheduled "
     "on new spot nodes, serving replicas never below the PodDisruptionBudget's minimum",
-    duration_seconds=60,
+    duration_seconds=48,
     timeout_seconds=600,
     needs=("testbed", "karpenter"),
     run=run,

@@ -306,7 +306,7 @@ SPEC = DrillSpec(
     title="Model A's surge gets GPU nodes of admissible types only, within the NodePool limits, where its pods fit",
     summary="model A at maxReplicaCount 10: Karpenter launches p4d.24xlarge NodeClaims (admissible, in the pool's "
     "list) within the pools' limits; every pod runs on a node whose taints and labels it admits",
-    duration_seconds=60,
+    duration_seconds=45,
     timeout_seconds=600,
     needs=("testbed", "karpenter"),
     run=run,
