@@ -20,3 +20,15 @@ Feature: Behaviour drills with real controllers
   @keda @simulation
   Scenario: Model A's scale-down waits its stabilisation window, then removes no faster than the policy, as predicted
     Then the scale-down drill passes on the manifests under test
+
+  @karpenter
+  Scenario: After a scale-down Karpenter removes the emptied GPU nodes only as the disruption budgets allow
+    Then the consolidation drill passes on the manifests under test
+
+  @karpenter @spot
+  Scenario: Interrupted spot nodes drain within grace and notice; pods reschedule; replicas stay above the minimum
+    Then the spot-interruption drill passes on the manifests under test
+
+  @karpenter @simulation
+  Scenario: Model A's surge gets GPU nodes of admissible types only, within the NodePool limits, where its pods fit
+    Then the surge-capacity drill passes on the manifests under test

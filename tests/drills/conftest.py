@@ -38,7 +38,10 @@ class Variant:
 
     @property
     def manifests(self) -> list[str]:
-        return [str(reference_manifests_dir()), str(self.root / "manifests")]
+        """The reference set, or the files of it named under `base` (a variant that removes an object), then
+        the variant's own objects."""
+        base = [str(reference_manifests_dir() / name) for name in self.data.get("base") or []]
+        return [*(base or [str(reference_manifests_dir())]), str(self.root / "manifests")]
 
     @property
     def slow(self) -> bool:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list or not args.name:
         for spec in all_drills().values():
-            print(f"{spec.name:<12} ~{spec.duration_seconds:>4} s  needs {', '.join(spec.needs):<22} {spec.title}")
+            print(f"{spec.name:<17} ~{spec.duration_seconds:>4} s  needs {', '.join(spec.needs):<22} {spec.title}")
         return 0 if args.list else 2
     try:
         result = run_drill(args.name, args.manifests, report_dir=Path(args.report) if args.report else None,

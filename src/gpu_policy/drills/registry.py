@@ -7,7 +7,7 @@ import importlib
 from gpu_policy.drills.base import DrillSpec
 from gpu_policy.errors import GpuPolicyError
 
-DRILL_MODULES = ("alerts", "surge", "scale_down")
+DRILL_MODULES = ("alerts", "surge", "scale_down", "surge_capacity", "consolidation", "spot_interruption")
 """Modules under gpu_policy.drills holding one drill each, in the order `gpu-policy drill --list` shows them."""
 
 

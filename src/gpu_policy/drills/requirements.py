@@ -1,6 +1,8 @@
 """What a drill needs and whether this machine has it: each unmet need is one sentence saying how to get it.
 
 - `prometheus`: Debian's /usr/bin/prometheus and promtool (.ci/setup installs them).
+- `karpenter`: the testbed was started with Karpenter (`gpu-policy testbed up --with karpenter`; its state.json
+  lists the components it runs).
 - `testbed`: a running testbed (`gpu-policy testbed up`), reached through its kubeconfig (`--kubeconfig`, else the
   testbed's state folder). Drills mutate the cluster, so only a server on 127.0.0.0/8 is accepted: a drill never
   touches a real cluster.
@@ -8,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -21,6 +24,15 @@ def testbed_kubeconfig(given: Path | None = None) -> Path:
     from gpu_policy.testbed.cluster import default_state_dir
 
     return given if given is not None else default_state_dir() / "kubeconfig"
+
+
+def testbed_components(kubeconfig: Path) -> list[str]:
+    """The optional components (keda, karpenter) the testbed of `kubeconfig` runs: its state.json beside it."""
+    try:
+        data = json.loads((kubeconfig.parent / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(c) for c in data.get("components") or []] if isinstance(data, dict) else []
 
 
 def kubeconfig_server(path: Path) -> str:
@@ -52,6 +64,11 @@ def unmet_needs(needs: tuple[str, ...], kubeconfig: Path | None) -> str | None:
             except ApiError:
                 return (f"the kubeconfig {path} points at {server or 'no server'}: drills change the cluster, so "
                         "they run only against the testbed on 127.0.0.0/8")
+        elif need in ("keda", "karpenter"):
+            path = testbed_kubeconfig(kubeconfig)
+            if need not in testbed_components(path):
+                return (f"needs the testbed to run {need}: the testbed of {path} does not "
+                        f"(`gpu-policy testbed up --with {need}`)")
         else:
             return f"needs {need}, which this version of the testbed does not provide"
     return None
