@@ -56,13 +56,9 @@ class _OutputAction(argparse.Action):
 
 
 def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (0: automatic, 1: serial)")
-    return value
+    from gpu_policy.engine import parse_jobs
+
+    return parse_jobs(text)
 
 
 def _add_check_options(check: argparse.ArgumentParser) -> None:

@@ -32,6 +32,19 @@ from gpu_policy.rules.schema import schema_notes
 from gpu_policy.schemas.validator import ManifestValidator, default_crd_paths
 
 
+def parse_jobs(text: str) -> int:
+    """`--jobs N` of the command and the pytest plugin: a number of processes, 0 (automatic) or more."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (0: automatic, 1: serial)")
+    return value
+
+
 @dataclass
 class RunOptions:
     paths: list[str]

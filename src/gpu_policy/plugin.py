@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gpu_policy.engine import RunOptions, RunResult, run_engine
+from gpu_policy.engine import RunOptions, RunResult, parse_jobs, run_engine
 from gpu_policy.resources import features_dir, reference_manifests_dir
 from gpu_policy.schemas.validator import default_crd_paths
 from gpu_policy.steps import step_module_names
@@ -76,6 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="files not to check (repeatable; relative to the input folder)")
     group.addoption("--allow-remote-bases", dest="gpu_policy_allow_remote_bases", action="store_true",
                     default=False, help="let kustomize fetch remote bases (refused by default)")
+    group.addoption("--jobs", dest="gpu_policy_jobs", type=parse_jobs, default=0, metavar="N",
+                    help="processes that decode the YAML, as `gpu-policy check --jobs` (0: every core when the set "
+                         "is large; 1: serial); findings are the same")
     group.addoption("--no-bundled-features", action="store_true", default=False,
                     help="with --manifests, do not add the bundled feature suite to the run")
     group.addoption("--live", dest="gpu_policy_live", action="store_true", default=False,
@@ -212,6 +215,7 @@ def gpu_policy_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         "env": _env(config),
         "exclude": list(config.getoption("gpu_policy_exclude") or []),
         "allow_remote_bases": bool(config.getoption("gpu_policy_allow_remote_bases")),
+        "jobs": int(config.getoption("gpu_policy_jobs")),
     }
 
 
@@ -263,6 +267,7 @@ def _engine_run(gpu_policy_options: dict[str, Any]) -> RunResult:
         env=gpu_policy_options.get("env"),
         exclude=list(gpu_policy_options.get("exclude") or []),
         allow_remote_bases=bool(gpu_policy_options.get("allow_remote_bases")),
+        jobs=int(gpu_policy_options.get("jobs", 0)),
     )
     if not options.live:
         return run_engine(options)

@@ -102,11 +102,16 @@ def test_sigint_cleans_up_and_says_interrupted(tmp_path: Path) -> None:
         ctx.sleep(10, "waiting to be interrupted")
         raise AssertionError("unreachable")
 
-    with pytest.raises(DrillInterrupted, match="SIGINT"):
-        run_spec(_spec(body), report_dir=tmp_path)
-    assert not processes.is_ours(seen["record"])
-    assert json.loads((tmp_path / "drills" / "test.json").read_text(encoding="utf-8"))["outcome"] == "interrupted"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest itself runs as a background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever started pytest
+    try:
+        with pytest.raises(DrillInterrupted, match="SIGINT"):
+            run_spec(_spec(body), report_dir=tmp_path)
+        assert not processes.is_ours(seen["record"])
+        assert json.loads((tmp_path / "drills" / "test.json").read_text(encoding="utf-8"))["outcome"] == "interrupted"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the drill's handler is gone again
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_a_drill_never_runs_against_a_cluster_outside_loopback(tmp_path: Path) -> None:
