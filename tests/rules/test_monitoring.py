@@ -390,17 +390,7 @@ metadata: {{name: dcgm-metrics, namespace: mon}}
 data:
 {data}
 """
-    return text + """
----
-apiVersion: monitoring.coreos.com/v1
-kind: PrometheusRule
-metadata: {name: r, namespace: mon}
-spec:
-  groups:
-    - name: g
-      rules:
-        - {alert: A, expr: DCGM_FI_DEV_GPU_UTIL > 90 and DCGM_FI_DEV_FB_USED > 0}
-"""
+    return text + _UTIL_AND_FB_RULE
 
 
 def test_configmap_data_replaces_the_collectors_file() -> None:
