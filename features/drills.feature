@@ -14,7 +14,7 @@ Feature: Behaviour drills with real controllers
     Then the alerts drill passes on the manifests under test
 
   @keda @simulation
-  Scenario: Model A scales up under a surge no faster than its behaviour allows, up to its maximum, as predicted
+  Scenario: Model A scales up under a surge no faster than its behaviour allows, while model B gives GPUs back down to its SLA minimum, as predicted
     Then the surge drill passes on the manifests under test
 
   @keda @simulation

@@ -46,7 +46,7 @@ def test_the_load_reaches_prometheus_from_the_drills_own_pods_and_cleanup_remove
     so = graph.get("ScaledObject", "model-a-gpu-scaler", "inference")
     deployment = graph.get("Deployment", "model-a-serving", "inference")
     assert so is not None and deployment is not None
-    replay = Replay(ctx, so, deployment, scale_down._trace(420.0, 120.0), 6)
+    replay = Replay(ctx, so, deployment, scale_down.falling_trace(420.0, scale_down.LOW, scale_down.FALL_AT, 120.0), 6)
     pinned = load_pins().kubernetes_minor
     assert replay.kubernetes_version() == pinned  # not connected yet: the testbed's pin
     api = k8s_config.new_client_from_config(config_file=str(core_testbed.kubeconfig))

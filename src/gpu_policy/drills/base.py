@@ -17,6 +17,7 @@ from typing import TextIO, TypeVar
 
 from gpu_policy.errors import GpuPolicyError
 from gpu_policy.graph.graph import ResourceGraph
+from gpu_policy.loading.document import Document
 
 T = TypeVar("T")
 
@@ -141,6 +142,16 @@ class DrillContext:
                 self.check_deadline(doing)
                 raise DrillTimeout(f"drill {self.spec.name}: {doing}: not done within {within or 0:.0f} s")
             time.sleep(min(interval, max(0.05, end - time.monotonic())))
+
+    # -- the manifests under test ----------------------------------------------------------------------------
+    def require(self, kind: str, name: str, namespace: str | None, purpose: str, fix: str) -> Document:
+        """The set's object, or a DrillFailure naming it as missing, what the drill needs it for (`purpose`: "the
+        drill interrupts the spot pool's nodes") and what to deploy (`fix`)."""
+        found = self.graph.get(kind, name, namespace or "")
+        if found is None:
+            ref = f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+            raise DrillFailure(ref, "not in the manifests", purpose, fix)
+        return found
 
     # -- cleanup ----------------------------------------------------------------------------------------------
     def on_cleanup(self, what: str, undo: Callable[[], object]) -> None:

@@ -34,14 +34,13 @@ instance termination; the budgets and Karpenter's decisions are real.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import time
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gpu_policy.drills.base import DRILL_LABEL, RUN_LABEL, DrillContext, DrillFailure, DrillResult, DrillSpec
+from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
 from gpu_policy.drills.budget_shift import business_end_after, shift_mapping, shifted_budgets
 from gpu_policy.drills.nodepool_copy import claims, create_pool, is_true, patch_pool, pin_to_pool, pool_body
 from gpu_policy.graph.nodes.budgets import Budget, allowed_disruptions, declared_budgets, effective_budgets
@@ -109,19 +108,21 @@ class _Pods:
 def run(ctx: DrillContext) -> DrillResult:
     from kubernetes import client as k8s
 
-    from gpu_policy.drills.replay import _quantities_as_strings, drill_namespace, ensure_priority_class, kubernetes_api
+    from gpu_policy.drills.replay import (
+        drill_copy,
+        drill_namespace,
+        ensure_priority_class,
+        kubernetes_api,
+        workload_copy,
+    )
     from gpu_policy.policy.loader import PolicySet
 
     policies = PolicySet.load()
     hours = BusinessHours.from_policy(policies.cluster)
-    pool_doc = ctx.graph.get("NodePool", POOL)
-    if pool_doc is None:
-        raise DrillFailure(f"NodePool/{POOL}", "not in the manifests", "the drill consolidates model A's GPU pool",
+    pool_doc = ctx.require("NodePool", POOL, None, "the drill consolidates model A's GPU pool",
                            "deploy the reference NodePool (manifests/karpenter/nodepools.yaml)")
-    deployment = ctx.graph.get("Deployment", WORKLOAD[1], WORKLOAD[0])
-    if deployment is None:
-        raise DrillFailure(f"Deployment/{WORKLOAD[0]}/{WORKLOAD[1]}", "not in the manifests",
-                           "the drill scales model A down", "deploy the reference model A Deployment")
+    deployment = ctx.require("Deployment", WORKLOAD[1], WORKLOAD[0], "the drill scales model A down",
+                             "deploy the reference model A Deployment")
     raw_budgets = [dict(b) for b in (pool_doc.get(("spec", "disruption", "budgets")) or [])
                    if isinstance(b, Mapping)]
     budgets = effective_budgets(pool_doc)
@@ -144,16 +145,9 @@ def run(ctx: DrillContext) -> DrillResult:
     # after the pool: cleanup runs newest first, so the pods go before the pool's nodes (else Karpenter would
     # launch nodes for the evicted pods while the drill removes the pool)
     namespace = drill_namespace(ctx, api)
-    template = copy.deepcopy((deployment.spec or {}).get("template") or {})
-    ensure_priority_class(ctx, api, template)
-    pin_to_pool(template, pool)
-    _quantities_as_strings(template.get("spec") or {})
-    labels = {**deployment.labels, DRILL_LABEL: ctx.spec.name, RUN_LABEL: ctx.run_id}
-    dep_body = copy.deepcopy(deployment.obj)
-    dep_body["metadata"] = {"name": deployment.name, "namespace": namespace, "labels": labels}
-    dep_body["spec"]["replicas"] = HIGH_REPLICAS
-    dep_body["spec"]["template"] = template
-    dep_body.pop("status", None)
+    ensure_priority_class(ctx, api, (deployment.spec or {}).get("template") or {})
+    dep_body = workload_copy(ctx, deployment, namespace, replicas=HIGH_REPLICAS, pin=lambda t: pin_to_pool(t, pool))
+    template, labels = dep_body["spec"]["template"], dep_body["metadata"]["labels"]
     apps: Any = k8s.AppsV1Api(api)
     policy_api: Any = k8s.PolicyV1Api(api)
     selector = ((deployment.spec or {}).get("selector") or {}).get("matchLabels") or {}
@@ -161,10 +155,8 @@ def run(ctx: DrillContext) -> DrillResult:
         pdb_selector = ((pdb.spec or {}).get("selector") or {}).get("matchLabels") or {}
         if pdb.namespace == deployment.namespace and pdb_selector and all(
                 (template.get("metadata") or {}).get("labels", {}).get(k) == v for k, v in pdb_selector.items()):
-            pdb_body = copy.deepcopy(pdb.obj)
-            pdb_body["metadata"] = {"name": pdb.name, "namespace": namespace, "labels": labels}
-            pdb_body.pop("status", None)
-            policy_api.create_namespaced_pod_disruption_budget(namespace, pdb_body, _request_timeout=TIMEOUT)
+            policy_api.create_namespaced_pod_disruption_budget(namespace, drill_copy(ctx, pdb, namespace, labels),
+                                                               _request_timeout=TIMEOUT)
     apps.create_namespaced_deployment(namespace, dep_body, _request_timeout=TIMEOUT)
     ctx.say(f"NodePool {pool} (the set's {POOL}, kwok node class) and {deployment.name} at {HIGH_REPLICAS} "
             f"replicas in {namespace}; waiting for Karpenter's nodes")

@@ -25,7 +25,7 @@ import copy
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,24 @@ _NAMESPACE_MATCHER = re.compile(r'namespace\s*=\s*"[^"]*"')
 
 SCALED_OBJECT = ("inference", "model-a-gpu-scaler")
 """Model A's ScaledObject, which the scaling drills replay."""
+MODEL_B = ("inference", "model-b-gpu-scaler")
+"""Model B's ScaledObject: the surge drill replays it beside model A (model B gives GPUs back)."""
+
 
 def model_a(ctx: DrillContext, purpose: str) -> tuple[Document, ScaledObjectModel, Document]:
     """Model A's ScaledObject (`SCALED_OBJECT`), its model and its target, or a failure saying what is missing."""
-    namespace, name = SCALED_OBJECT
+    return scaled_workload(ctx, SCALED_OBJECT, f"model A's {purpose}")
+
+
+def scaled_workload(ctx: DrillContext, key: tuple[str, str],
+                    purpose: str) -> tuple[Document, ScaledObjectModel, Document]:
+    """The ScaledObject `key` (namespace, name) of the set, its model and its target, or a failure saying what is
+    missing and what the drill needs it for (`purpose`: "model A's surge")."""
+    namespace, name = key
     so = ctx.graph.get("ScaledObject", name, namespace)
     if so is None:
         raise DrillFailure(f"ScaledObject/{namespace}/{name}", "not in the manifests",
-                           f"the drill replays model A's {purpose}", "deploy the reference ScaledObject")
+                           f"the drill replays {purpose}", "deploy the reference ScaledObject")
     model = ScaledObjectModel.from_document(so)
     deployment = ctx.graph.get(model.target_kind, model.target_name, model.namespace)
     if deployment is None:
@@ -93,6 +103,28 @@ def keda_running(kubeconfig: Path) -> bool:
     except (OSError, ValueError):
         return False
     return "keda" in (data.get("components") or [])
+
+
+def label_selector(workload: Document) -> str:
+    """The workload's selector matchLabels as a label selector string (`k=v,k2=v2`)."""
+    return ",".join(f"{k}={v}" for k, v in (((workload.spec or {}).get("selector") or {})
+                                            .get("matchLabels") or {}).items())
+
+
+def pod_lister(api: Any, namespace: str, workload: Document) -> Callable[[], list[dict[str, Any]]]:
+    """A function listing the pods of the drill's copy of `workload` in `namespace` (by its selector's
+    matchLabels), as plain dicts."""
+    from kubernetes import client as k8s
+
+    core: Any = k8s.CoreV1Api(api)
+    selector = label_selector(workload)
+
+    def pods() -> list[dict[str, Any]]:
+        listed = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=(5, 30))
+        items: list[dict[str, Any]] = api.sanitize_for_serialization(listed).get("items", [])
+        return items
+
+    return pods
 
 
 def drill_namespace(ctx: DrillContext, api: Any) -> str:
@@ -164,6 +196,31 @@ def ensure_priority_class(ctx: DrillContext, api: Any, template: Mapping[str, An
     ctx.on_cleanup(f"PriorityClass {name}", lambda: scheduling.delete_priority_class(name, _request_timeout=(5, 30)))
 
 
+def merge_gpus(parts: Mapping[str, Mapping[str, list[dict[str, Any]]]],
+               nodes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each node's GPUs when several replayed workloads share the exporters: every part's GPUs on that node, in
+    the parts' order, numbered from 0 as one exporter numbers the GPUs of its node."""
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for node in nodes:
+        gpus = [gpu for part in parts.values() for gpu in part.get(node, [])]
+        merged[node] = [{**gpu, "index": index} for index, gpu in enumerate(gpus)]
+    return merged
+
+
+@dataclass
+class GpuBoard:
+    """The exporters' GPUs when one metrics stack serves several replays (the surge drill plays model A and
+    model B at once): each replay puts what its pods use, per node, and every node's exporter serves all of it."""
+
+    stack: Any
+    parts: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+
+    def put(self, owner: str, by_node: dict[str, list[dict[str, Any]]]) -> None:
+        self.parts[owner] = by_node
+        for node, gpus in merge_gpus(self.parts, list(self.stack.traces)).items():
+            self.stack.set_gpus(node, gpus)
+
+
 @dataclass
 class Replay:
     ctx: DrillContext
@@ -178,6 +235,14 @@ class Replay:
     ready_seen: list[tuple[float, int]] = field(default_factory=list)
     hpa_status: dict[str, Any] = field(default_factory=dict)
     t0: float = 0.0
+    label: str = ""
+    """Names the replay in progress lines and report files when a drill plays several (default: the drill's
+    name alone)."""
+    board: GpuBoard | None = None
+
+    @property
+    def report_name(self) -> str:
+        return f"{self.ctx.spec.name}-{self.label}" if self.label else self.ctx.spec.name
 
     @property
     def model(self) -> ScaledObjectModel:
@@ -189,14 +254,7 @@ class Replay:
 
     # -- set up ---------------------------------------------------------------------------------------------
     def _copy_deployment(self) -> dict[str, Any]:
-        body = copy.deepcopy(self.deployment.obj)
-        labels = dict(self.deployment.labels)
-        labels.update({DRILL_LABEL: self.ctx.spec.name, RUN_LABEL: self.ctx.run_id})
-        body["metadata"] = {"name": self.deployment.name, "namespace": self.namespace, "labels": labels}
-        body["spec"]["replicas"] = self.initial_replicas
-        body.pop("status", None)
-        _quantities_as_strings(((body["spec"].get("template") or {}).get("spec")) or {})
-        return body
+        return workload_copy(self.ctx, self.deployment, self.namespace, replicas=self.initial_replicas)
 
     def _copy_scaled_object(self, prometheus_url: str) -> dict[str, Any]:
         body = copy.deepcopy(self.scaled_object.obj)
@@ -210,24 +268,34 @@ class Replay:
         body.pop("status", None)
         return body
 
-    def start(self) -> None:
+    def start(self, alongside: Replay | None = None) -> None:
+        """Create the drill's copies and wait until KEDA's HPA reads its metric. `alongside`: a replay already
+        started in this drill, whose namespace, client and metrics stack this one shares (its pods' GPUs are put
+        on the same exporters, `GpuBoard`)."""
         from kubernetes import client as k8s
 
         from gpu_policy.testbed.metrics_stack import MetricsStack
         from gpu_policy.testbed.nodes import FAKE_NODES
 
         ctx = self.ctx
-        if ctx.kubeconfig is None or not keda_running(ctx.kubeconfig):
-            raise DrillUnavailable(f"drill {ctx.spec.name}: the testbed runs without KEDA "
-                                   "(`gpu-policy testbed up --with keda`)")
-        self.api = kubernetes_api(ctx)
-        gpu_nodes = [n.name for n in FAKE_NODES if n.nodepool]
-        self.stack = MetricsStack(ctx.graph, {node: [] for node in gpu_nodes}, ctx.work_dir / "metrics",
-                                  interval=SCRAPE_INTERVAL)
-        ctx.say(f"starting Prometheus and {len(gpu_nodes)} synthetic DCGM exporters on 127.0.0.1")
-        self.stack.start()
-        ctx.on_cleanup("Prometheus and the synthetic exporters", self.stack.close)
-        self.namespace = drill_namespace(ctx, self.api)
+        if alongside is not None:
+            self.api, self.stack, self.namespace = alongside.api, alongside.stack, alongside.namespace
+            if alongside.board is None:  # from now on the exporters serve both; the first one's GPUs stay put
+                alongside.board = GpuBoard(alongside.stack)
+                alongside.feed(alongside.trace.value_at(0))
+            self.board = alongside.board
+        else:
+            if ctx.kubeconfig is None or not keda_running(ctx.kubeconfig):
+                raise DrillUnavailable(f"drill {ctx.spec.name}: the testbed runs without KEDA "
+                                       "(`gpu-policy testbed up --with keda`)")
+            self.api = kubernetes_api(ctx)
+            gpu_nodes = [n.name for n in FAKE_NODES if n.nodepool]
+            self.stack = MetricsStack(ctx.graph, {node: [] for node in gpu_nodes}, ctx.work_dir / "metrics",
+                                      interval=SCRAPE_INTERVAL)
+            ctx.say(f"starting Prometheus and {len(gpu_nodes)} synthetic DCGM exporters on 127.0.0.1")
+            self.stack.start()
+            ctx.on_cleanup("Prometheus and the synthetic exporters", self.stack.close)
+            self.namespace = drill_namespace(ctx, self.api)
         template = (self.deployment.spec.get("template") or {}) if self.deployment.spec else {}
         ensure_priority_class(ctx, self.api, template)
         ctx.say(f"namespace {self.namespace}: Deployment {self.deployment.name} at {self.initial_replicas} "
@@ -242,18 +310,11 @@ class Replay:
             self._copy_scaled_object(self.stack.prometheus.url), _request_timeout=(5, 30))
         ctx.poll(self._hpa_active, f"waiting for KEDA's HPA {self.hpa_name} to read its metric", within=180,
                  on_expiry=self._hpa_not_active)
-        ctx.say(f"HPA {self.hpa_name} is reading its metric; the trace starts")
+        ctx.say(f"HPA {self.hpa_name} is reading its metric")
 
     # -- the load -------------------------------------------------------------------------------------------
     def pods(self) -> list[dict[str, Any]]:
-        from kubernetes import client as k8s
-
-        selector = ",".join(f"{k}={v}" for k, v in ((self.deployment.spec.get("selector") or {})
-                                                    .get("matchLabels") or {}).items())
-        listed = k8s.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=selector,
-                                                             _request_timeout=(5, 30))
-        out: list[dict[str, Any]] = self.api.sanitize_for_serialization(listed).get("items", [])
-        return out
+        return pod_lister(self.api, self.namespace, self.deployment)()
 
     def _all_ready(self, count: int) -> bool:
         self.feed(self.trace.value_at(0))
@@ -263,8 +324,11 @@ class Replay:
     def feed(self, value: float) -> tuple[int, int]:
         """Write every GPU node's exporter trace for the current pods; return (running, ready)."""
         by_node, running, ready = gpus_by_node(self.pods(), value, self.trace.kind, list(self.stack.traces))
-        for node, gpus in by_node.items():
-            self.stack.set_gpus(node, gpus)
+        if self.board is not None:
+            self.board.put(self.deployment.name, by_node)
+        else:
+            for node, gpus in by_node.items():
+                self.stack.set_gpus(node, gpus)
         return running, ready
 
     def replicas(self) -> int:
@@ -358,24 +422,26 @@ class Replay:
     def play(self, until: float, check: Any = None) -> None:
         """Play the trace from t = 0 to `until` s, recording spec.replicas every tick; `check(t, replicas)` may raise
         DrillFailure as soon as the behaviour breaks the policy."""
-        start = time.monotonic()
-        last_said = -60.0
-        while True:
-            t = time.monotonic() - start
-            if t > until:
-                break
-            running, ready = self.feed(self.trace.value_at(t))
-            replicas = self.replicas()
-            if not self.observed or self.observed[-1][1] != replicas:
-                self.observed.append((round(t, 1), replicas))
-                self.ctx.say(f"t={t:5.0f} s replicas {replicas} (running {running}, ready {ready}, "
-                             f"load {self.trace.value_at(t):g})")
-            elif t - last_said >= 60:
-                self.ctx.say(f"t={t:5.0f} s replicas {replicas} (load {self.trace.value_at(t):g})")
-                last_said = t
-            if check is not None:
-                check(t, replicas)
-            self.ctx.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - start - t)), "playing the trace")
+        play_together([(self, check)], until)
+
+    def tick(self, t: float, check: Any, last_said: float) -> bool:
+        """One tick of `play_together` at trace time `t`: feed the load, record spec.replicas, run `check`;
+        returns whether a progress line was said."""
+        running, ready = self.feed(self.trace.value_at(t))
+        replicas = self.replicas()
+        name = f"{self.label}: " if self.label else ""
+        said = False
+        if not self.observed or self.observed[-1][1] != replicas:
+            self.observed.append((round(t, 1), replicas))
+            self.ctx.say(f"t={t:5.0f} s {name}replicas {replicas} (running {running}, ready {ready}, "
+                         f"load {self.trace.value_at(t):g})")
+            said = True
+        elif t - last_said >= 60:
+            self.ctx.say(f"t={t:5.0f} s {name}replicas {replicas} (load {self.trace.value_at(t):g})")
+            said = True
+        if check is not None:
+            check(t, replicas)
+        return said
 
     def kubernetes_version(self) -> str:
         """The minor version of the kube-controller-manager whose HPA the drill judges ("1.33"): the API server's
@@ -404,8 +470,8 @@ class Replay:
         observed = [(0.0, self.initial_replicas)] + [(t, r) for t, r in self.observed if t > 0]
         result = compare(observed, predicted, TOLERANCE, horizon, alternatives=[late])
         if self.ctx.report_dir is not None:
-            files = write_comparison(result, self.ctx.report_dir, self.ctx.spec.name,
-                                     f"{self.ctx.spec.name}: {self.deployment.ref} observed (real KEDA + HPA) vs "
+            files = write_comparison(result, self.ctx.report_dir, self.report_name,
+                                     f"{self.report_name}: {self.deployment.ref} observed (real KEDA + HPA) vs "
                                      f"predicted (simulator), trace {self.trace.name}")
             self.ctx.say(f"wrote {files[0]} and {files[1]}")
         return result
@@ -425,9 +491,52 @@ class Replay:
             raise DrillFailure(self.scaled_object.ref,
                                "the real KEDA + HPA did not do what gpu_policy.simulation predicts",
                                comparison.summary(),
-                               f"fix the simulator where reality disagrees (drills/{self.ctx.spec.name}-observed-vs-"
+                               f"fix the simulator where reality disagrees (drills/{self.report_name}-observed-vs-"
                                "predicted.svg under --report shows both)")
         return result
+
+
+def play_together(parts: list[tuple[Replay, Any]], until: float) -> None:
+    """Play every replay's trace from the same t = 0 to `until` s, one tick for all of them every TICK_SECONDS
+    (each: feed its load, record its spec.replicas, run its check, which may raise DrillFailure at once)."""
+    ctx = parts[0][0].ctx
+    ctx.say(f"the trace starts: playing {until:.0f} s")
+    start = time.monotonic()
+    last_said = {id(replay): -60.0 for replay, _ in parts}
+    while True:
+        t = time.monotonic() - start
+        if t > until:
+            break
+        for replay, check in parts:
+            if replay.tick(t, check, last_said[id(replay)]):
+                last_said[id(replay)] = t
+        ctx.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - start - t)), "playing the trace")
+
+
+def drill_copy(ctx: DrillContext, doc: Document, namespace: str,
+               labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The body of the drill's copy of the set's object `doc` in the drill's `namespace`: the object as written, with
+    only its name, that namespace and `labels` (default: its own labels and the drill's run labels) as metadata, and
+    no status."""
+    body = copy.deepcopy(doc.obj)
+    body["metadata"] = {"name": doc.name, "namespace": namespace,
+                        "labels": dict(labels or {**doc.labels, DRILL_LABEL: ctx.spec.name, RUN_LABEL: ctx.run_id})}
+    body.pop("status", None)
+    return body
+
+
+def workload_copy(ctx: DrillContext, workload: Document, namespace: str, replicas: int | None = None,
+                  pin: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The body of the drill's copy of a Deployment (`drill_copy`), at `replicas` when given, its pod template changed
+    by `pin` (restricting it to the drill's NodePools) and its resource quantities written as strings."""
+    body = drill_copy(ctx, workload, namespace)
+    if replicas is not None:
+        body["spec"]["replicas"] = replicas
+    template = body["spec"].setdefault("template", {})
+    if pin is not None:
+        pin(template)
+    _quantities_as_strings(template.get("spec") or {})
+    return body
 
 
 def _quantities_as_strings(pod_spec: dict[str, Any]) -> None:

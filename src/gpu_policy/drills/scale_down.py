@@ -12,6 +12,9 @@ It lasts the window plus the removals: about 10 minutes with the reference's 300
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
 from gpu_policy.drills.compare import value_at
 from gpu_policy.drills.replay import HPA_SYNC_SECONDS, TICK_SECONDS, TOLERANCE, Replay, model_a
@@ -24,82 +27,113 @@ SETTLE_SECONDS = 60.0
 """Played after the prediction's last change, to see that nothing else happens."""
 
 
-def run(ctx: DrillContext) -> DrillResult:
-    from gpu_policy.policy.loader import PolicySet
+@dataclass(frozen=True)
+class ScaleDownPolicy:
+    """What policies/scaling.yaml and policies/sla.yaml allow a workload's scale-down."""
 
-    so, model, deployment = model_a(ctx, "scale-down")
-    policies = PolicySet.load()
-    rules = policies.scaling.get("scaleDown") or {}
-    window = float(rules.get("minStabilizationWindowSeconds", 300))
-    percent = float(rules.get("maxPercentPerPeriod", 25))
-    period = float(rules.get("periodSeconds", 60))
-    sla_min = policies.sla_min_replicas(model.namespace, model.target_name) or 1
-    high = INITIAL * model.triggers[0].threshold
-    replay = Replay(ctx, so, deployment, _trace(high, 0.0), INITIAL)
-    prediction_end = _prediction_end(replay)
-    until = max(FALL_AT + window, prediction_end) + SETTLE_SECONDS
-    replay.trace = _trace(high, until)
-    replay.start()
-    read = replay.check_reads_load(model.triggers[0].threshold)
-    ctx.say(f"the HPA reads {read:g} per pod at {INITIAL} replicas; load falls to {LOW:g} at t={FALL_AT:.0f} s; "
-            f"policy: nothing removed for {window:.0f} s, then at most {percent:g} % per {period:.0f} s, never "
-            f"below {sla_min}; playing {until:.0f} s")
+    window: float
+    percent: float
+    period: float
+    sla_min: int
+
+    @classmethod
+    def load(cls, namespace: str, deployment: str) -> ScaleDownPolicy:
+        from gpu_policy.policy.loader import PolicySet
+
+        policies = PolicySet.load()
+        rules = policies.scaling.get("scaleDown") or {}
+        return cls(float(rules.get("minStabilizationWindowSeconds", 300)), float(rules.get("maxPercentPerPeriod", 25)),
+                   float(rules.get("periodSeconds", 60)), policies.sla_min_replicas(namespace, deployment) or 1)
+
+    def describe(self) -> str:
+        return (f"nothing removed for {self.window:.0f} s, then at most {self.percent:g} % per {self.period:.0f} s, "
+                f"never below {self.sla_min}")
+
+
+def scale_down_guard(replay: Replay, policy: ScaleDownPolicy, fall_at: float) -> Callable[[float, int], None]:
+    """The check run at every tick once the load falls at `fall_at`: a removal before the window less one sync (the
+    last sync that saw the high load may precede the fall by up to a sync period), fewer replicas than the SLA
+    minimum, or more pods removed within a period than the policy allows fails the drill at once."""
+    so = replay.scaled_object
     where = f"{so.ref} ({so.source}:{so.line})"
 
     def check(t: float, replicas: int) -> None:
         history = replay.observed
         if len(history) < 2 or history[-1][1] >= history[-2][1] or history[-1][0] != round(t, 1):
             return
-        after_fall = t - FALL_AT
-        if after_fall < window - HPA_SYNC_SECONDS - TICK_SECONDS:
+        if replicas < policy.sla_min:
+            raise DrillFailure(where, f"scaled to {replicas} replicas (t={t:.0f} s)",
+                               f"policies/sla.yaml keeps at least {policy.sla_min}",
+                               f"minReplicaCount: {policy.sla_min}")
+        after_fall = t - fall_at
+        if after_fall < policy.window - HPA_SYNC_SECONDS - TICK_SECONDS:
             raise DrillFailure(where, f"a replica was removed {after_fall:.0f} s after the load fell "
                                f"({history[-2][1]} -> {replicas})",
-                               f"policies/scaling.yaml holds scale-down for {window:.0f} s of lower load "
+                               f"policies/scaling.yaml holds scale-down for {policy.window:.0f} s of lower load "
                                "(stabilisation window)",
-                               f"set behavior.scaleDown.stabilizationWindowSeconds: {window:.0f}")
+                               f"set behavior.scaleDown.stabilizationWindowSeconds: {policy.window:.0f}")
         # the HPA counts the events strictly inside the last period; a tick of observation lag each side
-        start = value_at(history, t - period + 2 * TICK_SECONDS)
-        floor = int(start * (1 - percent / 100))
+        start = value_at(history, t - policy.period + 2 * TICK_SECONDS)
+        floor = int(start * (1 - policy.percent / 100))
         if replicas < floor:
-            raise DrillFailure(where, f"{start - replicas} of {start} replicas removed within {period:.0f} s "
-                               f"(t={t:.0f} s)", f"policies/scaling.yaml allows {percent:g} % per {period:.0f} s",
-                               f"scaleDown policy Percent {percent:g} per {period:.0f} s")
-        if replicas < sla_min:
-            raise DrillFailure(where, f"scaled to {replicas} replicas", f"policies/sla.yaml keeps at least {sla_min}",
-                               f"minReplicaCount: {sla_min}")
+            raise DrillFailure(where, f"{start - replicas} of {start} replicas removed within {policy.period:.0f} s "
+                               f"(t={t:.0f} s)",
+                               f"policies/scaling.yaml allows {policy.percent:g} % per {policy.period:.0f} s",
+                               f"scaleDown policy Percent {policy.percent:g} per {policy.period:.0f} s")
 
-    replay.play(until, check)
+    return check
+
+
+def run(ctx: DrillContext) -> DrillResult:
+    so, model, deployment = model_a(ctx, "scale-down")
+    policy = ScaleDownPolicy.load(model.namespace, model.target_name)
+    high = INITIAL * model.triggers[0].threshold
+    replay = Replay(ctx, so, deployment, falling_trace(high, LOW, FALL_AT, 0.0), INITIAL)
+    until = max(FALL_AT + policy.window, last_predicted_change(replay, FALL_AT)) + SETTLE_SECONDS
+    replay.trace = falling_trace(high, LOW, FALL_AT, until)
+    replay.start()
+    read = replay.check_reads_load(model.triggers[0].threshold)
+    ctx.say(f"the HPA reads {read:g} per pod at {INITIAL} replicas; load falls to {LOW:g} at t={FALL_AT:.0f} s; "
+            f"policy: {policy.describe()}")
+    replay.play(until, scale_down_guard(replay, policy, FALL_AT))
     result = replay.judge(until)
-    removals = [(t, r) for (t, r), (_, before) in zip(replay.observed[1:], replay.observed, strict=False)
-                if r < before]
-    if removals:
-        result.numbers["first_removal_after_fall_s"] = round(removals[0][0] - FALL_AT, 1)
+    result.numbers.update(settled_numbers(replay, FALL_AT))
     final = result.numbers["final_replicas"]
-    if final != max(sla_min, model.min_replicas):
+    if final != max(policy.sla_min, model.min_replicas):
         raise DrillFailure(so.ref, f"ended at {final} replicas under a load of {LOW:g} GPU-%",
-                           f"the load needs 1, the SLA minimum is {sla_min}", "check minReplicaCount")
+                           f"the load needs 1, the SLA minimum is {policy.sla_min}", "check minReplicaCount")
     ctx.say(f"scale-down as the policy says and as predicted ({TOLERANCE.describe()})")
     return result
 
 
-def _trace(high: float, duration: float) -> Trace:
-    end = max(duration, FALL_AT + 1)
-    return Trace("scale-down", "demand", int(end), (0.0, FALL_AT - 1e-3, FALL_AT, end), (high, high, LOW, LOW),
-                 marks={"fall": FALL_AT})
+def settled_numbers(replay: Replay, fall_at: float) -> dict[str, float]:
+    """`first_removal_after_fall_s` when the replay removed a replica."""
+    removals = [t for (t, r), (_, before) in zip(replay.observed[1:], replay.observed, strict=False) if r < before]
+    return {"first_removal_after_fall_s": round(removals[0] - fall_at, 1)} if removals else {}
 
 
-def _prediction_end(replay: Replay) -> float:
-    """When the simulator's last change happens on a long trace (how long the drill must play)."""
-    replay.trace = _trace(replay.trace.values[0], 1800.0)
-    timeline = _timeline(replay)
-    changes = [t for (t, r), (_, before) in zip(timeline, [(0.0, INITIAL), *timeline], strict=False) if r != before]
-    return max(changes, default=FALL_AT)
+def falling_trace(high: float, low: float, fall_at: float, duration: float) -> Trace:
+    """A demand trace at `high` until `fall_at` s, then `low`, lasting `duration` s (at least past the fall)."""
+    end = max(duration, fall_at + 1)
+    return Trace("scale-down", "demand", int(end), (0.0, fall_at - 1e-3, fall_at, end), (high, high, low, low),
+                 marks={"fall": fall_at})
 
 
-def _timeline(replay: Replay) -> list[tuple[float, int]]:
+def last_predicted_change(replay: Replay, fall_at: float) -> float:
+    """When the simulator's last change happens on a long version of the replay's falling trace (how long the drill
+    must play); the later of the two window edges, which ends last."""
     from gpu_policy.drills.compare import predicted_timeline
 
-    return predicted_timeline(replay.prediction(edge_counts=True))  # the later of the two edges ends last
+    saved = replay.trace
+    values = saved.values
+    replay.trace = falling_trace(values[0], values[-1], fall_at, 1800.0)
+    try:
+        timeline = predicted_timeline(replay.prediction(edge_counts=True))
+    finally:
+        replay.trace = saved
+    changes = [t for (t, r), (_, before) in zip(timeline, [(0.0, replay.initial_replicas), *timeline], strict=False)
+               if r != before]
+    return max(changes, default=fall_at)
 
 
 SPEC = DrillSpec(

@@ -38,7 +38,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gpu_policy.drills.base import DRILL_LABEL, RUN_LABEL, DrillContext, DrillFailure, DrillResult, DrillSpec
+from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
 from gpu_policy.drills.nodepool_copy import GROUP, VERSION, claims, create_pool, custom_api, pin_to_pool, pool_body
 from gpu_policy.loading.document import Document
 
@@ -102,19 +102,23 @@ def _ready(pod: Mapping[str, Any]) -> bool:
 def run(ctx: DrillContext) -> DrillResult:
     from kubernetes import client as k8s
 
-    from gpu_policy.drills.replay import _quantities_as_strings, drill_namespace, ensure_priority_class, kubernetes_api
+    from gpu_policy.drills.replay import (
+        drill_copy,
+        drill_namespace,
+        ensure_priority_class,
+        kubernetes_api,
+        label_selector,
+        pod_lister,
+        workload_copy,
+    )
     from gpu_policy.policy.loader import PolicySet
 
     policies = PolicySet.load()
     notice = float(policies.spot.get("interruptionNoticeSeconds", 120))
-    pool_doc = ctx.graph.get("NodePool", POOL)
-    if pool_doc is None:
-        raise DrillFailure(f"NodePool/{POOL}", "not in the manifests", "the drill interrupts the spot pool's nodes",
+    pool_doc = ctx.require("NodePool", POOL, None, "the drill interrupts the spot pool's nodes",
                            "deploy the reference NodePool (manifests/karpenter/nodepools.yaml)")
-    deployment = ctx.graph.get("Deployment", WORKLOAD[1], WORKLOAD[0])
-    if deployment is None:
-        raise DrillFailure(f"Deployment/{WORKLOAD[0]}/{WORKLOAD[1]}", "not in the manifests",
-                           "the drill interrupts the spot model server", "deploy the reference Deployment")
+    deployment = ctx.require("Deployment", WORKLOAD[1], WORKLOAD[0], "the drill interrupts the spot model server",
+                             "deploy the reference Deployment")
     dep_where = _where(deployment)
     template = copy.deepcopy((deployment.spec or {}).get("template") or {})
     pod_labels = (template.get("metadata") or {}).get("labels") or {}
@@ -129,29 +133,16 @@ def run(ctx: DrillContext) -> DrillResult:
     pool = create_pool(ctx, api, pool_body(ctx, pool_doc))
     namespace = drill_namespace(ctx, api)  # after the pool: cleanup removes the pods before the pool's nodes
     ensure_priority_class(ctx, api, template)
-    pin_to_pool(template, pool)
-    _quantities_as_strings(template.get("spec") or {})
-    labels = {**deployment.labels, DRILL_LABEL: ctx.spec.name, RUN_LABEL: ctx.run_id}
-    body = copy.deepcopy(deployment.obj)
-    body["metadata"] = {"name": deployment.name, "namespace": namespace, "labels": labels}
-    body["spec"]["template"] = template
-    body.pop("status", None)
+    body: Any = workload_copy(ctx, deployment, namespace, pin=lambda t: pin_to_pool(t, pool))  # the client takes dicts
+    labels = body["metadata"]["labels"]
     core: Any = k8s.CoreV1Api(api)
     if pdb is not None:
-        pdb_body = copy.deepcopy(pdb.obj)
-        pdb_body["metadata"] = {"name": pdb.name, "namespace": namespace, "labels": labels}
-        pdb_body.pop("status", None)
+        pdb_body: Any = drill_copy(ctx, pdb, namespace, labels)
         k8s.PolicyV1Api(api).create_namespaced_pod_disruption_budget(namespace, pdb_body, _request_timeout=TIMEOUT)
     k8s.AppsV1Api(api).create_namespaced_deployment(namespace, body, _request_timeout=TIMEOUT)
     ctx.say(f"NodePool {pool} (the set's {POOL}, kwok node class), {deployment.name} ({replicas} replicas"
             + (f", PodDisruptionBudget {pdb.name}" if pdb else ", no PodDisruptionBudget") + f") in {namespace}")
-    selector = ",".join(f"{k}={v}" for k, v in (((deployment.spec or {}).get("selector") or {})
-                                                .get("matchLabels") or {}).items())
-
-    def pods() -> list[dict[str, Any]]:
-        listed = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT)
-        items: list[dict[str, Any]] = api.sanitize_for_serialization(listed).get("items", [])
-        return items
+    pods = pod_lister(api, namespace, deployment)
 
     def all_ready() -> list[dict[str, Any]] | None:
         ready = [p for p in pods() if _ready(p)]
@@ -194,7 +185,7 @@ def run(ctx: DrillContext) -> DrillResult:
             f"{result.numbers['launch_s']:.0f} s; minimum while interrupted: {minimum}")
 
     # every change of the pods, in order (a poll could miss a dip that lasts less than its interval)
-    watcher = PodWatch(api, namespace, selector)
+    watcher = PodWatch(api, namespace, label_selector(deployment))
     watcher.start()
     ctx.on_cleanup("the pod watch", watcher.stop)
     # the interruption: what the AWS interruption controller does on a spot_interrupted message

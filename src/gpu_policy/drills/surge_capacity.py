@@ -22,14 +22,11 @@ scale-down drill shows the HPA half).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from gpu_policy.drills.base import (
-    DRILL_LABEL,
-    RUN_LABEL,
     DrillContext,
     DrillFailure,
     DrillResult,
@@ -135,11 +132,12 @@ def run(ctx: DrillContext) -> DrillResult:
     from kubernetes import client as k8s
 
     from gpu_policy.drills.replay import (
-        _quantities_as_strings,
         drill_namespace,
         ensure_priority_class,
         kubernetes_api,
         model_a,
+        pod_lister,
+        workload_copy,
     )
     from gpu_policy.policy.loader import PolicySet
 
@@ -156,27 +154,15 @@ def run(ctx: DrillContext) -> DrillResult:
     for doc in pools.values():
         copies[create_pool(ctx, api, pool_body(ctx, doc))] = doc
     namespace = drill_namespace(ctx, api)  # after the pools: cleanup removes the pods before the pools' nodes
-    template = copy.deepcopy((deployment.spec or {}).get("template") or {})
-    ensure_priority_class(ctx, api, template)
-    restrict_to_pools(template, sorted(copies))
-    _quantities_as_strings(template.get("spec") or {})
-    body = copy.deepcopy(deployment.obj)
-    body["metadata"] = {"name": deployment.name, "namespace": namespace,
-                        "labels": {**deployment.labels, DRILL_LABEL: ctx.spec.name, RUN_LABEL: ctx.run_id}}
-    body["spec"]["replicas"] = replicas
-    body["spec"]["template"] = template
-    body.pop("status", None)
+    ensure_priority_class(ctx, api, (deployment.spec or {}).get("template") or {})
+    body: Any = workload_copy(ctx, deployment, namespace, replicas=replicas,
+                              pin=lambda t: restrict_to_pools(t, sorted(copies)))
+    template = body["spec"]["template"]
     k8s.AppsV1Api(api).create_namespaced_deployment(namespace, body, _request_timeout=TIMEOUT)
     ctx.say(f"{deployment.name} at maxReplicaCount {replicas} of {so.ref}; NodePools {', '.join(sorted(copies))} "
             "(the set's, kwok node class)")
     core: Any = k8s.CoreV1Api(api)
-    selector = ",".join(f"{k}={v}" for k, v in (((deployment.spec or {}).get("selector") or {})
-                                                .get("matchLabels") or {}).items())
-
-    def pods() -> list[dict[str, Any]]:
-        listed = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT)
-        items: list[dict[str, Any]] = api.sanitize_for_serialization(listed).get("items", [])
-        return items
+    pods = pod_lister(api, namespace, deployment)
 
     def all_claims() -> list[dict[str, Any]]:
         return [c for name in copies for c in claims(api, name)]
