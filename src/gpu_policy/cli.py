@@ -537,6 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _dispatch(args)
         sys.stdout.flush()
+        if argv is None:
+            # The process ends next (the console script, `python -m gpu_policy`): the interpreter's last collection
+            # would walk every object the run left in reference cycles (1.8 s of CPU after a 20k-object check)
+            # only to free memory that the exit frees anyway. Frozen objects are left out of it.
+            gc.freeze()
         return code
     except GpuPolicyError as exc:
         print(f"gpu-policy: error: {escape_control(str(exc))}", file=sys.stderr)
