@@ -206,3 +206,26 @@ def test_missing_promtool_is_an_error_naming_the_package(
     finally:
         monkeypatch.delenv("GPU_POLICY_PROMTOOL")
         promtool.promtool_path.cache_clear()
+
+
+def test_promtool_scratch_folders_go_to_shared_memory_only_when_no_temporary_folder_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(promtool, "SHARED_MEMORY", str(shm))
+    monkeypatch.setattr(promtool, "SHARED_MEMORY_MIN_FREE", 0)
+    assert promtool.scratch_root() == str(shm)
+    with promtool.scratch_folder("gpu-policy-test-") as folder:
+        assert Path(folder).parent == shm and (Path(folder).stat().st_mode & 0o777) == 0o700
+    assert list(shm.iterdir()) == []  # removed on exit
+    monkeypatch.setattr(promtool, "SHARED_MEMORY_MIN_FREE", 1 << 62)  # not that much room
+    assert promtool.scratch_root() is None
+    monkeypatch.setattr(promtool, "SHARED_MEMORY_MIN_FREE", 0)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the user's choice wins
+    assert promtool.scratch_root() is None
+    monkeypatch.delenv("TMPDIR")
+    monkeypatch.setattr(promtool, "SHARED_MEMORY", str(tmp_path / "absent"))
+    assert promtool.scratch_root() is None

@@ -8,14 +8,13 @@ rules: same name and labels in one file) without any location. Each kind is mapp
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.promql.extract import DURATION_FIELDS, RuleFile, prometheus_rule_file, queries_file
-from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+from gpu_policy.promql.promtool import PromtoolResult, run_promtool, scratch_folder
 from gpu_policy.promql.sources import PromQLSource, expression_line
 
 _LOCATED = re.compile(r"^(\d+):(\d+): (.*)$", re.S)
@@ -227,7 +226,7 @@ def _attribute_query(rule_file: RuleFile, message: str) -> list[RuleProblem]:
 
 
 def _run_once(files: list[RuleFile]) -> tuple[PromtoolResult, list[RuleProblem], list[tuple[str, str | None]]]:
-    with tempfile.TemporaryDirectory(prefix="gpu-policy-rules-") as folder:
+    with scratch_folder("gpu-policy-rules-") as folder:
         for rule_file in files:
             rule_file.write(Path(folder))
         result = run_promtool(["check", "rules", "--lint-fatal", *[f.name for f in files]], cwd=folder)
