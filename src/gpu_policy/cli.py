@@ -94,9 +94,9 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--allow-empty", action="store_true",
                        help="accept a set (or a PATH) holding no Kubernetes object instead of exiting 2")
     check.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
-    check.add_argument("--jobs", type=_jobs, default=0, metavar="N",
-                       help="processes that decode the YAML (default 0: every core when the set is large; "
-                            "1: serial); findings are the same")
+    check.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                       help="processes that decode the YAML (default 1: serial; 0: every core when the set is "
+                            "large); findings are the same")
     # options whose behaviour other modules implement (passed through RunOptions)
     check.add_argument("--complete", action=argparse.BooleanOptionalAction, default=None,
                        help="the set is the whole system: references to objects not in it are errors "
