@@ -16,7 +16,7 @@ of the child's and its waited descendants' maximum resident set). Ratios are to 
 
 `--revision REV` times gpu-policy from git revision REV's source; `--before REV` times REV's source too, beside
 this tree's, in the same run (a before/after table). This tree is timed as `gpu-policy check` runs by default
-(`--jobs 0`: both cores for a large set) and with `--jobs 1` (serial).
+(`--jobs 1`: serial) and with `--jobs 0` (every core for a large set).
 `--compare-fixtures REV` runs `gpu-policy check --format json` on every fixture set with the source of git
 revision REV (exported to a temporary folder and put first on PYTHONPATH) and with this tree, and reports every set
 whose findings JSON (and exit code) is not byte-identical; `--jobs` sets run at once, each run itself serial.
@@ -272,8 +272,8 @@ def tools(folder: Path, files: list[Path], env: dict[str, str],
     found: dict[str, Callable[[], Measure]] = {}
     found["gpu-policy check"] = lambda: run_measured(
         [sys.executable, "-m", "gpu_policy", "check", str(folder)], env=env)
-    found["gpu-policy check --jobs 1"] = lambda: run_measured(
-        [sys.executable, "-m", "gpu_policy", "check", "--jobs", "1", str(folder)], env=env)
+    found["gpu-policy check --jobs 0"] = lambda: run_measured(
+        [sys.executable, "-m", "gpu_policy", "check", "--jobs", "0", str(folder)], env=env)
     if before is not None:
         revision, before_env = before
         found[f"gpu-policy check at {revision}"] = lambda: run_measured(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from gpu_policy.resources import fixtures_dir, reference_manifests_dir
 
@@ -134,3 +137,21 @@ def test_missing_promtool_is_an_environment_error_naming_the_package(tmp_path: P
     assert done.returncode == 2, done.stdout[-3000:] + done.stderr
     assert "promtool not found" in done.stderr
     assert "apt-get install -y --no-install-recommends prometheus" in done.stderr
+
+
+def test_an_in_process_check_leaves_the_garbage_collector_as_it_found_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # The check pauses the collector and freezes the set it built (cli._long_lived_heap); an in-process caller (the
+    # fixture tests, the fuzz harness) must get a collecting interpreter back, with nothing left frozen.
+    from gpu_policy import cli
+
+    fixture = str(fixtures_dir() / "exemption-without-reason" / "manifests")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert cli.main(["check", fixture, "-k", "exemption"]) == 1
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()  # a caller that manages the collector itself keeps its arrangement
+    try:
+        assert cli.main(["check", fixture, "-k", "exemption"]) == 1
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+    assert "exemptions-are-valid" in capsys.readouterr().out

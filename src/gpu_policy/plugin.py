@@ -76,9 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="files not to check (repeatable; relative to the input folder)")
     group.addoption("--allow-remote-bases", dest="gpu_policy_allow_remote_bases", action="store_true",
                     default=False, help="let kustomize fetch remote bases (refused by default)")
-    group.addoption("--jobs", dest="gpu_policy_jobs", type=parse_jobs, default=0, metavar="N",
-                    help="processes that decode the YAML, as `gpu-policy check --jobs` (0: every core when the set "
-                         "is large; 1: serial); findings are the same")
+    group.addoption("--jobs", dest="gpu_policy_jobs", type=parse_jobs, default=1, metavar="N",
+                    help="processes that decode the YAML, as `gpu-policy check --jobs` (1: serial, the default; 0: "
+                         "every core when the set is large); findings are the same")
     group.addoption("--no-bundled-features", action="store_true", default=False,
                     help="with --manifests, do not add the bundled feature suite to the run")
     group.addoption("--live", dest="gpu_policy_live", action="store_true", default=False,
@@ -267,7 +267,7 @@ def _engine_run(gpu_policy_options: dict[str, Any]) -> RunResult:
         env=gpu_policy_options.get("env"),
         exclude=list(gpu_policy_options.get("exclude") or []),
         allow_remote_bases=bool(gpu_policy_options.get("allow_remote_bases")),
-        jobs=int(gpu_policy_options.get("jobs", 0)),
+        jobs=int(gpu_policy_options.get("jobs", 1)),
     )
     if not options.live:
         return run_engine(options)

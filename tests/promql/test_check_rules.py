@@ -9,7 +9,7 @@ import pytest
 
 from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.promql import promtool
-from gpu_policy.promql.check import check_rule_files, extract_all
+from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
 from gpu_policy.promql.sources import promql_sources, substitute_variables
 
 RULES = """
@@ -155,6 +155,36 @@ def test_keda_and_dashboard_queries_are_parsed(graph_of: Callable[[str], Resourc
     ]
 
 
+def _seen(run: CheckRun) -> list[tuple[str, int, str, str]]:
+    return [(p.doc.ref, p.line, p.rule_name, p.message) for p in run.problems]
+
+
+def test_the_prometheusrule_part_of_a_run_with_queries_is_a_run_over_the_prometheusrules_alone(
+    graph_of: Callable[[str], ResourceGraph],
+) -> None:
+    # The alert scenarios read the rules' shared run this way instead of running promtool a second time.
+    graph = graph_of(RULES + "---\n" + EMBEDDED)
+    sources = promql_sources(graph)
+    shared = check_rule_files(extract_all(graph.of_kind("PrometheusRule"), [*sources.keda, *sources.dashboard_queries]))
+    alone = check_rule_files(extract_all(graph.of_kind("PrometheusRule"), []))
+    view = shared.prometheus_rules_only()
+    assert view is not None
+    assert any(p.query is not None for p in shared.problems)  # the queries' errors are in the shared run...
+    assert len(alone.problems) == 5 and _seen(view) == _seen(alone)  # ...and not in its PrometheusRule part
+    assert [f.name for f in view.files] == [f.name for f in alone.files]
+    assert view.unattributed == alone.unattributed == []
+
+
+def test_output_no_file_owns_leaves_the_prometheusrule_part_unknown(graph_of: Callable[[str], ResourceGraph]) -> None:
+    graph = graph_of(RULES + "---\n" + EMBEDDED)
+    run = check_rule_files(extract_all(graph.of_kind("PrometheusRule"), list(promql_sources(graph).keda)))
+    run.unattributed.append("panic: runtime error")
+    run.unattributed_origins.append(None)
+    assert run.prometheus_rules_only() is None
+    alone = check_rule_files(extract_all(graph.of_kind("PrometheusRule"), []))
+    assert alone.prometheus_rules_only() is alone  # nothing to take out
+
+
 def test_grafana_variables_become_typed_placeholders() -> None:
     assert (
         substitute_variables('rate(x{pod=~"$pod"}[$__rate_interval]) > ${threshold}')
@@ -176,3 +206,26 @@ def test_missing_promtool_is_an_error_naming_the_package(
     finally:
         monkeypatch.delenv("GPU_POLICY_PROMTOOL")
         promtool.promtool_path.cache_clear()
+
+
+def test_promtool_scratch_folders_go_to_shared_memory_only_when_no_temporary_folder_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(promtool, "SHARED_MEMORY", str(shm))
+    monkeypatch.setattr(promtool, "SHARED_MEMORY_MIN_FREE", 0)
+    assert promtool.scratch_root() == str(shm)
+    with promtool.scratch_folder("gpu-policy-test-") as folder:
+        assert Path(folder).parent == shm and (Path(folder).stat().st_mode & 0o777) == 0o700
+    assert list(shm.iterdir()) == []  # removed on exit
+    monkeypatch.setattr(promtool, "SHARED_MEMORY_MIN_FREE", 1 << 62)  # not that much room
+    assert promtool.scratch_root() is None
+    monkeypatch.setattr(promtool, "SHARED_MEMORY_MIN_FREE", 0)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the user's choice wins
+    assert promtool.scratch_root() is None
+    monkeypatch.delenv("TMPDIR")
+    monkeypatch.setattr(promtool, "SHARED_MEMORY", str(tmp_path / "absent"))
+    assert promtool.scratch_root() is None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gpu_policy.schemas.cel_rules import FAIL, NOT_EVALUATED, PASS, TRANSITION, CelRule
@@ -312,3 +315,19 @@ def test_blocking_schema_errors_skip_cel_with_a_note(validator: ManifestValidato
     text = text.replace('budgets: [{nodes: "10%"}]', 'budgets: [{nodes: "0", schedule: "0 0 * * 1-5"}]')
     kinds = sorted(i.kind for i in validator.validate(doc_of(text)))
     assert kinds == ["cel-not-evaluated", "invalid"]
+
+
+def test_cel_is_imported_without_its_command_line_module_which_stays_importable() -> None:
+    # cel_rules keeps cel's CLI (typer, rich, prompt_toolkit) out of every check's start-up; the evaluator is cel's
+    # own, and a later `import cel.cli` loads the real module, not the stand-in used during the import.
+    script = (
+        "import sys\n"
+        "from gpu_policy.schemas import cel_rules\n"
+        "assert 'cel.cli' not in sys.modules and not hasattr(sys.modules['cel'], 'cli')\n"
+        "assert not {'typer', 'rich', 'prompt_toolkit'} & set(sys.modules)\n"
+        "assert cel_rules.cel.compile('1 + 2').execute({}) == 3\n"
+        "import cel.cli\n"
+        "assert getattr(cel.cli, '__file__', '').endswith('cli.py')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

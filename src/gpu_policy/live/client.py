@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from kubernetes import config as k8s_config
-from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from gpu_policy.errors import GpuPolicyError
+
+# The `kubernetes` package is imported where a cluster is read, not here: importing it costs a quarter of a second
+# of CPU, and every static `gpu-policy check` imports this module (LiveError) without ever reading a cluster.
 
 PAGE_SIZE = 500
 MAX_PAGES = 2000  # 1,000,000 objects of one kind: far beyond any cluster; a bound, not a limit anyone meets
@@ -61,6 +61,9 @@ class Resource:
 
 class ClusterReader:
     def __init__(self, kubeconfig: Path | None = None, context: str | None = None) -> None:
+        from kubernetes import config as k8s_config
+        from kubernetes.config.config_exception import ConfigException
+
         try:
             self.api = k8s_config.new_client_from_config(
                 config_file=str(kubeconfig) if kubeconfig else None, context=context
@@ -81,6 +84,8 @@ class ClusterReader:
         self, method: str, path: str, query: list[tuple[str, Any]], body: str | None = None, content_type: str = ""
     ) -> tuple[int, bytes, str]:
         """(status, body, reason) of one request; the client's own auth (token, exec plugin, client cert) applies."""
+        from kubernetes.client.rest import ApiException
+
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -106,6 +111,8 @@ class ClusterReader:
         self, method: str, path: str, query: list[tuple[str, Any]], body: str | None = None, content_type: str = ""
     ) -> tuple[int, bytes, str]:
         """One request; unreachable or TLS failures raise LiveError, HTTP errors are returned to the caller."""
+        from kubernetes.client.rest import ApiException
+
         try:
             return self._request(method, path, query, body, content_type)
         except ApiException as exc:  # status 0: TLS failure

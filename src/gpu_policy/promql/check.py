@@ -8,14 +8,13 @@ rules: same name and labels in one file) without any location. Each kind is mapp
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_policy.loading.document import Document, FieldPath
 from gpu_policy.promql.extract import DURATION_FIELDS, RuleFile, prometheus_rule_file, queries_file
-from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+from gpu_policy.promql.promtool import PromtoolResult, run_promtool, scratch_folder
 from gpu_policy.promql.sources import PromQLSource, expression_line
 
 _LOCATED = re.compile(r"^(\d+):(\d+): (.*)$", re.S)
@@ -46,6 +45,8 @@ class CheckRun:
     problems: list[RuleProblem] = field(default_factory=list)
     unattributed: list[str] = field(default_factory=list)
     """promtool output that could not be tied to any file (a crash of promtool itself)."""
+    unattributed_origins: list[str | None] = field(default_factory=list)
+    """Beside `unattributed`: the file each message was printed for, None for output outside any file's."""
 
     def for_doc(self, doc: Document) -> list[RuleProblem]:
         return [p for p in self.problems if p.doc is doc]
@@ -55,6 +56,23 @@ class CheckRun:
 
     def for_prometheus_rules(self) -> list[RuleProblem]:
         return [p for p in self.problems if p.query is None]
+
+    def prometheus_rules_only(self) -> CheckRun | None:
+        """What a run over the PrometheusRules' files alone gives, read from this run, which may also hold the
+        embedded queries' file: promtool checks, reports and retries each file on its own (prometheus/prometheus
+        cmd/promtool/main.go checkRules loops over the files), so their problems and messages are the same either
+        way. None when promtool printed something outside every file's report (a crash): only a run without
+        the queries can say what it prints then."""
+        files = [f for f in self.files if f.doc is not None]
+        if len(files) == len(self.files):
+            return self
+        if any(origin is None for origin in self.unattributed_origins):
+            return None
+        names = {f.name for f in files}
+        kept = [(text, origin) for text, origin in zip(self.unattributed, self.unattributed_origins, strict=True)
+                if origin in names]
+        return CheckRun(files=files, result=self.result, problems=self.for_prometheus_rules(),
+                        unattributed=[text for text, _ in kept], unattributed_origins=[o for _, o in kept])
 
 
 def _split_by_file(output: str, names: list[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -207,25 +225,25 @@ def _attribute_query(rule_file: RuleFile, message: str) -> list[RuleProblem]:
     return [RuleProblem(doc=query.doc, path=query.path, line=line, message=detail, query=query)]
 
 
-def _run_once(files: list[RuleFile]) -> tuple[PromtoolResult, list[RuleProblem], list[str]]:
-    with tempfile.TemporaryDirectory(prefix="gpu-policy-rules-") as folder:
+def _run_once(files: list[RuleFile]) -> tuple[PromtoolResult, list[RuleProblem], list[tuple[str, str | None]]]:
+    with scratch_folder("gpu-policy-rules-") as folder:
         for rule_file in files:
             rule_file.write(Path(folder))
         result = run_promtool(["check", "rules", "--lint-fatal", *[f.name for f in files]], cwd=folder)
     by_name = {f.name: f for f in files}
     errors, stray = _split_by_file(result.output, list(by_name))
     problems: list[RuleProblem] = []
-    unattributed: list[str] = []
+    unattributed: list[tuple[str, str | None]] = []  # (message, the file it was printed for)
     for name, messages in errors.items():
         for message in messages:
             attributed = _attribute(by_name[name], message)
             if attributed:
                 problems.extend(attributed)
             else:
-                unattributed.append(f"{name}: {message}")
-    unattributed.extend(stray)
+                unattributed.append((f"{name}: {message}", name))
+    unattributed.extend((line, None) for line in stray)
     if result.returncode not in (0, 1, 3) or (result.returncode != 0 and not problems and not unattributed):
-        unattributed.append(f"promtool exited {result.returncode}: {result.output.strip()}")
+        unattributed.append((f"promtool exited {result.returncode}: {result.output.strip()}", None))
     return result, problems, unattributed
 
 
@@ -247,7 +265,8 @@ def check_rule_files(files: list[RuleFile]) -> CheckRun:
         run.result = run.result or result
         seen = {(id(p.doc), p.path, p.message) for p in run.problems}
         run.problems.extend(p for p in problems if (id(p.doc), p.path, p.message) not in seen)
-        run.unattributed.extend(unattributed)
+        run.unattributed.extend(text for text, _ in unattributed)
+        run.unattributed_origins.extend(origin for _, origin in unattributed)
         retry: list[RuleFile] = []
         for rule_file in pending:
             if rule_file.doc is None:

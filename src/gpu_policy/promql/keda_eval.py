@@ -23,7 +23,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.loading.document import Document
 from gpu_policy.metrics.scrape import honor_labels
 from gpu_policy.promql.instant import InputSeries, evaluate, regex, shape
-from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+from gpu_policy.promql.promtool import PromtoolResult, run_promtool, scratch_folder
 from gpu_policy.promql.sources import PromQLSource
 from gpu_policy.promql.testrun import Sample, parse_test_output
 from gpu_policy.promql.text import Matcher, dcgm_metric_names, selectors
@@ -403,7 +402,7 @@ def evaluate_queries(
     def all_others(target: Workload) -> Iterator[Workload]:
         return other_workloads(workloads, target)
 
-    with tempfile.TemporaryDirectory(prefix="gpu-policy-keda-") as folder:
+    with scratch_folder("gpu-policy-keda-") as folder:
         for i, query in enumerate(queries):
             target = target_of(graph, query.doc)
             evaluation = QueryEvaluation(query=query, target=target, honor_labels=honor_labels)

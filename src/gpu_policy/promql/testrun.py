@@ -13,14 +13,13 @@ from __future__ import annotations
 import ast
 import json
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gpu_policy.promql.extract import RuleFile
-from gpu_policy.promql.promtool import PromtoolResult, run_promtool
+from gpu_policy.promql.promtool import PromtoolResult, run_promtool, scratch_folder
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -193,7 +192,7 @@ def run_test(
         ],
     }
     text = json.dumps(test, indent=2, ensure_ascii=False)
-    with tempfile.TemporaryDirectory(prefix="gpu-policy-test-") as folder:
+    with scratch_folder("gpu-policy-test-") as folder:
         _write_rule_files(Path(folder), rule_files)
         (Path(folder) / "test.yaml").write_text(text, encoding="utf-8")
         result = run_promtool(["test", "rules", "test.yaml"], cwd=folder)
@@ -207,7 +206,7 @@ def run_test_files(paths: Sequence[Path], rule_files: Sequence[RuleFile]) -> dic
     results: dict[Path, PromtoolResult] = {}
     import yaml  # local: only this path reads user YAML
 
-    with tempfile.TemporaryDirectory(prefix="gpu-policy-user-tests-") as folder:
+    with scratch_folder("gpu-policy-user-tests-") as folder:
         _write_rule_files(Path(folder), rule_files)
         for index, path in enumerate(paths):
             data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 TokenKind = Literal[
     "ident", "number", "duration", "string", "variable", "op", "(", ")", "{", "}", "[", "]", ",", "other"
@@ -57,10 +57,12 @@ _NUMBER = re.compile(
 _VARIABLE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\[\[[A-Za-z_][A-Za-z0-9_]*(?::[^\]]*)?\]\]")
 _TWO_CHAR_OPS = ("==", "!=", "<=", ">=", "=~", "!~")
 _OPEN_CLOSE = {"(": ")", "{": "}", "[": "]"}
+_CLOSERS = frozenset(_OPEN_CLOSE.values())
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    # a named tuple, not a frozen dataclass: the lexer makes one per token (tens of thousands for a large set's
+    # alerts and queries) and a frozen dataclass's __init__ costs several times a tuple's
     kind: TokenKind
     text: str
     start: int
@@ -292,7 +294,7 @@ def _unescape(match: re.Match[str]) -> str:
 def _unquote(literal: str) -> str:
     """A string literal's value, escapes resolved as Go's strconv.Unquote does (the parser calls it)."""
     body = literal[1:-1] if len(literal) > 1 and literal[-1] == literal[0] else literal[1:]
-    return body if literal[0] == "`" else _ESCAPE.sub(_unescape, body)
+    return body if literal[0] == "`" or "\\" not in body else _ESCAPE.sub(_unescape, body)
 
 
 def _number_value(tok: Token) -> float | None:
@@ -337,16 +339,21 @@ class _Parsed:
         self.depth: list[int] = [0] * count
         self.brace_depth: list[int] = [0] * count
         stack: list[int] = []
-        for i, tok in enumerate(self.tokens):
+        braces = 0  # "{" openers on the stack
+        toks = self.tokens
+        for i, tok in enumerate(toks):
+            kind = tok.kind
             self.depth[i] = len(stack)
-            self.brace_depth[i] = sum(1 for s in stack if self.tokens[s].kind == "{")
-            if tok.kind in _OPEN_CLOSE:
+            self.brace_depth[i] = braces
+            if kind in _OPEN_CLOSE:
                 stack.append(i)
-            elif tok.kind in (")", "}", "]"):
+                braces += kind == "{"
+            elif kind in _CLOSERS:
                 # close the nearest matching opener; openers left unclosed inside it stay at `count`
                 for k in range(len(stack) - 1, -1, -1):
-                    if _OPEN_CLOSE[self.tokens[stack[k]].kind] == tok.kind:
+                    if _OPEN_CLOSE[toks[stack[k]].kind] == kind:
                         self.close[stack[k]] = i
+                        braces -= sum(1 for s in stack[k:] if toks[s].kind == "{")
                         del stack[k:]
                         break
                 self.depth[i] = len(stack)
@@ -414,9 +421,10 @@ class _Parsed:
         return tuple(found)
 
     def _grouping_labels(self) -> Iterator[str]:
-        for i, tok in enumerate(self.tokens):
-            nxt = self._next(i + 1)
-            if tok.word in LABEL_LIST_KEYWORDS and nxt is not None and nxt.kind == "(":
+        toks = self.tokens
+        for i in range(len(toks) - 1):
+            tok = toks[i]
+            if tok.kind == "ident" and toks[i + 1].kind == "(" and tok.text.lower() in LABEL_LIST_KEYWORDS:
                 yield from self._label_list(i + 1)[0]
 
     def _aggregation_at(self, i: int) -> tuple[Aggregation, int] | None:

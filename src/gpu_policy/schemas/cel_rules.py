@@ -19,18 +19,45 @@ Outcomes follow the API server (k8s.io/apiextensions-apiserver pkg/apiserver/sch
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
+import sys
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import cel
-from cel import stdlib
-
 from gpu_policy.schemas.formats import GO_DURATION_RE, go_regex, is_quantity
+
+
+@contextlib.contextmanager
+def _without_the_cel_command_line() -> Iterator[None]:
+    """`import cel` without `cel.cli`: the package's __init__ imports its command-line module (typer, rich,
+    prompt_toolkit), which the library never uses and which cost 0.17 s of CPU, an eighth of a 1k-object check.
+    An empty module stands in for `cel.cli` during the import and is taken out after, so a later
+    `import cel.cli` still loads the real one; the evaluator (the compiled `cel.cel`) and `cel.stdlib` are the
+    package's own."""
+    if "cel" in sys.modules:
+        yield
+        return
+    placeholder = types.ModuleType("cel.cli")
+    sys.modules["cel.cli"] = placeholder
+    try:
+        yield
+    finally:
+        if sys.modules.get("cel.cli") is placeholder:
+            del sys.modules["cel.cli"]
+        package = sys.modules.get("cel")
+        if package is not None and getattr(package, "cli", None) is placeholder:
+            delattr(package, "cli")
+
+
+with _without_the_cel_command_line():
+    import cel
+    from cel import stdlib
 
 # -- Kubernetes CEL library functions ------------------------------------------------------------------------
 _REGEX_CACHE: dict[str, re.Pattern[str]] = {}
