@@ -228,10 +228,10 @@ def test_a_remote_http_resource_is_never_fetched(tmp_path: Path, http_server: st
 def test_an_ssh_base_is_refused_at_once_and_leaves_no_git_or_ssh_running(tmp_path: Path) -> None:
     marker = f"gp{os.getpid()}x{time.monotonic_ns()}"
     write(tmp_path / "app" / "kustomization.yaml", f"resources: ['ssh://{marker}@127.0.0.1:1/repo.git']\n")
+    # refused before any connection: no ssh to wait for, so it ends well within the timeout (a hang fails it)
     run = check(str(tmp_path / "app"), "-v", timeout=45)  # -v: the message in full, not cut at a word
     run.assert_no_crash()
     assert run.code == 1 and "remote" in run.out
-    assert run.seconds < 30
     assert _gone(marker) == []
 
 
@@ -330,7 +330,6 @@ def test_a_31_mb_single_document_is_refused_while_parsing(tmp_path: Path) -> Non
     run = check(str(tmp_path / "set"), timeout=60)
     run.assert_no_crash()
     assert run.code == 1 and "through aliases" not in run.out  # a node limit, not blamed on aliases
-    assert run.seconds < 60
 
 
 def test_1500_nodepools_by_1500_gpu_deployments_finish_in_bounded_time(tmp_path: Path) -> None:
@@ -414,7 +413,6 @@ def test_no_child_of_kubectl_outlives_check(tmp_path: Path) -> None:
     (bin_dir / "kubectl").chmod(0o755)
     write(tmp_path / "app" / "kustomization.yaml", "resources: []\n")
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    run = check(str(tmp_path / "app"), env=env, timeout=90)
+    run = check(str(tmp_path / "app"), env=env, timeout=90)  # the orphan sleeps 120 s: waiting for it fails
     run.assert_no_crash()
-    assert run.seconds < 60
     assert _gone(marker) == []
