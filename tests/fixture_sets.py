@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,13 @@ class FixtureSet:
 
 
 def discover() -> list[FixtureSet]:
+    """Every fixture set, sorted by name. Read once per test process (six test modules ask at collection time);
+    each call returns a new list of the same `FixtureSet` objects."""
+    return list(_discovered())
+
+
+@functools.cache
+def _discovered() -> tuple[FixtureSet, ...]:
     sets = []
     for expected_file in sorted(fixtures_dir().glob("*/expected.yaml")):
         data = yaml.safe_load(expected_file.read_text()) or {}
@@ -79,7 +87,7 @@ def discover() -> list[FixtureSet]:
             expect_scenarios_fail=list(data.get("expect_scenarios_fail") or []),
             raw=data,
         ))
-    return sets
+    return tuple(sets)
 
 
 def compare(fixture: FixtureSet, run: RunResult) -> list[str]:

@@ -83,17 +83,6 @@ def test_plugin_runs_the_bundled_features_from_any_folder(tmp_path: Path) -> Non
     assert "1 passed" in done.stdout
 
 
-def test_report_holds_findings_and_the_simulated_trajectories(tmp_path: Path) -> None:
-    done = gpu_policy("check", "--report", str(tmp_path), "-k", "model_a_absorbs")
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert (tmp_path / "findings.json").is_file()
-    charts = sorted(p.suffix for p in (tmp_path / "simulation").iterdir())
-    assert charts == [".csv", ".svg"], charts
-    csv = next((tmp_path / "simulation").glob("*.csv")).read_text().splitlines()
-    assert csv[0].startswith("time_s,metric,desired,replicas")
-    assert csv[-1].split(",")[3] == "10"  # model A ends the surge at its maximum
-
-
 def test_ignoring_missing_schemas_lists_the_object_as_not_checked(tmp_path: Path) -> None:
     # an unknown kind of a group the suite knows fails even in a partial set (a typo, not another team's product)
     (tmp_path / "typo.yaml").write_text("apiVersion: karpenter.sh/v1\nkind: NodePools\nmetadata: {name: gpu}\n")

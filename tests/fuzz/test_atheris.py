@@ -20,8 +20,9 @@ RUNS = int(os.environ.get("GPU_POLICY_ATHERIS_RUNS", "500"))
 SECONDS = int(os.environ.get("GPU_POLICY_ATHERIS_SECONDS", "5"))
 """Seconds of engine mutations after the seed corpus in a CI run."""
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
-                                reason="atheris is not installed (pip install -e '.[fuzz]'; Linux x86_64 wheels)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
+                                 reason="atheris is not installed (pip install -e '.[fuzz]'; Linux x86_64 wheels)")]
 
 
 def _fuzz(tmp_path: Path, target: str, *options: str) -> str:

@@ -3,19 +3,17 @@ agree, and honour -k, --only, --skip and --fail-on."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.output.helpers import SEED_ARGS, check_json, gpu_policy
+from tests.output.helpers import SEED_ARGS, shared_check, shared_check_json
 
 
 @pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], str]:
-    tmp = tmp_path_factory.mktemp("seed")
-    done, data = check_json(tmp, *SEED_ARGS)
-    text = gpu_policy("check", *SEED_ARGS)
+def seed() -> tuple[int, dict[str, Any], str]:
+    done, data = shared_check_json(*SEED_ARGS)
+    text = shared_check(*SEED_ARGS)
     assert text.returncode == done.returncode
     return done.returncode, data, text.stdout
 
@@ -63,42 +61,42 @@ def test_summary_counts_are_the_findings_listed(seed: tuple[int, dict[str, Any],
     assert "FAILURES" not in text and "short test summary" not in text and "passed in" not in text
 
 
-def test_keyword_selection_is_honoured_by_findings_and_summary(tmp_path: Path) -> None:
-    done, data = check_json(tmp_path, *SEED_ARGS, "-k", "model_a_absorbs")
+def test_keyword_selection_is_honoured_by_findings_and_summary() -> None:
+    done, data = shared_check_json(*SEED_ARGS, "-k", "model_a_absorbs")
     assert done.returncode == 1, done.stderr
     assert [f["rule_id"] for f in data["findings"]] == ["scenario/scaling_behavior/model-a-absorbs-a-traffic-surge"]
     assert data["summary"]["errors"] == 1 and len(data["scenarios"]) == 1
 
 
-def test_a_rule_id_given_to_k_selects_its_scenario(tmp_path: Path) -> None:
-    done, data = check_json(tmp_path, *SEED_ARGS, "-k", "lost-metric-is-not-zero")
+def test_a_rule_id_given_to_k_selects_its_scenario() -> None:
+    done, data = shared_check_json(*SEED_ARGS, "-k", "lost-metric-is-not-zero")
     assert done.returncode == 1, done.stderr
     assert {f["rule_id"] for f in data["findings"]} == {"lost-metric-is-not-zero"}
     assert "pytest exit code" not in done.stderr
 
 
 def test_a_selection_matching_nothing_is_a_clear_usage_error() -> None:
-    done = gpu_policy("check", *SEED_ARGS, "-k", "no_scenario_is_called_like_this")
+    done = shared_check(*SEED_ARGS, "-k", "no_scenario_is_called_like_this")
     assert done.returncode == 2
     assert "no scenario matches the selection -k 'no_scenario_is_called_like_this'" in done.stderr
     assert "pytest exit code" not in done.stderr and "Traceback" not in done.stderr
 
 
-def test_only_and_skip_take_rule_ids_and_tags(tmp_path: Path) -> None:
-    _, skipped = check_json(tmp_path, *SEED_ARGS, "--skip", "lost-metric-is-not-zero", "@alerts")
+def test_only_and_skip_take_rule_ids_and_tags() -> None:
+    _, skipped = shared_check_json(*SEED_ARGS, "--skip", "lost-metric-is-not-zero", "@alerts")
     rules = {f["rule_id"] for f in skipped["findings"]}
     assert "lost-metric-is-not-zero" not in rules and "keda-no-dead-fields" in rules
     assert not any(r.startswith("scenario/alerts/") for r in rules)
     assert not any(s["feature"].endswith("alerts.feature") for s in skipped["scenarios"])
-    _, only = check_json(tmp_path, *SEED_ARGS, "--only", "@security")
+    _, only = shared_check_json(*SEED_ARGS, "--only", "@security")
     assert {f["rule_id"] for f in only["findings"]} == {"security-no-root-user", "security-no-added-capabilities"}
     assert only["summary"]["errors"] == 2
-    unknown = gpu_policy("check", *SEED_ARGS, "--only", "no-such-rule")
+    unknown = shared_check(*SEED_ARGS, "--only", "no-such-rule")
     assert unknown.returncode == 2 and "unknown rule id 'no-such-rule'" in unknown.stderr
 
 
-def test_fail_on_decides_whether_warnings_fail(tmp_path: Path) -> None:
-    done, data = check_json(tmp_path, *SEED_ARGS, "--only", "keda-no-dead-fields")
+def test_fail_on_decides_whether_warnings_fail() -> None:
+    done, data = shared_check_json(*SEED_ARGS, "--only", "keda-no-dead-fields")
     assert (done.returncode, data["summary"]["warnings"], data["summary"]["errors"]) == (0, 3, 0)
-    assert gpu_policy("check", *SEED_ARGS, "--only", "keda-no-dead-fields", "--fail-on", "warning").returncode == 1
-    assert gpu_policy("check", *SEED_ARGS, "--only", "lost-metric-is-not-zero", "--fail-on", "never").returncode == 0
+    assert shared_check(*SEED_ARGS, "--only", "keda-no-dead-fields", "--fail-on", "warning").returncode == 1
+    assert shared_check(*SEED_ARGS, "--only", "lost-metric-is-not-zero", "--fail-on", "never").returncode == 0

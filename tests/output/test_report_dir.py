@@ -58,6 +58,12 @@ def test_report_folder_holds_json_html_and_readable_charts(tmp_path: Path) -> No
     assert html.count("<svg") == 2
     charts = _charts(tmp_path)
     assert sorted(charts) == sorted([SURGE, FALLBACK])
+    # each trajectory as CSV beside its chart (tests/test_cli.py checked this in a run of its own before)
+    assert sorted(p.name for p in (tmp_path / "simulation").iterdir()) == sorted(
+        [SURGE, FALLBACK, SURGE.removesuffix(".svg") + ".csv", FALLBACK.removesuffix(".svg") + ".csv"])
+    csv = (tmp_path / "simulation" / (SURGE.removesuffix(".svg") + ".csv")).read_text().splitlines()
+    assert csv[0].startswith("time_s,metric,desired,replicas")
+    assert csv[-1].split(",")[3] == "10"  # model A ends the surge at its maximum
     surge = charts[SURGE]
     # the title is the scenario's name, whole; what ran below it
     assert '<text x="64" y="22" font-size="14" font-weight="bold">Model A absorbs a traffic surge</text>' in surge

@@ -9,7 +9,7 @@ import pytest
 from gpu_policy.reporting import ruledocs
 from gpu_policy.reporting.ruledocs import pages, stale_pages
 from gpu_policy.rules.registry import all_rules
-from tests.output.helpers import ROOT, SEED_ARGS, gpu_policy
+from tests.output.helpers import ROOT, SEED_ARGS, gpu_policy, shared_check
 
 DOCS = ROOT / "docs" / "rules"
 
@@ -58,7 +58,7 @@ def test_explain_gives_everything_a_failing_and_a_passing_example() -> None:
 
 
 def test_verbose_text_links_each_rule_to_its_page() -> None:
-    done = gpu_policy("check", *SEED_ARGS, "--only", "lost-metric-is-not-zero", "-v")
+    done = shared_check(*SEED_ARGS, "--only", "lost-metric-is-not-zero", "-v")
     assert "  rule: docs/rules/lost-metric-is-not-zero.md" in done.stdout
     assert (ROOT / "docs/rules/lost-metric-is-not-zero.md").is_file()
 

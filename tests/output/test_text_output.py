@@ -12,20 +12,19 @@ import pytest
 from gpu_policy.cli import _wants_color
 from gpu_policy.findings import Finding
 from gpu_policy.reporting.text import LINE_WIDTH, _grouped, cut, finding_line, first_sentence
-from tests.output.helpers import SEED_ARGS, check_json, gpu_policy
+from tests.output.helpers import SEED_ARGS, gpu_policy, shared_check, shared_check_json
 
 LINES_BEFORE = 383  # `gpu-policy check fixtures/seed-document/manifests | wc -l` before the text report rewrite
 
 
 @pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("text")
-    _, data = check_json(tmp, *SEED_ARGS)
+def seed() -> dict[str, Any]:
+    _, data = shared_check_json(*SEED_ARGS)
     return {
         "json": data,
-        "text": gpu_policy("check", *SEED_ARGS).stdout,
-        "verbose": gpu_policy("check", *SEED_ARGS, "-v").stdout,
-        "compact": gpu_policy("check", *SEED_ARGS, "--compact").stdout,
+        "text": shared_check(*SEED_ARGS).stdout,
+        "verbose": shared_check(*SEED_ARGS, "-v").stdout,
+        "compact": shared_check(*SEED_ARGS, "--compact").stdout,
     }
 
 
@@ -129,9 +128,9 @@ def test_cut_keeps_whole_words_and_marks_the_cut() -> None:
         "Budgets are cron in UTC (e.g. 9 to 5). ...")
 
 
-def test_counts_are_in_words(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_counts_are_in_words() -> None:
     """Issue 10: "1 findings"."""
-    done = gpu_policy("check", *SEED_ARGS, "--only", "dcgm-exporter-version-pinned")
+    done = shared_check(*SEED_ARGS, "--only", "dcgm-exporter-version-pinned")
     assert "result: FAILED (exit 1): 1 finding at or above --fail-on error" in done.stdout, done.stdout
     assert ": 1 error, 0 warnings;" in done.stdout
     assert "1 findings" not in done.stdout and "1 errors" not in done.stdout

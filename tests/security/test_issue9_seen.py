@@ -322,6 +322,7 @@ def test_stdin_of_endless_zeros_is_read_only_up_to_the_limit() -> None:
 
 
 # -- limits applied while parsing -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_31_mb_single_document_is_refused_while_parsing(tmp_path: Path) -> None:
     lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: big, namespace: default}", "data:"]
     lines += [f"  k{i}: v" for i in range(2_300_000)]
@@ -332,6 +333,7 @@ def test_a_31_mb_single_document_is_refused_while_parsing(tmp_path: Path) -> Non
     assert run.code == 1 and "through aliases" not in run.out  # a node limit, not blamed on aliases
 
 
+@pytest.mark.slow
 def test_1500_nodepools_by_1500_gpu_deployments_finish_in_bounded_time(tmp_path: Path) -> None:
     pools = [{"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": f"gpu-{i}"},
               "spec": {"template": {"metadata": {"labels": {"pool": f"p{i}"}}, "spec": {

@@ -75,6 +75,7 @@ def test_past_the_limit_the_placement_rules_are_not_evaluated_and_one_finding_sa
         assert any(r.startswith(f"rule {rule}: not evaluated: 3 NodePools × 4 pod templates") for r in reasons), reasons
 
 
+@pytest.mark.slow
 def test_1500_pools_by_1500_templates_does_bounded_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's case (it took 140 s): at the default limits no pool × instance type × template walk starts.
     Without the bound this set asks shape_rejects 1500 × 1500 × 3 times; more than 100,000 calls fails the test

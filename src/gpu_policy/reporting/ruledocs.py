@@ -9,6 +9,7 @@ source tree, so an installed wheel explains without examples.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -69,13 +70,20 @@ def rules_table() -> str:
                      for row in rows)
 
 
+@functools.lru_cache(maxsize=4)
+def _expected_files(files: tuple[tuple[str, int, int], ...]) -> tuple[tuple[Path, dict[str, Any]], ...]:
+    """Each fixture set's expected.yaml, parsed once for as long as no file's size or mtime changes: `docs` and the
+    rule-page test render every rule's page, each reading all sets (100 rules x 130 files, most of their time)."""
+    return tuple((Path(name), yaml.safe_load(Path(name).read_text(encoding="utf-8")) or {}) for name, _, _ in files)
+
+
 def failing_examples(rule_id: str) -> list[Example]:
     root = fixtures_dir()
     if not root.is_dir():
         return []
     out: list[Example] = []
-    for expected in sorted(root.glob("*/expected.yaml")):
-        data = yaml.safe_load(expected.read_text(encoding="utf-8")) or {}
+    stats = [(path, path.stat()) for path in sorted(root.glob("*/expected.yaml"))]
+    for expected, data in _expected_files(tuple((str(p), st.st_mtime_ns, st.st_size) for p, st in stats)):
         for item in data.get("expect") or []:
             if item.get("rule") == rule_id:
                 out.append(Example(f"fixtures/{expected.parent.name}", str(item.get("resource", "")),
