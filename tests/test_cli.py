@@ -134,13 +134,44 @@ def test_an_in_process_check_leaves_the_garbage_collector_as_it_found_it(capsys:
     from gpu_policy import cli
 
     fixture = str(fixtures_dir() / "exemption-without-reason" / "manifests")
-    assert gc.isenabled() and gc.get_freeze_count() == 0
-    assert cli.main(["check", fixture, "-k", "exemption"]) == 1
-    assert gc.isenabled() and gc.get_freeze_count() == 0
-    gc.disable()  # a caller that manages the collector itself keeps its arrangement
+    suite_froze = gc.get_freeze_count() > 0  # the root conftest.py freezes what collection built; put back below
+    gc.unfreeze()
     try:
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        assert cli.main(["check", fixture, "-k", "exemption"]) == 1
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        gc.disable()  # a caller that manages the collector itself keeps its arrangement
         assert cli.main(["check", fixture, "-k", "exemption"]) == 1
         assert not gc.isenabled() and gc.get_freeze_count() == 0
+        gc.enable()
+        gc.freeze()  # so does a caller that froze its own objects: they stay frozen, nothing more is
+        frozen = gc.get_freeze_count()
+        assert cli.main(["check", fixture, "-k", "exemption"]) == 1
+        assert gc.isenabled() and 0 < gc.get_freeze_count() <= frozen  # (a frozen object may still be freed)
+        gc.unfreeze()
     finally:
         gc.enable()
+        if suite_froze:
+            gc.freeze()
     assert "exemptions-are-valid" in capsys.readouterr().out
+
+
+def test_the_internal_suite_ignores_the_pytest_configuration_around_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gpu-policy installed in a virtualenv inside a repository: the repository's pytest.ini (addopts), its
+    # conftest.py and the job's PYTEST_ADDOPTS must not reach the suite `check` runs (they made it find no scenario)
+    from gpu_policy import cli, plugin
+
+    repo = tmp_path / "repo"
+    suite = repo / ".venv" / "lib" / "site-packages" / "suite"
+    suite.mkdir(parents=True)
+    for name in ("test_features.py", "pytest.ini"):
+        shutil.copy(plugin.SUITE_FILE.parent / name, suite / name)
+    (repo / "pytest.ini").write_text("[pytest]\naddopts = --no-such-option -x\n", encoding="utf-8")
+    (repo / "conftest.py").write_text("raise RuntimeError('the repository conftest.py was imported')\n",
+                                      encoding="utf-8")
+    monkeypatch.setattr(plugin, "SUITE_FILE", suite / "test_features.py")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--no-such-option-either")
+    assert cli.main(["check", str(reference_manifests_dir() / "inference" / "model-a.yaml")]) == 0
+    assert os.environ["PYTEST_ADDOPTS"] == "--no-such-option-either"  # the caller's environment is put back

@@ -243,12 +243,15 @@ def _check_not_empty(run: RunResult, paths: list[str]) -> None:
 
 
 AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+ADDOPTS = "PYTEST_ADDOPTS"
 
 
 def _pytest_args(args: argparse.Namespace, paths: list[str], crd_paths: list[Path], today: dt.date) -> list[str]:
     from gpu_policy import plugin
 
-    pytest_args = [str(plugin.SUITE_FILE), "-p", "no:cacheprovider", "--no-header", "-q",
+    suite = plugin.SUITE_FILE.parent  # its own pytest.ini: no configuration or conftest.py of the folders above
+    pytest_args = [str(plugin.SUITE_FILE), "-c", str(suite / "pytest.ini"), f"--rootdir={suite}",
+                   f"--confcutdir={suite}", "-p", "no:cacheprovider", "--no-header", "-q",
                    "-W", "ignore::pytest.PytestAssertRewriteWarning", "-o", "console_output_style=classic"]
     pytest_args += [f"--manifests={p}" for p in paths]
     pytest_args += [f"--crd-dir={p}" for p in crd_paths]
@@ -274,15 +277,19 @@ def _pytest_args(args: argparse.Namespace, paths: list[str], crd_paths: list[Pat
 
 @contextlib.contextmanager
 def _no_plugin_autoload() -> Iterator[None]:
-    saved = os.environ.get(AUTOLOAD)
+    """No third-party plugin autoloaded and no PYTEST_ADDOPTS (a CI job's `-n 4` or `--cov`) in the internal
+    suite; the environment is put back afterwards."""
+    saved = {name: os.environ.get(name) for name in (AUTOLOAD, ADDOPTS)}
     os.environ[AUTOLOAD] = "1"
+    os.environ.pop(ADDOPTS, None)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(AUTOLOAD, None)
-        else:
-            os.environ[AUTOLOAD] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
