@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -331,3 +332,39 @@ def test_cel_is_imported_without_its_command_line_module_which_stays_importable(
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def _fake_cel(root: Path, init: str) -> None:
+    package = root / "cel"
+    package.mkdir()
+    (package / "__init__.py").write_text(init, encoding="utf-8")
+    (package / "cli.py").write_text("def main() -> str:\n    return 'the real command line'\n", encoding="utf-8")
+    (package / "stdlib.py").write_text("", encoding="utf-8")
+
+
+@pytest.mark.parametrize(("init", "stand_in"), [("from . import cli\n", True), ("from .cli import main\n", False)],
+                         ids=["imports-the-module", "takes-a-name"])
+def test_cel_is_imported_without_its_command_line_where_the_package_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, init: str, stand_in: bool
+) -> None:
+    from gpu_policy.schemas import cel_rules
+
+    _fake_cel(tmp_path, init)
+    saved = {name: module for name, module in sys.modules.items() if name == "cel" or name.startswith("cel.")}
+    for name in saved:
+        del sys.modules[name]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        cel, stdlib = cel_rules._import_cel()
+        assert cel.__file__ == str(tmp_path / "cel" / "__init__.py") and stdlib.__name__ == "cel.stdlib"
+        if stand_in:  # the stand-in is gone: a later import of cel.cli loads the real module
+            assert "cel.cli" not in sys.modules and not hasattr(cel, "cli")
+            import cel.cli as real
+
+            assert real.main() == "the real command line"
+        else:  # the package needs cel.cli to import: the plain import, which works
+            assert cel.main() == "the real command line"
+    finally:
+        for name in [n for n in sys.modules if n == "cel" or n.startswith("cel.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)

@@ -55,9 +55,21 @@ def _without_the_cel_command_line() -> Iterator[None]:
             delattr(package, "cli")
 
 
-with _without_the_cel_command_line():
-    import cel
-    from cel import stdlib
+def _import_cel() -> tuple[types.ModuleType, types.ModuleType]:
+    """`cel` and `cel.stdlib`, without the command line when the package allows it; a release whose __init__ takes
+    names from `cel.cli` gets the plain import, at its full cost."""
+    import importlib
+
+    try:
+        with _without_the_cel_command_line():
+            return importlib.import_module("cel"), importlib.import_module("cel.stdlib")
+    except ImportError:
+        for name in [n for n in sys.modules if n == "cel" or n.startswith("cel.")]:
+            del sys.modules[name]
+        return importlib.import_module("cel"), importlib.import_module("cel.stdlib")
+
+
+cel, stdlib = _import_cel()
 
 # -- Kubernetes CEL library functions ------------------------------------------------------------------------
 _REGEX_CACHE: dict[str, re.Pattern[str]] = {}
