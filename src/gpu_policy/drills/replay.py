@@ -74,10 +74,8 @@ def scaled_workload(ctx: DrillContext, key: tuple[str, str],
     """The ScaledObject `key` (namespace, name) of the set, its model and its target, or a failure saying what is
     missing and what the drill needs it for (`purpose`: "model A's surge")."""
     namespace, name = key
-    so = ctx.graph.get("ScaledObject", name, namespace)
-    if so is None:
-        raise DrillFailure(f"ScaledObject/{namespace}/{name}", "not in the manifests",
-                           f"the drill replays {purpose}", "deploy the reference ScaledObject")
+    so = ctx.require("ScaledObject", name, namespace, f"the drill replays {purpose}",
+                     "deploy the reference ScaledObject")
     model = ScaledObjectModel.from_document(so)
     deployment = ctx.graph.get(model.target_kind, model.target_name, model.namespace)
     if deployment is None:
@@ -239,6 +237,8 @@ class Replay:
     """Names the replay in progress lines and report files when a drill plays several (default: the drill's
     name alone)."""
     board: GpuBoard | None = None
+    last_said: float = -60.0
+    """Trace time of the last periodic progress line."""
 
     @property
     def report_name(self) -> str:
@@ -424,24 +424,21 @@ class Replay:
         DrillFailure as soon as the behaviour breaks the policy."""
         play_together([(self, check)], until)
 
-    def tick(self, t: float, check: Any, last_said: float) -> bool:
-        """One tick of `play_together` at trace time `t`: feed the load, record spec.replicas, run `check`;
-        returns whether a progress line was said."""
+    def tick(self, t: float, check: Any) -> None:
+        """One tick of `play_together` at trace time `t`: feed the load, record spec.replicas (saying each change,
+        and the count once a minute), run `check`."""
         running, ready = self.feed(self.trace.value_at(t))
         replicas = self.replicas()
         name = f"{self.label}: " if self.label else ""
-        said = False
         if not self.observed or self.observed[-1][1] != replicas:
             self.observed.append((round(t, 1), replicas))
             self.ctx.say(f"t={t:5.0f} s {name}replicas {replicas} (running {running}, ready {ready}, "
                          f"load {self.trace.value_at(t):g})")
-            said = True
-        elif t - last_said >= 60:
+        elif t - self.last_said >= 60:
             self.ctx.say(f"t={t:5.0f} s {name}replicas {replicas} (load {self.trace.value_at(t):g})")
-            said = True
+            self.last_said = t
         if check is not None:
             check(t, replicas)
-        return said
 
     def kubernetes_version(self) -> str:
         """The minor version of the kube-controller-manager whose HPA the drill judges ("1.33"): the API server's
@@ -457,11 +454,12 @@ class Replay:
 
         return load_pins().kubernetes_minor
 
-    def prediction(self, edge_counts: bool = False) -> Trajectory:
-        """The simulator's run; `edge_counts`: whether the HPA counts a record exactly one window old, which a
-        real controller may or may not do at any boundary (gpu_policy.simulation.hpa, "Window edges")."""
+    def prediction(self, edge_counts: bool = False, trace: Trace | None = None) -> Trajectory:
+        """The simulator's run on the replay's trace (or `trace`); `edge_counts`: whether the HPA counts a record
+        exactly one window old, which a real controller may or may not do at any boundary
+        (gpu_policy.simulation.hpa, "Window edges")."""
         workload = workload_for_scaled_object(self.ctx.graph, self.scaled_object.name, self.kubernetes_version())
-        return simulate(workload, self.trace, self.initial_replicas, sync_period=HPA_SYNC_SECONDS,
+        return simulate(workload, trace or self.trace, self.initial_replicas, sync_period=HPA_SYNC_SECONDS,
                         metric_delay_seconds=METRIC_DELAY_SECONDS, edge_counts=edge_counts)
 
     def compare(self, horizon: float) -> Comparison:
@@ -502,14 +500,12 @@ def play_together(parts: list[tuple[Replay, Any]], until: float) -> None:
     ctx = parts[0][0].ctx
     ctx.say(f"the trace starts: playing {until:.0f} s")
     start = time.monotonic()
-    last_said = {id(replay): -60.0 for replay, _ in parts}
     while True:
         t = time.monotonic() - start
         if t > until:
             break
         for replay, check in parts:
-            if replay.tick(t, check, last_said[id(replay)]):
-                last_said[id(replay)] = t
+            replay.tick(t, check)
         ctx.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - start - t)), "playing the trace")
 
 

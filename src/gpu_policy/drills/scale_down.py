@@ -124,13 +124,9 @@ def last_predicted_change(replay: Replay, fall_at: float) -> float:
     must play); the later of the two window edges, which ends last."""
     from gpu_policy.drills.compare import predicted_timeline
 
-    saved = replay.trace
-    values = saved.values
-    replay.trace = falling_trace(values[0], values[-1], fall_at, 1800.0)
-    try:
-        timeline = predicted_timeline(replay.prediction(edge_counts=True))
-    finally:
-        replay.trace = saved
+    values = replay.trace.values
+    long_trace = falling_trace(values[0], values[-1], fall_at, 1800.0)
+    timeline = predicted_timeline(replay.prediction(edge_counts=True, trace=long_trace))
     changes = [t for (t, r), (_, before) in zip(timeline, [(0.0, replay.initial_replicas), *timeline], strict=False)
                if r != before]
     return max(changes, default=fall_at)
