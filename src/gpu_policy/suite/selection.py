@@ -31,9 +31,19 @@ class ScenarioInfo:
     rule_ids: tuple[str, ...]
 
 
+_titles: list[tuple[dict[str, Rule], int, dict[str, str]]] = []
+"""The rules dict last asked about (held, so that its identity stays its own), how many rules it held, and its
+normalised title -> rule id: the collector asks for every scenario of a run."""
+
+
+def _by_title(rules: dict[str, Rule]) -> dict[str, str]:
+    if not (_titles and _titles[0][0] is rules and _titles[0][1] == len(rules)):
+        _titles[:] = [(rules, len(rules), {normalise(r.title): r.id for r in rules.values()})]
+    return _titles[0][2]
+
+
 def rule_ids_of_steps(step_names: Iterable[str], rules: dict[str, Rule] | None = None) -> tuple[str, ...]:
-    rules = rules if rules is not None else all_rules()
-    by_title = {normalise(r.title): r.id for r in rules.values()}
+    by_title = _by_title(rules if rules is not None else all_rules())
     out: list[str] = []
     for name in step_names:
         text = normalise(name)
