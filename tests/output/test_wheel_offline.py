@@ -26,15 +26,16 @@ def _installed_wheel(tmp_path: Path) -> Path:
                            capture_output=True, text=True, timeout=900, check=False)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    # No pip of its own (ensurepip took 5 s of CPU): this environment's pip installs into it (`pip --python`).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     new_site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
                               capture_output=True, text=True, check=True).stdout.strip()
     # the dependencies come from this test's environment (no download); gpu-policy is the wheel just built
     (Path(new_site) / "_test_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     [wheel] = wheels.glob("gpu_policy-*.whl")
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True, timeout=600, check=False)
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                              "--no-index", str(wheel)], capture_output=True, text=True, timeout=600, check=False)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     return venv / "bin" / "gpu-policy"
 
