@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,4 +64,7 @@ def test_drill_fails_on_its_broken_variant(variant: Variant, keda_testbed: clust
         run_drill(variant.drill, variant.manifests, kubeconfig=keda_testbed.kubeconfig)
     expect = variant.data["expect"]
     assert raised.value.resource.startswith(expect["resource"]), raised.value.line()
+    assert re.search(r" \(\S+\.yaml:\d+\)$", raised.value.resource), raised.value.line()  # file:line, always
+    if "at" in expect:
+        assert raised.value.resource.endswith(f"/{expect['at']})"), raised.value.line()
     assert expect["message"] in raised.value.line()

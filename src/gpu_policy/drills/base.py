@@ -38,6 +38,11 @@ class DrillFailure(AssertionError):
         return f"{self.resource}: {self.what}: {self.why}; fix: {self.fix}"
 
 
+def located(doc: Document, path: tuple[str | int, ...] = ()) -> str:
+    """`Kind/namespace/name (file:line)` of `doc`, at the line of `path` (or its nearest ancestor) when given."""
+    return f"{doc.ref} ({doc.source}:{doc.line_of(path)})"
+
+
 class DrillUnavailable(GpuPolicyError):
     """The drill cannot run here (no testbed, no Prometheus binary, a controller missing): exit 2, not a verdict."""
 

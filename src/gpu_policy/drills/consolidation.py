@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
+from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec, located
 from gpu_policy.drills.budget_shift import business_end_after, shift_mapping, shifted_budgets
 from gpu_policy.drills.nodepool_copy import claims, create_pool, is_true, patch_pool, pin_to_pool, pool_body
 from gpu_policy.graph.nodes.budgets import Budget, allowed_disruptions, declared_budgets, effective_budgets
@@ -59,10 +59,6 @@ DETECT_SECONDS = 75.0
 ALLOWED_WITHIN_SECONDS = 150.0
 POLL_SECONDS = 1.0
 TIMEOUT = (5, 30)
-
-
-def _where(doc: Document, path: tuple[str | int, ...] = ()) -> str:
-    return f"{doc.ref} ({doc.source}:{doc.line_of(path)})"
 
 
 def _hours_text(hours: BusinessHours) -> str:
@@ -128,7 +124,7 @@ def run(ctx: DrillContext) -> DrillResult:
     budgets = effective_budgets(pool_doc)
     consolidate_after = parse_duration(str(pool_doc.get(("spec", "disruption", "consolidateAfter")) or "0s"))
     if consolidate_after is None:  # "Never": nothing to observe
-        raise DrillFailure(_where(pool_doc, ("spec", "disruption", "consolidateAfter")),
+        raise DrillFailure(located(pool_doc, ("spec", "disruption", "consolidateAfter")),
                            "consolidateAfter is Never", "Karpenter never consolidates this pool's GPU nodes",
                            "consolidateAfter: 30s (policies/budgets.yaml)")
     frozen = max(MIN_FROZEN_SECONDS, consolidate_after + DETECT_SECONDS)
@@ -170,7 +166,7 @@ def run(ctx: DrillContext) -> DrillResult:
 
     def not_launched() -> DrillFailure:
         running = len(pods.running())
-        return DrillFailure(_where(pool_doc), f"only {running} of {HIGH_REPLICAS} model A pods running after "
+        return DrillFailure(located(pool_doc), f"only {running} of {HIGH_REPLICAS} model A pods running after "
                             f"{LAUNCH_SECONDS:.0f} s", "Karpenter did not launch enough nodes for them",
                             "check the pool's requirements, limits and taints against model A's pods")
 
@@ -184,7 +180,7 @@ def run(ctx: DrillContext) -> DrillResult:
     ctx.say(f"{len(before)} NodeClaims ({', '.join(types)}) after {result.numbers['launch_s']:.0f} s; "
             f"{HIGH_REPLICAS} pods running")
     if len(before) < 2:
-        raise DrillFailure(_where(pool_doc), f"{HIGH_REPLICAS} model A pods fit on {len(before)} node",
+        raise DrillFailure(located(pool_doc), f"{HIGH_REPLICAS} model A pods fit on {len(before)} node",
                            "the drill needs a scale-down that empties whole nodes",
                            "an instance type with fewer GPUs per node than the drill assumes (8)")
     per_node = max(len([p for p in pods.running() if p["spec"].get("nodeName") == n])
@@ -221,7 +217,7 @@ def run(ctx: DrillContext) -> DrillResult:
                     "scale-down; the freeze holds it")
         ctx.sleep(POLL_SECONDS, "watching the freeze")
     if consolidatable_at is None:
-        raise DrillFailure(_where(pool_doc, ("spec", "disruption", "consolidateAfter")),
+        raise DrillFailure(located(pool_doc, ("spec", "disruption", "consolidateAfter")),
                            f"no NodeClaim became Consolidatable within {time.monotonic() - scaled:.0f} s of the "
                            "scale-down", f"consolidateAfter is {consolidate_after:.0f} s: the freeze was not tested",
                            "check consolidationPolicy and consolidateAfter")
@@ -245,7 +241,7 @@ def run(ctx: DrillContext) -> DrillResult:
         allowed = min(allowed_disruptions(budgets, len(current), reason, moment) for reason in ("Empty",))
         most_at_once = max(most_at_once, len(deleting))
         if len(deleting) > max(allowed, 1):
-            raise DrillFailure(_where(pool_doc, ("spec", "disruption", "budgets")),
+            raise DrillFailure(located(pool_doc, ("spec", "disruption", "budgets")),
                                f"{len(deleting)} of {len(current)} NodeClaims disrupted at once",
                                f"the budgets allow {allowed} at {_local(moment, hours.zone)}",
                                "check the budgets' nodes values (policies/budgets.yaml: at most 20 %)")
@@ -286,7 +282,7 @@ def _frozen_failure(doc: Document, raw: list[dict[str, Any]], budgets: list[Budg
     freezes = [b for b in declared_budgets(doc) or [] if b.freezes and b.error is None]
     if not freezes:
         shown = "; ".join(_budget_text(b, raw[b.index] if b.index is not None else {}) for b in budgets)
-        return DrillFailure(_where(doc, ("spec", "disruption", "budgets")), what,
+        return DrillFailure(located(doc, ("spec", "disruption", "budgets")), what,
                             f"no budget freezes disruption (budgets: {shown}): they allow it at any time",
                             f"add {_freeze_fix(cluster)}")
     span = (business_start - dt.timedelta(days=1), business_end + dt.timedelta(days=1))
@@ -304,7 +300,7 @@ def _frozen_failure(doc: Document, raw: list[dict[str, Any]], budgets: list[Budg
     else:
         why = (f"its freeze ({_budget_text(budget, item)}) is active {covered} (cron in UTC), which does not "
                "reach the end of the business hours")
-    return DrillFailure(_where(doc, budget.path), what, why,
+    return DrillFailure(located(doc, budget.path), what, why,
                         f"schedule the freeze in UTC: {_freeze_fix(cluster)}")
 
 
@@ -317,16 +313,16 @@ def _allowed_failure(doc: Document, raw: list[dict[str, Any]], budgets: list[Bud
         budget = blocking[0]
         item = raw[budget.index] if budget.index is not None else {}
         return DrillFailure(
-            _where(doc, budget.path), what,
+            located(doc, budget.path), what,
             f"the budget {_budget_text(budget, item)} is active outside the business hours too: Karpenter never "
             "consolidates this pool and its idle GPU nodes keep costing",
             f"freeze only the business hours: {_freeze_fix(cluster)}, and keep the nodes: \"20%\" budget")
     broken = [b for b in budgets if b.error is not None]
     if broken:
-        return DrillFailure(_where(doc, broken[0].path), what,
+        return DrillFailure(located(doc, broken[0].path), what,
                             f"Karpenter fails closed on a budget it cannot evaluate: {broken[0].error}",
                             "fix that budget (gpu-policy check reports it)")
-    return DrillFailure(_where(doc, ("spec", "disruption")), what,
+    return DrillFailure(located(doc, ("spec", "disruption")), what,
                         "the budgets allow disruption now, but Karpenter did not consolidate",
                         "check consolidationPolicy and consolidateAfter (policies/budgets.yaml)")
 

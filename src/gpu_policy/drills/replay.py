@@ -37,6 +37,7 @@ from gpu_policy.drills.base import (
     DrillFailure,
     DrillResult,
     DrillUnavailable,
+    located,
 )
 from gpu_policy.drills.compare import Comparison, Tolerance, compare, predicted_timeline, write_comparison
 from gpu_policy.loading.document import Document
@@ -79,7 +80,8 @@ def scaled_workload(ctx: DrillContext, key: tuple[str, str],
     model = ScaledObjectModel.from_document(so)
     deployment = ctx.graph.get(model.target_kind, model.target_name, model.namespace)
     if deployment is None:
-        raise DrillFailure(so.ref, f"targets {model.target_kind} {model.target_name}, which is not in the manifests",
+        raise DrillFailure(located(so, ("spec", "scaleTargetRef")),
+                           f"targets {model.target_kind} {model.target_name}, which is not in the manifests",
                            "nothing to scale", "deploy the target")
     return so, model, deployment
 
@@ -374,7 +376,8 @@ class Replay:
         why = "KEDA created no HPA" if hpa is None else "; ".join(
             f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
             for c in (hpa.get("status") or {}).get("conditions") or [])
-        return DrillFailure(self.scaled_object.ref, f"KEDA's HPA {self.hpa_name} never read its metric", why,
+        return DrillFailure(located(self.scaled_object, ("spec", "triggers")),
+                            f"KEDA's HPA {self.hpa_name} never read its metric", why,
                             "the trigger's query must return a series on the drill's Prometheus")
 
     def check_reads_load(self, per_pod: float, within: float = 2 * HPA_SYNC_SECONDS + 5) -> float:
@@ -408,7 +411,7 @@ class Replay:
                    if shape in ("avg", "max", "min") else
                    "the query does not return the total over the workload's pods")
             return DrillFailure(
-                self.scaled_object.ref,
+                located(self.scaled_object, ("spec", "triggers", trigger.index, "metricType")),
                 f"KEDA's HPA read {seen:g} per pod while each of the {self.initial_replicas} pods ran at "
                 f"{per_pod:g} % (target {trigger.threshold:g})", why,
                 "with metricType AverageValue, query sum(...) over the pods (or keep avg(...) with metricType "
@@ -486,7 +489,7 @@ class Replay:
             f"observed vs predicted: {comparison.summary()}",
         ]
         if not comparison.ok:
-            raise DrillFailure(self.scaled_object.ref,
+            raise DrillFailure(located(self.scaled_object),
                                "the real KEDA + HPA did not do what gpu_policy.simulation predicts",
                                comparison.summary(),
                                f"fix the simulator where reality disagrees (drills/{self.report_name}-observed-vs-"

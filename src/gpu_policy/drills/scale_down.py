@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
+from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec, located
 from gpu_policy.drills.compare import value_at
 from gpu_policy.drills.replay import HPA_SYNC_SECONDS, TICK_SECONDS, TOLERANCE, Replay, model_a
 from gpu_policy.simulation.traces import Trace
@@ -55,7 +55,7 @@ def scale_down_guard(replay: Replay, policy: ScaleDownPolicy, fall_at: float) ->
     last sync that saw the high load may precede the fall by up to a sync period), fewer replicas than the SLA
     minimum, or more pods removed within a period than the policy allows fails the drill at once."""
     so = replay.scaled_object
-    where = f"{so.ref} ({so.source}:{so.line})"
+    where = located(so)
 
     def check(t: float, replicas: int) -> None:
         history = replay.observed

@@ -38,7 +38,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
+from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec, located
 from gpu_policy.drills.nodepool_copy import GROUP, VERSION, claims, create_pool, custom_api, pin_to_pool, pool_body
 from gpu_policy.loading.document import Document
 
@@ -49,10 +49,6 @@ RESCHEDULE_SECONDS = 180.0
 POLL_SECONDS = 0.5
 TIMEOUT = (5, 30)
 DISRUPTED_TAINT = "karpenter.sh/disrupted"
-
-
-def _where(doc: Document, path: tuple[str | int, ...] = ()) -> str:
-    return f"{doc.ref} ({doc.source}:{doc.line_of(path)})"
 
 
 def tolerates(tolerations: list[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
@@ -119,7 +115,7 @@ def run(ctx: DrillContext) -> DrillResult:
                            "deploy the reference NodePool (manifests/karpenter/nodepools.yaml)")
     deployment = ctx.require("Deployment", WORKLOAD[1], WORKLOAD[0], "the drill interrupts the spot model server",
                              "deploy the reference Deployment")
-    dep_where = _where(deployment)
+    dep_where = located(deployment)
     template = copy.deepcopy((deployment.spec or {}).get("template") or {})
     pod_labels = (template.get("metadata") or {}).get("labels") or {}
     replicas = int((deployment.spec or {}).get("replicas", 1))
@@ -177,7 +173,8 @@ def run(ctx: DrillContext) -> DrillResult:
         return found if {c["status"]["nodeName"] for c in found} == hosts else None
 
     victims = ctx.poll(claims_of_hosts, "waiting for the NodeClaims of the pods' nodes", within=60,
-                       on_expiry=lambda: DrillFailure(_where(pool_doc), f"no NodeClaim names the nodes {sorted(hosts)}",
+                       on_expiry=lambda: DrillFailure(located(pool_doc),
+                                                      f"no NodeClaim names the nodes {sorted(hosts)}",
                                                       "Karpenter did not register them", "check Karpenter's log"))
     kinds = sorted({c["metadata"]["labels"].get("node.kubernetes.io/instance-type", "?") + "/"
                     + c["metadata"]["labels"].get("karpenter.sh/capacity-type", "?") for c in victims})
@@ -358,7 +355,7 @@ def _below_minimum(where: str, deployment: Document, pdb: Document | None, servi
                             "no PodDisruptionBudget selects its pods, so Karpenter's drain evicted the replicas on "
                             "the interrupted nodes all at once",
                             f"add a PodDisruptionBudget with maxUnavailable: 1 selecting {deployment.name}'s pods")
-    return DrillFailure(_where(pdb), what,
+    return DrillFailure(located(pdb), what,
                         "the PodDisruptionBudget lets more replicas go at once than "
                         + (f"policies/sla.yaml's minimum {sla}" if sla else "keeps the model serving"),
                         "lower maxUnavailable (or raise minAvailable)")

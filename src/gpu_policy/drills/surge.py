@@ -20,7 +20,7 @@ removal plus a minute."""
 
 from __future__ import annotations
 
-from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec
+from gpu_policy.drills.base import DrillContext, DrillFailure, DrillResult, DrillSpec, located
 from gpu_policy.drills.compare import value_at
 from gpu_policy.drills.replay import (
     MODEL_B,
@@ -77,7 +77,7 @@ def run(ctx: DrillContext) -> DrillResult:
             f"{model.max_replicas}")
     ctx.say(f"model B's HPA reads {read_b:g} per pod at {B_INITIAL} replicas; model B goes idle at "
             f"t={SURGE_AT:.0f} s; policy: {b_policy.describe()}")
-    where = f"{so.ref} ({so.source}:{so.line})"
+    where = located(so)
 
     def check(t: float, replicas: int) -> None:
         history = replay.observed

@@ -32,6 +32,7 @@ from gpu_policy.drills.base import (
     DrillResult,
     DrillSpec,
     DrillUnavailable,
+    located,
 )
 from gpu_policy.drills.nodepool_copy import POOL_LABEL, claims, create_pool, pool_body
 from gpu_policy.drills.spot_interruption import tolerates
@@ -72,10 +73,6 @@ def type_labels(instance_type: str) -> dict[str, str]:
 
 def _show(resource: str, value: float) -> str:
     return f"{value / 2**30:g}Gi" if resource == "memory" else f"{value:g}"
-
-
-def _where(doc: Document, path: tuple[str | int, ...] = ()) -> str:
-    return f"{doc.ref} ({doc.source}:{doc.line_of(path)})"
 
 
 def _requirement_values(pool: Document, key: str) -> tuple[int, list[str]] | None:
@@ -179,7 +176,7 @@ def run(ctx: DrillContext) -> DrillResult:
         return len(running) >= replicas or (quiet and time.monotonic() - started > MIN_WAIT_SECONDS)
 
     ctx.poll(settled, "waiting for Karpenter to launch capacity for model A", within=LAUNCH_SECONDS,
-             on_expiry=lambda: DrillFailure(_where(deployment), f"Karpenter launched no NodeClaim within "
+             on_expiry=lambda: DrillFailure(located(deployment), f"Karpenter launched no NodeClaim within "
                                             f"{LAUNCH_SECONDS:.0f} s for {replicas} pending model A pods",
                                             "no NodePool of the set admits them",
                                             "check the pools' requirements and taints against model A's pods"))
@@ -195,12 +192,12 @@ def run(ctx: DrillContext) -> DrillResult:
         if kind not in admissible:
             path: tuple[str | int, ...] = ("spec", "template", "spec", "requirements", listed[0]) if listed else (
                 "spec", "template", "spec", "requirements")
-            raise DrillFailure(_where(doc, path), f"Karpenter launched a {kind} for model A's surge",
+            raise DrillFailure(located(doc, path), f"Karpenter launched a {kind} for model A's surge",
                                f"{kind} is not among policies/instance-types.yaml allowedInstanceTypes "
                                f"({', '.join(sorted(admissible))})",
                                f"list only admissible types under {INSTANCE_TYPE}")
         if listed and kind not in listed[1]:
-            raise DrillFailure(_where(doc), f"Karpenter launched a {kind}, outside the pool's instance types",
+            raise DrillFailure(located(doc), f"Karpenter launched a {kind}, outside the pool's instance types",
                                "Karpenter must honour the NodePool's requirements", "report it to Karpenter")
         # the type's real capacity: the kwok provider gives a node the NodeClaim's requests as capacity
         # (kwok/cloudprovider/cloudprovider.go toNode), not the instance type's
@@ -213,7 +210,7 @@ def run(ctx: DrillContext) -> DrillResult:
         for resource, value in totals.items():
             if resource in limits and value > float(parse_quantity(str(limits[resource])) or 0.0):
                 raise DrillUnavailable(
-                    f"drill surge-capacity: {_where(doc)}'s NodeClaims hold {value:g} {resource}, over its limit "
+                    f"drill surge-capacity: {located(doc)}'s NodeClaims hold {value:g} {resource}, over its limit "
                     f"{limits[resource]}: on kwok a node's capacity is its NodeClaim's requests (kwok/cloudprovider/"
                     "cloudprovider.go toNode), so Karpenter undercounts the pool's existing nodes against the limits "
                     "in a later provisioning batch; the limits cannot be judged on this testbed")
@@ -230,7 +227,7 @@ def run(ctx: DrillContext) -> DrillResult:
         bad = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")
                and not tolerates(tolerations, t)]
         if bad or not _affinity_ok(pod, labels):
-            raise DrillFailure(_where(deployment), f"pod {pod['metadata']['name']} runs on "
+            raise DrillFailure(located(deployment), f"pod {pod['metadata']['name']} runs on "
                                f"{pod['spec'].get('nodeName')}, which it does not admit",
                                f"untolerated taints {bad}" if bad else "its required node affinity does not match",
                                "report it: the scheduler must not place it there")
@@ -277,13 +274,13 @@ def _pending_failure(deployment: Document, so: Document, copies: dict[str, Docum
             smallest = min(type_capacity(t).get(resource, 0.0) for t in types)
             if resource in LIMITED and in_use.get(resource, 0.0) + smallest > limit:
                 return DrillFailure(
-                    _where(doc, ("spec", "limits", resource)), what,
+                    located(doc, ("spec", "limits", resource)), what,
                     f"its limit {resource}: {limit_text} leaves no room for one more node model A can use "
                     f"({', '.join(types)}: {_show(resource, smallest)} each, "
                     f"{_show(resource, in_use.get(resource, 0.0))} in use), so the surge cannot reach its maximum",
                     f"raise {resource} so that the limits allow maxReplicaCount (the limits must be mutually "
                     "reachable: gpu-policy check, nodepool-limits-reachable)")
-    return DrillFailure(_where(deployment), what, "no NodePool of the set can launch a node they fit",
+    return DrillFailure(located(deployment), what, "no NodePool of the set can launch a node they fit",
                         "check the pools' requirements and taints against model A's pods")
 
 
