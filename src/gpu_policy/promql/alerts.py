@@ -18,7 +18,7 @@ from gpu_policy.promql.testrun import (
     run_test_batch,
     seconds,
     test_file_run,
-    test_file_text,
+    unit_test_text,
 )
 
 
@@ -195,7 +195,7 @@ class _Planner(AlertBehaviour):
     guessing: bool = False
 
     def _run(self, alert_checks: list[tuple[str, str, list[Alert]]], confirming: bool) -> TestFileRun:
-        text = test_file_text(self.rule_files, self.table, alert_checks)
+        text = unit_test_text(self.rule_files, self.table, alert_checks)
         found = self.prepared.get(text)
         if found is not None:
             return found

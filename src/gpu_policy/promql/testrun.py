@@ -178,7 +178,7 @@ def parse_test_output(
     return alerts, samples
 
 
-def test_file_text(
+def unit_test_text(
     rule_files: Sequence[RuleFile | Path],
     table: SeriesTable,
     alert_checks: Sequence[tuple[str, str, list[Alert]]] = (),
@@ -228,7 +228,7 @@ def run_test(
     (expr, eval_time) asked with no expected samples, so promtool reports what each returned. A test file whose
     text is in `prepared` (`alerts.prepare_alert_runs` over the same rule files) is not run again: its prepared
     run is what this run would give."""
-    text = test_file_text(rule_files, table, alert_checks, expr_checks, evaluation_interval, name)
+    text = unit_test_text(rule_files, table, alert_checks, expr_checks, evaluation_interval, name)
     if prepared is not None and (found := prepared.get(text)) is not None:
         return found
     with scratch_folder("gpu-policy-test-") as folder:
