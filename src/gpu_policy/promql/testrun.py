@@ -13,7 +13,9 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Sequence
+import secrets
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,17 @@ class SeriesTable:
     def input_series(self) -> list[dict[str, str]]:
         return [{"series": s, "values": v} for s, v in self.series]
 
+    def end(self) -> str:
+        """Last sample time of the longest series (promtool notation: `axn` is n+1 samples, `_xn` n gaps)."""
+        longest = 0
+        for _, values in self.series:
+            count = 0
+            for token in values.split():
+                match = re.search(r"x(\d+)$", token)
+                count += (int(match.group(1)) + (0 if token.startswith("_") else 1)) if match else 1
+            longest = max(longest, count)
+        return format_duration(max(longest - 1, 0) * seconds(self.interval))
+
 
 @dataclass
 class TestFileRun:
@@ -165,16 +178,15 @@ def parse_test_output(
     return alerts, samples
 
 
-def run_test(
+def unit_test_text(
     rule_files: Sequence[RuleFile | Path],
     table: SeriesTable,
     alert_checks: Sequence[tuple[str, str, list[Alert]]] = (),
     expr_checks: Sequence[tuple[str, str]] = (),
     evaluation_interval: str | None = None,
     name: str = "gpu-policy",
-) -> TestFileRun:
-    """One promtool unit test: `alert_checks` are (alertname, eval_time, expected alerts); `expr_checks` are
-    (expr, eval_time) asked with no expected samples, so promtool reports what each returned."""
+) -> str:
+    """The promtool unit test file `run_test` runs (its text is also the key of a prepared run)."""
     test: dict[str, Any] = {
         "rule_files": _rule_file_names(rule_files),
         "evaluation_interval": evaluation_interval or table.interval,
@@ -191,35 +203,161 @@ def run_test(
             }
         ],
     }
-    text = json.dumps(test, indent=2, ensure_ascii=False)
-    with scratch_folder("gpu-policy-test-") as folder:
-        _write_rule_files(Path(folder), rule_files)
-        (Path(folder) / "test.yaml").write_text(text, encoding="utf-8")
-        result = run_promtool(["test", "rules", "test.yaml"], cwd=folder)
+    return json.dumps(test, indent=2, ensure_ascii=False)
+
+
+def test_file_run(result: PromtoolResult, text: str) -> TestFileRun:
     alerts, samples = parse_test_output(result.output)
     return TestFileRun(result=result, alerts=alerts, samples=samples, text=text)
 
 
-def run_test_files(paths: Sequence[Path], rule_files: Sequence[RuleFile]) -> dict[Path, PromtoolResult]:
-    """Hand-written promtool test files. A file without `rule_files` is run against `rule_files` (the
-    manifests' extracted PrometheusRules); one that names its own keeps them, resolved next to the file."""
-    results: dict[Path, PromtoolResult] = {}
+SINGLE_TEST_FILE = "test.yaml"
+"""The name `run_test` gives its test file (promtool prints it in its `Unit Testing:` header)."""
+
+
+def run_test(
+    rule_files: Sequence[RuleFile | Path],
+    table: SeriesTable,
+    alert_checks: Sequence[tuple[str, str, list[Alert]]] = (),
+    expr_checks: Sequence[tuple[str, str]] = (),
+    evaluation_interval: str | None = None,
+    name: str = "gpu-policy",
+    prepared: Mapping[str, TestFileRun] | None = None,
+) -> TestFileRun:
+    """One promtool unit test: `alert_checks` are (alertname, eval_time, expected alerts); `expr_checks` are
+    (expr, eval_time) asked with no expected samples, so promtool reports what each returned. A test file whose
+    text is in `prepared` (`alerts.prepare_alert_runs` over the same rule files) is not run again: its prepared
+    run is what this run would give."""
+    text = unit_test_text(rule_files, table, alert_checks, expr_checks, evaluation_interval, name)
+    if prepared is not None and (found := prepared.get(text)) is not None:
+        return found
+    with scratch_folder("gpu-policy-test-") as folder:
+        _write_rule_files(Path(folder), rule_files)
+        (Path(folder) / SINGLE_TEST_FILE).write_text(text, encoding="utf-8")
+        result = run_promtool(["test", "rules", SINGLE_TEST_FILE], cwd=folder)
+    return test_file_run(result, text)
+
+
+# -- several test files in one promtool run ------------------------------------------------------------------
+# promtool 2.42 (prometheus v2.42.0 cmd/promtool/unittest.go, `RulesUnitTest` and `ruleUnitTest`) tests the files
+# of `promtool test rules a.yaml b.yaml ...` one after the other, each on its own (its own rule files, storage and
+# rule manager; an error stops that file only), and prints for each:
+#   stdout  `Unit Testing:  <file name as given>`             (fmt.Println("Unit Testing: ", filename))
+#   then    stdout `  SUCCESS`, or stderr `  FAILED:` and every error followed by an empty stdout line
+#   then    stdout an empty line
+# and exits 0 when every file passed, 1 (failureExitCode) when one failed. Nothing else is printed (the rule
+# manager's logger is a no-op logger), stdout and stderr are unbuffered writes to the one pipe `run_promtool`
+# reads, and rule files are resolved relative to the test file's folder (`resolveAndGlobFilepaths`), so a file
+# next to the rule files gives, between its header and the next one, exactly what a run of that file alone gives
+# after its header: that run's output is the single run's header followed by it, and its exit code 0 or 1 as the
+# section says SUCCESS or FAILED. Anything else (another exit code, such as a Go panic's 2; a header missing or
+# out of order; a section that is neither) leaves every file of the batch unanswered, and callers run them alone.
+BATCH_FILE_PREFIX = "gpu-policy-batch-"
+
+
+def split_batch_output(
+    result: PromtoolResult, batch_names: Sequence[str], single_names: Sequence[str]
+) -> list[PromtoolResult | None]:
+    """`promtool test rules <batch_names...>`'s result -> for each file, what `promtool test rules <single name>`
+    gives for the same file (see above), or None for every file when the output is not one section per file."""
+    unknown: list[PromtoolResult | None] = [None] * len(batch_names)
+    if result.returncode not in (0, 1) or len(batch_names) != len(single_names):
+        return unknown
+    output = result.output
+    starts: list[int] = []
+    position = 0
+    for index, name in enumerate(batch_names):
+        header = f"Unit Testing:  {name}\n"
+        if index == 0:
+            at = 0 if output.startswith(header) else -1
+        else:
+            at = output.find("\n" + header, position)
+            at = at + 1 if at >= 0 else -1
+        if at < 0:
+            return unknown
+        starts.append(at)
+        position = at + len(header)
+    results: list[PromtoolResult | None] = []
+    for index, (name, single) in enumerate(zip(batch_names, single_names, strict=True)):
+        end = starts[index + 1] if index + 1 < len(starts) else len(output)
+        body = output[starts[index] + len(f"Unit Testing:  {name}\n") : end]
+        if body == "  SUCCESS\n\n":
+            code = 0
+        elif body.startswith("  FAILED:\n") and body.endswith("\n\n"):
+            code = 1
+        else:
+            return unknown
+        results.append(
+            PromtoolResult(args=("test", "rules", single), returncode=code, output=f"Unit Testing:  {single}\n{body}")
+        )
+    if result.returncode != max(r.returncode for r in results if r is not None):
+        return unknown
+    return results
+
+
+def run_test_batch(
+    rule_files: Sequence[RuleFile | Path], files: Sequence[tuple[str, str]]
+) -> list[PromtoolResult | None]:
+    """`files` are (name, text) of promtool test files that would each be run alone as `promtool test rules
+    <name>` in a folder holding the rule files; all are run in one promtool process, and each gets what its own
+    run would give (`split_batch_output`), or None when the batch's output cannot be read that way."""
+    if not files:
+        return []
+    nonce = secrets.token_hex(4)  # a section header no rule, label or annotation text can spell in advance
+    batch_names = [f"{BATCH_FILE_PREFIX}{nonce}-{index}.yaml" for index in range(len(files))]
+    if set(batch_names) & set(_rule_file_names(rule_files)):
+        return [None] * len(files)
+    with scratch_folder("gpu-policy-batch-") as folder:
+        _write_rule_files(Path(folder), rule_files)
+        for batch_name, (_, text) in zip(batch_names, files, strict=True):
+            (Path(folder) / batch_name).write_text(text, encoding="utf-8")
+        try:
+            result = run_promtool(["test", "rules", *batch_names], cwd=folder)
+        except subprocess.TimeoutExpired:
+            return [None] * len(files)  # each file, run alone, then meets its own time limit
+    return split_batch_output(result, batch_names, [name for name, _ in files])
+
+
+def user_test_files(paths: Sequence[Path], rule_files: Sequence[RuleFile]) -> list[tuple[str, str]]:
+    """(name, text) of the test file `run_test_files` runs for each hand-written file, in order."""
     import yaml  # local: only this path reads user YAML
 
+    files: list[tuple[str, str]] = []
+    for index, path in enumerate(paths):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a promtool test file (a mapping with `tests`)")
+        if data.get("rule_files"):
+            data["rule_files"] = [
+                str((path.parent / f).resolve()) if not Path(f).is_absolute() else f for f in data["rule_files"]
+            ]
+        else:
+            data["rule_files"] = [f.name for f in rule_files]
+        files.append((f"user-test-{index}.yaml", json.dumps(data, ensure_ascii=False, default=str)))
+    return files
+
+
+def run_test_files(
+    paths: Sequence[Path],
+    rule_files: Sequence[RuleFile],
+    prepared: Mapping[tuple[str, str], PromtoolResult] | None = None,
+) -> dict[Path, PromtoolResult]:
+    """Hand-written promtool test files. A file without `rule_files` is run against `rule_files` (the
+    manifests' extracted PrometheusRules); one that names its own keeps them, resolved next to the file. A file
+    whose (name, text) is in `prepared` (a `run_test_batch` over the same rule files) is not run again."""
+    files = user_test_files(paths, rule_files)
+    results: dict[Path, PromtoolResult] = {
+        path: found
+        for path, key in zip(paths, files, strict=True)
+        if prepared is not None and (found := prepared.get(key)) is not None
+    }
+    if len(results) == len(files):
+        return results
     with scratch_folder("gpu-policy-user-tests-") as folder:
         _write_rule_files(Path(folder), rule_files)
-        for index, path in enumerate(paths):
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError(f"{path}: not a promtool test file (a mapping with `tests`)")
-            if data.get("rule_files"):
-                data["rule_files"] = [
-                    str((path.parent / f).resolve()) if not Path(f).is_absolute() else f
-                    for f in data["rule_files"]
-                ]
-            else:
-                data["rule_files"] = [f.name for f in rule_files]
-            target = Path(folder) / f"user-test-{index}.yaml"
-            target.write_text(json.dumps(data, ensure_ascii=False, default=str), encoding="utf-8")
-            results[path] = run_promtool(["test", "rules", target.name], cwd=folder)
-    return results
+        for path, (name, text) in zip(paths, files, strict=True):
+            if path in results:
+                continue
+            (Path(folder) / name).write_text(text, encoding="utf-8")
+            results[path] = run_promtool(["test", "rules", name], cwd=folder)
+    return {path: results[path] for path in paths}

@@ -24,13 +24,24 @@ import pytest
 from pytest_bdd import given, parsers, then
 
 from gpu_policy.engine import RunResult
-from gpu_policy.promql.alerts import AlertBehaviour, AlertTestError, Verdict, alert_names
+from gpu_policy.promql.alerts import (
+    AlertBehaviour,
+    AlertPlan,
+    AlertTestError,
+    AllFiring,
+    Expect,
+    PreparedRuns,
+    Resolves,
+    Verdict,
+    alert_names,
+    prepare_alert_runs,
+)
 from gpu_policy.promql.check import CheckRun, check_rule_files, extract_all
 from gpu_policy.promql.coverage import exercised_by_features, exercised_by_test_files, unexercised
 from gpu_policy.promql.extract import RuleFile
 from gpu_policy.promql.keda_eval import QueryEvaluation, dcgm_honor_labels, evaluate_queries
 from gpu_policy.promql.sources import promql_sources
-from gpu_policy.promql.testrun import SeriesTable, format_duration, run_test_files, seconds
+from gpu_policy.promql.testrun import SeriesTable, run_test_files, user_test_files
 from gpu_policy.resources import alert_tests_dir, features_dir
 from gpu_policy.rules.promql import promtool_check
 
@@ -100,14 +111,139 @@ def alert_rules_under_test(gpu_policy_run: RunResult) -> AlertRules:
     return AlertRules(run=gpu_policy_run, files=files, names=names)
 
 
-@given(parsers.re(r"(?:DCGM )?series every (?P<interval>\w+):"))
-def series_table(alert_rules: AlertRules, interval: str, datatable: list[list[str]]) -> None:
+SERIES_TABLE = parsers.re(r"(?:DCGM )?series every (?P<interval>\w+):")
+IS_FIRING = parsers.re(r'"(?P<alert>[^"]+)" is firing at (?P<time>\w+)(?: for (?P<scope>.+))?$')
+IS_NOT_FIRING = parsers.re(r'"(?P<alert>[^"]+)" is not firing at (?P<time>\w+)(?: for (?P<scope>.+))?$')
+RESOLVES = parsers.re(r'"(?P<alert>[^"]+)" resolves by (?P<time>\w+)(?: for (?P<scope>.+))?$')
+CARRY_REQUIRED = parsers.parse(
+    'every firing alert among "{alerts}" carries the labels and annotations the alert policy requires'
+)
+SUMMARY_NAMES_GPU_AND_POD = parsers.parse('every firing alert among "{alerts}" has a summary naming its gpu and pod')
+HAND_WRITTEN_TESTS = parsers.string("the hand-written promtool tests pass against these alert rules")
+
+
+def _table(interval: str, datatable: list[list[str]]) -> SeriesTable | str:
+    """The series table, or why it is not one."""
     header, *rows = datatable
     columns = [h.strip().lower() for h in header]
     if columns[:2] != ["series", "values"]:
-        pytest.fail(f"the series table needs the columns | series | values |, got {header}", pytrace=False)
-    table = SeriesTable(interval=interval, series=[(r[0].strip(), r[1].strip()) for r in rows])
-    alert_rules.behaviour = AlertBehaviour(alert_rules.files, set(alert_rules.names), table)
+        return f"the series table needs the columns | series | values |, got {header}"
+    return SeriesTable(interval=interval, series=[(r[0].strip(), r[1].strip()) for r in rows])
+
+
+def _is_firing(alert: str, time: str, scope: str | None) -> Expect:
+    return Expect(alert, time, True, _scope(scope))
+
+
+def _is_not_firing(alert: str, time: str, scope: str | None) -> Expect:
+    return Expect(alert, time, False, _scope(scope))
+
+
+def _resolves(alert: str, time: str, scope: str | None) -> Resolves:
+    return Resolves(alert, time, _scope(scope))
+
+
+def _all_firing(alerts: str) -> AllFiring:
+    return AllFiring()
+
+
+_ALERT_CALLS: list[tuple[Any, Any]] = [
+    (IS_FIRING, _is_firing),
+    (IS_NOT_FIRING, _is_not_firing),
+    (RESOLVES, _resolves),
+    (CARRY_REQUIRED, _all_firing),
+    (SUMMARY_NAMES_GPU_AND_POD, _all_firing),
+]
+"""The Then steps that judge alerts over a series table, with the call each makes (what `_plans` reads)."""
+
+_PREPARED = pytest.StashKey[PreparedRuns]()
+
+
+def _scenario_of(item: pytest.Item) -> Any:
+    """The scenario pytest-bdd runs for this item (rendered with its example row), or None."""
+    from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+    obj = getattr(item, "obj", None)
+    try:
+        template = scenario_wrapper_template_registry.get(obj) if obj is not None else None
+    except TypeError:
+        return None
+    if template is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    example = callspec.params.get("_pytest_bdd_example", {}) if callspec is not None else {}
+    return template.render(example or {})
+
+
+def _plans(items: list[pytest.Item]) -> list[AlertPlan]:
+    """Each series table of the session's scenarios with the alert calls of the Then steps after it, read with
+    the step definitions' own parsers."""
+    plans: list[AlertPlan] = []
+    for item in items:
+        try:
+            plans += _plans_of(_scenario_of(item))
+        except Exception:  # the step itself meets what stops its planning (a table without rows) and says so
+            continue
+    return plans
+
+
+def _plans_of(scenario: Any) -> list[AlertPlan]:
+    plans: list[AlertPlan] = []
+    current: AlertPlan | None = None
+    for step in scenario.steps if scenario is not None else []:
+        matches = step.type == "given" and SERIES_TABLE.is_matching(step.name) and step.datatable is not None
+        if matches and (arguments := SERIES_TABLE.parse_arguments(step.name)) is not None:
+            table = _table(arguments["interval"], step.datatable.raw())
+            current = AlertPlan(table) if isinstance(table, SeriesTable) else None
+            if current is not None:
+                plans.append(current)
+        elif step.type == "then" and current is not None:
+            for parser, call in _ALERT_CALLS:
+                if parser.is_matching(step.name) and (arguments := parser.parse_arguments(step.name)) is not None:
+                    current.calls.append(call(**arguments))
+                    break
+    return plans
+
+
+def _hand_written(items: list[pytest.Item], alert_rules: AlertRules, config: pytest.Config) -> list[tuple[str, str]]:
+    """The test files the hand-written tests step runs, when a scenario of the session has it."""
+    for item in items:
+        scenario = _scenario_of(item)
+        if scenario is not None and any(s.type == "then" and HAND_WRITTEN_TESTS.is_matching(s.name)
+                                        for s in scenario.steps):
+            try:
+                return user_test_files(_alert_test_files(config), alert_rules.files)
+            except Exception:  # the step itself meets it (a file that is not a mapping) and says so
+                return []
+    return []
+
+
+def _prepared(alert_rules: AlertRules, request: pytest.FixtureRequest) -> PreparedRuns:
+    """At the session's first alert step that runs promtool, every alert step of the session's scenarios (and its
+    hand-written promtool tests) is run ahead in two promtool runs (`prepare_alert_runs`); a step finds its run
+    there, or runs promtool itself as before."""
+    stash = request.session.stash
+    if _PREPARED not in stash:
+        items = list(request.session.items)
+        try:
+            prepared = prepare_alert_runs(alert_rules.files, set(alert_rules.names), _plans(items),
+                                          also=_hand_written(items, alert_rules, request.config))
+        except Exception:  # nothing prepared: each step runs promtool itself, and meets the problem there as before
+            prepared = PreparedRuns()
+        stash[_PREPARED] = prepared
+    return stash[_PREPARED]
+
+
+@given(SERIES_TABLE)
+def series_table(
+    alert_rules: AlertRules, interval: str, datatable: list[list[str]], request: pytest.FixtureRequest
+) -> None:
+    table = _table(interval, datatable)
+    if not isinstance(table, SeriesTable):
+        pytest.fail(table, pytrace=False)
+    alert_rules.behaviour = AlertBehaviour(
+        alert_rules.files, set(alert_rules.names), table, prepared=_prepared(alert_rules, request).tests
+    )
 
 
 def _skip_unless_defined(alert_rules: AlertRules, *alerts: str) -> None:
@@ -131,43 +267,27 @@ def _skip_unless_defined(alert_rules: AlertRules, *alerts: str) -> None:
         )
 
 
-def _expect(alert_rules: AlertRules, alert: str, time: str, firing: bool, scope: str | None) -> None:
+def _judge_call(alert_rules: AlertRules, alert: str, call: Expect | Resolves) -> None:
     _skip_unless_defined(alert_rules, alert)
     try:
-        _judge(alert_rules.need_behaviour().expect(alert, time, firing, _scope(scope)))
+        _judge(call.run(alert_rules.need_behaviour()))
     except AlertTestError as exc:
         pytest.fail(str(exc), pytrace=False)
 
 
-@then(parsers.re(r'"(?P<alert>[^"]+)" is firing at (?P<time>\w+)(?: for (?P<scope>.+))?$'))
+@then(IS_FIRING)
 def alert_is_firing(alert_rules: AlertRules, alert: str, time: str, scope: str | None) -> None:
-    _expect(alert_rules, alert, time, True, scope)
+    _judge_call(alert_rules, alert, _is_firing(alert, time, scope))
 
 
-@then(parsers.re(r'"(?P<alert>[^"]+)" is not firing at (?P<time>\w+)(?: for (?P<scope>.+))?$'))
+@then(IS_NOT_FIRING)
 def alert_is_not_firing(alert_rules: AlertRules, alert: str, time: str, scope: str | None) -> None:
-    _expect(alert_rules, alert, time, False, scope)
+    _judge_call(alert_rules, alert, _is_not_firing(alert, time, scope))
 
 
-@then(parsers.re(r'"(?P<alert>[^"]+)" resolves by (?P<time>\w+)(?: for (?P<scope>.+))?$'))
+@then(RESOLVES)
 def alert_resolves(alert_rules: AlertRules, alert: str, time: str, scope: str | None) -> None:
-    _skip_unless_defined(alert_rules, alert)
-    try:
-        _judge(alert_rules.need_behaviour().resolves_by(alert, time, _scope(scope)))
-    except AlertTestError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-def _series_end(table: SeriesTable) -> str:
-    """Last sample time of the longest series (promtool notation: `axn` is n+1 samples, `_xn` n gaps)."""
-    longest = 0
-    for _, values in table.series:
-        count = 0
-        for token in values.split():
-            match = re.search(r"x(\d+)$", token)
-            count += (int(match.group(1)) + (0 if token.startswith("_") else 1)) if match else 1
-        longest = max(longest, count)
-    return format_duration(max(longest - 1, 0) * seconds(table.interval))
+    _judge_call(alert_rules, alert, _resolves(alert, time, scope))
 
 
 def _firing(alert_rules: AlertRules, alerts: str) -> list[tuple[str, Any]]:
@@ -175,8 +295,8 @@ def _firing(alert_rules: AlertRules, alerts: str) -> list[tuple[str, Any]]:
     wanted = [a.strip() for a in alerts.split(",") if a.strip()]
     _skip_unless_defined(alert_rules, *wanted)
     behaviour = alert_rules.need_behaviour()
-    end = _series_end(behaviour.table)
-    fired = [(t, a) for t, a in behaviour.all_firing(end) if a.labels.get("alertname") in wanted]
+    end = behaviour.table.end()
+    fired = [(t, a) for t, a in _all_firing(alerts).run(behaviour) if a.labels.get("alertname") in wanted]
     silent = sorted(set(wanted) - {a.labels.get("alertname") for _, a in fired})
     if silent:
         pytest.fail(
@@ -190,11 +310,7 @@ def _firing(alert_rules: AlertRules, alerts: str) -> list[tuple[str, Any]]:
     return list(first.values())
 
 
-@then(
-    parsers.parse(
-        'every firing alert among "{alerts}" carries the labels and annotations the alert policy requires'
-    )
-)
+@then(CARRY_REQUIRED)
 def alerts_carry_required(alert_rules: AlertRules, alerts: str) -> None:
     policy = alert_rules.run.policy.alerts
     required_labels = list(policy.get("requiredLabels", []))
@@ -220,7 +336,7 @@ def alerts_carry_required(alert_rules: AlertRules, alerts: str) -> None:
         )
 
 
-@then(parsers.parse('every firing alert among "{alerts}" has a summary naming its gpu and pod'))
+@then(SUMMARY_NAMES_GPU_AND_POD)
 def alerts_summary_names_gpu_and_pod(alert_rules: AlertRules, alerts: str) -> None:
     if alert_rules.run.policy.alerts.get("gpuAlertsNameGpuAndPod") is not True:
         pytest.skip("the alert policy in force does not ask GPU alerts to name their gpu and pod "
@@ -257,7 +373,7 @@ def _alert_test_files(config: pytest.Config) -> list[Path]:
     return sorted(p for d in _alert_test_dirs(config) for p in d.glob("*.y*ml") if p.is_file())
 
 
-@then("the hand-written promtool tests pass against these alert rules")
+@then(HAND_WRITTEN_TESTS)
 def hand_written_tests_pass(alert_rules: AlertRules, request: pytest.FixtureRequest) -> None:
     files = _alert_test_files(request.config)
     if files and not request.config.getoption("alert_tests", None):
@@ -277,7 +393,7 @@ def hand_written_tests_pass(alert_rules: AlertRules, request: pytest.FixtureRequ
         )
     failed = [
         f"{path}:\n{result.output.strip()}"
-        for path, result in run_test_files(files, alert_rules.files).items()
+        for path, result in run_test_files(files, alert_rules.files, _prepared(alert_rules, request).files).items()
         if result.returncode != 0
     ]
     if failed:
