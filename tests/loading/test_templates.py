@@ -66,6 +66,29 @@ def test_other_tools_files_are_known_by_name(tmp_path: Path, name: str) -> None:
         assert "not Kubernetes YAML" in result.not_checked[0].reason
 
 
+@pytest.mark.parametrize("name", ["kustomization.yaml", "kustomization.yml", "Kustomization"])
+def test_a_kustomization_file_named_alone_is_listed_not_an_object_without_a_name(tmp_path: Path, name: str) -> None:
+    # A pre-commit hook hands over changed files one by one. kustomize's build file (the names kustomize
+    # recognises, api/konfig/general.go) has apiVersion and kind but no metadata.name, and is never sent to the
+    # cluster; its folder is what `kubectl apply -k` applies (aleck31/eks-karpenter-deployment tools/monitoring).
+    write(tmp_path / "app" / "configmap.yaml", CONFIGMAP.format(name="app"))
+    path = write(tmp_path / "app" / name, "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                                          "namespace: monitoring\nresources:\n  - configmap.yaml\n")
+    result = load_manifests([str(path)])
+    assert result.documents == [] and result.findings == []
+    assert [n.reason for n in result.not_checked] == [
+        "a kustomization (kustomize's build file), not an object of the cluster; not checked on its own: "
+        f"check its folder (`gpu-policy check {path.parent}`) for what `kubectl apply -k {path.parent}` applies"]
+
+
+def test_the_kustomize_fixtures_kustomization_files_named_alone_are_listed() -> None:
+    root = fixtures_dir() / "load-kustomize" / "manifests"
+    result = load_manifests([str(root / "kustomization.yaml"), str(root / "base" / "kustomization.yaml")])
+    assert result.documents == [] and result.findings == []
+    assert all(n.reason.startswith("a kustomization (kustomize's build file)") for n in result.not_checked)
+    assert len(result.not_checked) == 2
+
+
 def test_a_file_with_no_kubernetes_document_is_listed_but_a_broken_object_in_a_manifest_file_stays_an_error(
     tmp_path: Path,
 ) -> None:

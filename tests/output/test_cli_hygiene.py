@@ -53,6 +53,24 @@ def test_an_empty_set_or_a_path_without_objects_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and f"no Kubernetes object found in {docs}" in done.stderr
 
 
+def test_helm_output_named_as_a_file_is_not_an_empty_path() -> None:
+    # `helm template ... > rendered.yaml`: each object's source names its template, `rendered.yaml (chart/...)`;
+    # a rendered file whose objects gave no finding was "no Kubernetes object found" (exit 2), as was
+    # rh-aiservices-bu/llm-on-openshift vector-databases/milvus/milvus_manifest_standalone.yaml.
+    rendered = ROOT / "fixtures" / "load-helm-output" / "manifests" / "rendered.yaml"
+    done = gpu_policy("check", str(rendered), "-k", "declared_once")
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_file_behind_a_source_with_a_suffix() -> None:
+    assert cli._source_files("a/rendered.yaml (chart/templates/x.yaml)") == [
+        "a/rendered.yaml (chart/templates/x.yaml)", "a/rendered.yaml"]
+    assert cli._source_files("overlays/prod (kustomize output)") == ["overlays/prod (kustomize output)",
+                                                                       "overlays/prod"]
+    assert cli._source_files("a (b)/x.yaml (t.yaml)") == ["a (b)/x.yaml (t.yaml)", "a", "a (b)/x.yaml"]
+    assert cli._source_files("plain.yaml") == ["plain.yaml"]
+
+
 def _boom(ctx: Any) -> Any:
     raise ZeroDivisionError("division by zero in a rule")
 

@@ -132,3 +132,42 @@ def test_formats_pair_with_outputs_in_order(tmp_path: Path) -> None:
                       str(tmp_path / "x.sarif"))
     assert done.returncode == 0 and done.stdout.startswith("gpu-policy: 0 errors")
     assert json.loads((tmp_path / "x.sarif").read_text())["version"] == "2.1.0"
+
+
+HELM_RENDERED = """---
+# Source: web/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      securityContext:
+        allowPrivilegeEscalation: false
+      containers:
+        - name: web
+          image: nginx:1.27
+"""
+
+
+def test_helm_output_findings_point_at_the_rendered_file_for_code_scanning(tmp_path: Path) -> None:
+    # The loader names the object `rendered.yaml (web/templates/deployment.yaml)` (its line counted in rendered.yaml);
+    # SARIF and GitHub need a file that exists (llm-on-openshift's milvus_manifest_cluster.yaml, helm output with a
+    # container field in the pod securityContext). The template goes into the message.
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(HELM_RENDERED, encoding="utf-8")
+    done = gpu_policy("check", "rendered.yaml", "-k", "schema", "--format", "sarif", "--output", "out.sarif",
+                      "--format", "github", "--output", "out.gh", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    result = json.loads((tmp_path / "out.sarif").read_text())["runs"][0]["results"][0]
+    location = result["locations"][0]["physicalLocation"]
+    assert location == {"artifactLocation": {"uri": "rendered.yaml"}, "region": {"startLine": 16}}
+    assert "[template web/templates/deployment.yaml]" in result["message"]["text"]
+    annotation = next(line for line in (tmp_path / "out.gh").read_text().splitlines() if line.startswith("::"))
+    assert annotation.startswith("::error file=rendered.yaml,line=16,title=schema-valid::Deployment/default/web ")

@@ -548,6 +548,8 @@ def test_endpoint_port_must_name_a_service_port() -> None:
     found = run_rule("servicemonitor-port-is-a-service-port",
                      service(ports="[{port: 8080}]") + monitor("[{port: http}]"))
     assert len(found) == 1 and "'http' is not the name of a port" in found[0][1] and "unnamed 8080" in found[0][1]
+    # A partial set: the selector may match Services outside it, so the message speaks of the Services it names.
+    assert found[0][1].endswith("no target of these Services is kept")
     assert run_rule("servicemonitor-port-is-a-service-port", service() + monitor()) == []
 
 

@@ -23,7 +23,7 @@ from gpu_policy.loading.files import FileRead, read_regular, read_stdin, too_lar
 from gpu_policy.loading.kustomize import KustomizeRefused, Renderer, local_bases
 from gpu_policy.loading.limits import DEFAULT_LIMITS, Limits, shown_size
 from gpu_policy.loading.not_manifests import MANIFEST_SUFFIXES, other_tool_reason, template_reason
-from gpu_policy.loading.walk import Entry, walk
+from gpu_policy.loading.walk import KUSTOMIZATION_FILES, Entry, walk
 
 __all__ = ["MANIFEST_SUFFIXES", "ORIGIN_ANNOTATION", "STDIN", "Stream", "decode_bytes", "iter_streams"]
 
@@ -162,6 +162,15 @@ def _path_streams(raw: str, options: _Options) -> Iterator[Stream]:
         skipped = f"{raw}: {template}"
     elif template is None and other is not None:
         skipped = f"{raw}: {other}"
+    elif name in KUSTOMIZATION_FILES:
+        # kustomize's build file (kustomize api/konfig/general.go RecognizedKustomizationFileNames), never an
+        # object of the cluster: kustomize.config.k8s.io has no metadata.name to require. What reaches the cluster
+        # is what its folder builds (`kubectl apply -k`), which a folder path renders; a hook handing over the
+        # changed files one by one must not get "metadata.name is missing" for it.
+        folder = str(path.parent)
+        skipped = (f"{raw}: a kustomization (kustomize's build file), not an object of the cluster; not checked on "
+                   f"its own: check its folder (`gpu-policy check {folder}`) for what `kubectl apply -k {folder}` "
+                   "applies")
     if skipped is not None:
         yield Stream("", raw, name, skipped=skipped)
         return

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gpu_policy.findings import Severity
-from gpu_policy.reporting.sarif import relative_uri
+from gpu_policy.reporting.sarif import located_file, relative_uri
 from gpu_policy.reporting.wording import counted
 
 if TYPE_CHECKING:
@@ -34,12 +34,14 @@ def render_github(verdict: Verdict) -> str:
     lines: list[str] = []
     for f in verdict.findings:
         props = []
-        if f.file:
-            props.append(f"file={escape_property(relative_uri(f.file))}")
+        file, template = located_file(f.file) if f.file else (None, None)
+        if file:
+            props.append(f"file={escape_property(relative_uri(file))}")
             if f.line:
                 props.append(f"line={f.line}")
         props.append(f"title={escape_property(f.rule_id)}")
-        body = f"{f.resource}" + (f" ({f.path})" if f.path else "") + f": {f.message}"
+        body = (f"{f.resource}" + (f" ({f.path})" if f.path else "")
+                + (f" [template {template}]" if template else "") + f": {f.message}")
         if f.fix:
             body += f"\nfix: {f.fix}"
         lines.append(f"::{_COMMANDS[f.severity]} {','.join(props)}::{escape_data(body)}")

@@ -23,6 +23,20 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
+def located_file(file: str) -> tuple[str, str | None]:
+    """(the file a finding's location names, the helm template its object came from, or None).
+
+    The loader names an object of `helm template` output `rendered.yaml (chart/templates/x.yaml)` (loader.load_stream),
+    its line counted in rendered.yaml: a code-scanning location needs the file, which exists, and the template goes
+    into the message instead. Anything else (a real file, `<stdin>`, kustomize output) is returned as it is."""
+    if not file.endswith(")") or os.path.isfile(file):
+        return file, None
+    for i in range(len(file)):
+        if file.startswith(" (", i) and os.path.isfile(file[:i]):
+            return file[:i], file[i + 2:-1]
+    return file, None
+
+
 def relative_uri(file: str) -> str:
     """A path relative to the working directory, with forward slashes; absolute when outside it."""
     path = Path(file)
@@ -65,14 +79,16 @@ def _rule_descriptor(verdict: Verdict, rule_id: str, sample: Finding) -> dict[st
 
 
 def _result(f: Finding, index: int) -> dict[str, Any]:
-    text = f"{f.resource}" + (f" ({f.path})" if f.path else "") + f": {f.message}"
+    file, template = located_file(f.file) if f.file else (None, None)
+    text = (f"{f.resource}" + (f" ({f.path})" if f.path else "") + (f" [template {template}]" if template else "")
+            + f": {f.message}")
     result: dict[str, Any] = {
         "ruleId": f.rule_id, "ruleIndex": index, "level": _LEVELS[f.severity], "message": {"text": text},
         "partialFingerprints": {"gpuPolicyFinding/v1": f"{f.rule_id}|{f.resource}|{f.path}|{f.message}"},
     }
-    if f.file:
+    if file:
         region: dict[str, Any] = {"startLine": f.line} if f.line else {}
-        physical: dict[str, Any] = {"artifactLocation": {"uri": relative_uri(f.file)}}
+        physical: dict[str, Any] = {"artifactLocation": {"uri": relative_uri(file)}}
         if region:
             physical["region"] = region
         result["locations"] = [{"physicalLocation": physical,

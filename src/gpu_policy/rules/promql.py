@@ -43,7 +43,10 @@ def _unattributed(run: CheckRun) -> Iterable[Violation]:
     ValidateRule); its admission webhook fails open, so a broken rule is applied and silently never
     evaluated — the
     alerts it holds never fire. `promtool check rules` is the same parser: PromQL syntax and types, durations,
-    templates, repeated group names, and (lint) two rules with the same name and labels.""",
+    templates, repeated group names. promtool's duplicate-rules lint (same name and static labels, the
+    expression not compared) is not applied: neither the operator nor Prometheus lints, and rules told apart by
+    their expressions' labels load and record fine (kube-prometheus' code_verb:apiserver_request_total:increase1h
+    rules).""",
     fix="Correct the expression, duration or template at the reported line; run `promtool check rules` on the "
     "group to confirm.",
     sources=(

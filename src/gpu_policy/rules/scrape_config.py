@@ -357,7 +357,9 @@ def up_alert_job_matches_scrape_job(ctx: CheckContext) -> Iterator[Violation]:
     operator keeps only targets whose `__meta_kubernetes_endpoint_port_name` (endpointslice: `..._endpointslice_
     port_name`) equals it (prometheus-operator v0.93.0 pkg/prometheus/promcfg.go generateServiceMonitorConfig). A
     port number written as a name, or an unnamed Service port, keeps no target: nothing is scraped and nothing
-    errors. Judged against the Services of the set the ServiceMonitor finds.""",
+    errors. Judged against the Services of the set the ServiceMonitor finds; in a partial set its selector may
+    also match Services outside it, so the finding is about the Services named, not every target of the
+    ServiceMonitor.""",
     fix="Name the Service port (e.g. `name: metrics`) and use that name in endpoints[].port (or use targetPort).",
     sources=(PROMCFG + " generateServiceMonitorConfig (port keep relabeling)", SM_CRD + " (endpoints[].port)"),
 )
@@ -380,5 +382,5 @@ def servicemonitor_port_is_a_service_port(ctx: CheckContext) -> Iterator[Violati
                 doc=monitor,
                 path=("spec", "endpoints", index, "port"),
                 message=f"endpoints[{index}].port {port!r} is not the name of a port of the Services it selects "
-                f"({shown}): no target is kept",
+                f"({shown}): no target of these Services is kept",
             )
