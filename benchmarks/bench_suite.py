@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DRILLS = ("tests/drills/test_alerts_drill.py", "tests/drills/test_keda_drills.py",
           "tests/drills/test_karpenter_drills.py")
-SUMMARY = re.compile(r"=+ (?P<text>.*\b(?:passed|failed)\b.*) in (?P<seconds>[\d.]+)s")
+SUMMARY = re.compile(r"(?:=+ )?(?P<text>.*\b(?:passed|failed)\b.*) in (?P<seconds>[\d.]+)s")
 
 
 def main(argv: list[str] | None = None) -> int:
