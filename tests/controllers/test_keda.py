@@ -131,7 +131,7 @@ def _replicas(api: k8s.ApiClient, name: str) -> int:
     return int(k8s.AppsV1Api(api).read_namespaced_deployment(name, NAMESPACE).spec.replicas or 0)
 
 
-@pytest.mark.slow  # waits for KEDA and the HPA controller's own sync periods (about 50 s of 0.5 s CPU)
+@pytest.mark.slow  # waits for KEDA and the HPA controller's syncs (5 s here, conftest.HPA_SYNC_SECONDS)
 def test_the_scaledobject_gets_ready_and_its_hpa_scales_on_the_external_metric(
     api: k8s.ApiClient, scaled: dict[str, Any], stack: MetricsStack
 ) -> None:

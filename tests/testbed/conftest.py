@@ -42,13 +42,13 @@ def binaries_or_skip(components: tuple[str, ...] = ()) -> dict[str, build.Layout
 
 
 def running_testbed(
-    tmp_path_factory: pytest.TempPathFactory, components: tuple[str, ...] = ()
+    tmp_path_factory: pytest.TempPathFactory, components: tuple[str, ...] = (), hpa_sync_seconds: int | None = None
 ) -> Iterator[cluster.State]:
     """Start a testbed in a temporary state folder and always stop it: the body of every testbed fixture."""
     targets = binaries_or_skip(components)
     state_dir = tmp_path_factory.mktemp("testbed") / "state"
     state = cluster.up(state_dir, binaries=targets["core"], die_with_caller=True, components=components,
-                       addons=targets)
+                       addons=targets, hpa_sync_seconds=hpa_sync_seconds)
     try:
         yield state
     finally:

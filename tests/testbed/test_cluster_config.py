@@ -99,3 +99,24 @@ def test_up_refuses_a_folder_holding_a_stopped_testbed(tmp_path: Path) -> None:
     layout = build.Layout(key="0123456789abcdef", directory=tmp_path / "cache")
     with pytest.raises(cluster.TestbedError, match="run `gpu-policy testbed down` to remove them"):
         cluster.up(state.directory, binaries=layout)
+
+
+def test_the_hpa_sync_period_is_kubernetes_default_unless_asked_and_survives_the_state_file(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    flag = "--horizontal-pod-autoscaler-sync-period"
+    default = cluster._argv("kube-controller-manager", tmp_path / "kcm", state, PKI(tmp_path / "pki"))
+    assert not [a for a in default if a.startswith(flag)]  # 15 s, what the drills and the simulator assume
+    state.hpa_sync_seconds = 5
+    faster = cluster._argv("kube-controller-manager", tmp_path / "kcm", state, PKI(tmp_path / "pki"))
+    assert f"{flag}=5s" in faster
+    state.directory.mkdir(parents=True)
+    state.save()
+    loaded = cluster.State.load(state.directory)
+    assert loaded is not None and loaded.hpa_sync_seconds == 5
+
+
+def test_up_refuses_an_hpa_sync_period_under_a_second(tmp_path: Path) -> None:
+    with pytest.raises(cluster.TestbedError, match="at least 1 s"):
+        cluster.up(tmp_path / "state", binaries=build.Layout(key="0123456789abcdef", directory=tmp_path / "cache"),
+                   hpa_sync_seconds=0)
+    assert not (tmp_path / "state").exists()

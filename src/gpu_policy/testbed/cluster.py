@@ -78,6 +78,8 @@ class State:
     started_at: float = 0.0
     ready_seconds: float | None = None
     admission_plugins: list[str] = field(default_factory=list)
+    hpa_sync_seconds: int | None = None
+    """kube-controller-manager's --horizontal-pod-autoscaler-sync-period, when not its default (15 s)."""
     components: list[str] = field(default_factory=list)  # optional components started (keda, karpenter)
     bin_dirs: dict[str, str] = field(default_factory=dict)  # component -> its binaries' folder
 
@@ -102,6 +104,7 @@ class State:
             "startedAt": self.started_at,
             "readySeconds": self.ready_seconds,
             "admissionPlugins": self.admission_plugins,
+            "hpaSyncSeconds": self.hpa_sync_seconds,
             "components": self.components,
             "binDirs": self.bin_dirs,
         }
@@ -126,6 +129,7 @@ class State:
             started_at=float(data.get("startedAt", 0.0)),
             ready_seconds=data.get("readySeconds"),
             admission_plugins=[str(p) for p in data.get("admissionPlugins", [])],
+            hpa_sync_seconds=int(data["hpaSyncSeconds"]) if data.get("hpaSyncSeconds") is not None else None,
             components=[str(c) for c in data.get("components", [])],
             bin_dirs={str(k): str(v) for k, v in data.get("binDirs", {}).items()},
         )
@@ -222,6 +226,8 @@ def _argv(name: str, binary: Path, state: State, pki: PKI) -> list[str]:
             f"--service-account-private-key-file={pki.service_account_key}", f"--root-ca-file={pki.ca_cert}",
             f"--cluster-signing-cert-file={pki.ca_cert}", f"--cluster-signing-key-file={pki.ca_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--allocate-node-cidrs=false",
+            *([f"--horizontal-pod-autoscaler-sync-period={state.hpa_sync_seconds}s"]
+              if state.hpa_sync_seconds is not None else []),
         ]  # fmt: skip
     if name == "kube-scheduler":
         return [str(binary), *common]
@@ -352,16 +358,22 @@ def up(
     die_with_caller: bool = False,
     components: tuple[str, ...] | list[str] = (),
     addons: dict[str, Layout] | None = None,
+    hpa_sync_seconds: int | None = None,
 ) -> State:
     """Start a testbed (the core, plus the optional `components`: keda, karpenter); on any failure everything
     started so far is stopped and its folder removed.
 
-    `die_with_caller=True` (test fixtures) makes the kernel stop the components when the calling process ends."""
+    `die_with_caller=True` (test fixtures) makes the kernel stop the components when the calling process ends.
+    `hpa_sync_seconds`: how often the HPA controller reconciles (kube-controller-manager
+    --horizontal-pod-autoscaler-sync-period; None keeps Kubernetes' default, 15 s, which the drills and the
+    simulator rely on). Only a test that waits for an HPA to act, not for when it acts, may shorten it."""
     directory = state_dir or default_state_dir()
     wanted = [name for name in OPTIONAL if name in components]
     unknown = sorted(set(components) - set(OPTIONAL))
     if unknown:
         raise TestbedError(f"unknown testbed component {', '.join(unknown)}; known: {', '.join(OPTIONAL)}")
+    if hpa_sync_seconds is not None and hpa_sync_seconds < 1:
+        raise TestbedError(f"the HPA sync period must be at least 1 s, not {hpa_sync_seconds}")
     existing = State.load(directory)
     if existing is not None and any(processes.is_ours(r) for r in existing.processes):
         raise TestbedError(f"a testbed already runs from {directory} (API server {existing.server}); `down` it first")
@@ -384,6 +396,7 @@ def up(
     state.components = wanted
     state.bin_dirs = {name: str(target.bin_dir) for name, target in found.items()}
     state.admission_plugins = profile_admission_plugins(cluster_profile)
+    state.hpa_sync_seconds = hpa_sync_seconds
     port_names = ["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
     if KEDA in wanted:
         port_names += list(keda.PORTS)
