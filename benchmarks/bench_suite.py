@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| tests | CPU (user + system) | wall | load average before, after | exit |")
     print("| --- | --- | --- | --- | --- |")
     print(f"| {tests} | {cpu:.1f} s | {wall:.1f} s | {load_before:.1f}, {load_after:.1f} | {done.returncode} |")
+    if any("warnings summary" in line for line in lines):
+        start = next(i for i, line in enumerate(lines) if "warnings summary" in line)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("-- Docs", "=="))), len(lines))
+        print("\n" + "\n".join(lines[start:end]))
     slowest = [line for line in lines if re.match(r"\s*[\d.]+s (call|setup|teardown)\s", line)]
     if slowest:
         print("\nslowest:")
