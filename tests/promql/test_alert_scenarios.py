@@ -181,8 +181,11 @@ def test_reference_passes_the_alert_scenarios_with_a_bounded_number_of_promtool_
 
 def test_another_teams_rules_skip_the_reference_systems_alert_scenarios(tmp_path: Path) -> None:
     """Issue 8 class 9: rules without HighGPUUtilization & co. used to fail six scenarios with no finding."""
-    outcomes, output, _ = _run_alerts_feature(tmp_path, fixtures_dir() / "alert-other-team-rules" / "manifests",
-                                              reference=False)
+    outcomes, output, runs = _run_alerts_feature(tmp_path, fixtures_dir() / "alert-other-team-rules" / "manifests",
+                                                 reference=False)
     assert outcomes and not [n for n, o in outcomes.items() if o == "failed"], output
     skipped = {n for n, o in outcomes.items() if o == "skipped"}
     assert any("highgpuutilization" in n for n in skipped) and any("exercised" in n for n in skipped), outcomes
+    # Nothing of the skipped scenarios is run ahead either: only the rules' `check rules`. (Planning every step
+    # regardless ran an all-alerts test of a 20k-object monorepo's 6,666 alerts: 18 s of promtool CPU.)
+    assert runs == 1, runs

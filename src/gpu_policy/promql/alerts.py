@@ -163,9 +163,15 @@ class Resolves:
 
 @dataclass(frozen=True)
 class AllFiring:
-    """`AlertBehaviour.all_firing` until the last sample of the series table."""
+    """`AlertBehaviour.all_firing` until the last sample of the series table, for a step about `alerts`."""
+
+    alerts: tuple[str, ...] = ()
 
     def run(self, behaviour: AlertBehaviour) -> list[tuple[str, Alert]]:
+        # The step has skipped (or failed) already when one of its alerts is not defined; a plan must stop here too,
+        # or it would run every alert of the rules (a monorepo's thousands) for a scenario that never runs.
+        for alert in self.alerts:
+            behaviour._require(alert)
         return behaviour.all_firing(behaviour.table.end())
 
 
