@@ -175,13 +175,26 @@ def _scenario_of(item: pytest.Item) -> Any:
     return template.render(example or {})
 
 
-def _plans(items: list[pytest.Item]) -> list[AlertPlan]:
+def _scenarios(items: list[pytest.Item]) -> list[Any]:
+    """The scenarios of the session's items, each rendered once (an item that is not one is left out)."""
+    scenarios = []
+    for item in items:
+        try:
+            scenario = _scenario_of(item)
+        except Exception:  # nothing of it is run ahead; its steps run promtool themselves
+            continue
+        if scenario is not None:
+            scenarios.append(scenario)
+    return scenarios
+
+
+def _plans(scenarios: list[Any]) -> list[AlertPlan]:
     """Each series table of the session's scenarios with the alert calls of the Then steps after it, read with
     the step definitions' own parsers."""
     plans: list[AlertPlan] = []
-    for item in items:
+    for scenario in scenarios:
         try:
-            plans += _plans_of(_scenario_of(item))
+            plans += _plans_of(scenario)
         except Exception:  # the step itself meets what stops its planning (a table without rows) and says so
             continue
     return plans
@@ -190,7 +203,7 @@ def _plans(items: list[pytest.Item]) -> list[AlertPlan]:
 def _plans_of(scenario: Any) -> list[AlertPlan]:
     plans: list[AlertPlan] = []
     current: AlertPlan | None = None
-    for step in scenario.steps if scenario is not None else []:
+    for step in scenario.steps:
         matches = step.type == "given" and SERIES_TABLE.is_matching(step.name) and step.datatable is not None
         if matches and (arguments := SERIES_TABLE.parse_arguments(step.name)) is not None:
             table = _table(arguments["interval"], step.datatable.raw())
@@ -217,12 +230,10 @@ def _bundled_tests_not_for(alert_rules: AlertRules, files: list[Path], config: p
             f"under test do not define ({', '.join(absent)}); give your own with --alert-tests")
 
 
-def _hand_written(items: list[pytest.Item], alert_rules: AlertRules, config: pytest.Config) -> list[tuple[str, str]]:
+def _hand_written(scenarios: list[Any], alert_rules: AlertRules, config: pytest.Config) -> list[tuple[str, str]]:
     """The test files the hand-written tests step runs, when a scenario of the session has it."""
-    for item in items:
-        scenario = _scenario_of(item)
-        if scenario is not None and any(s.type == "then" and HAND_WRITTEN_TESTS.is_matching(s.name)
-                                        for s in scenario.steps):
+    for scenario in scenarios:
+        if any(s.type == "then" and HAND_WRITTEN_TESTS.is_matching(s.name) for s in scenario.steps):
             files = _alert_test_files(config)
             if _bundled_tests_not_for(alert_rules, files, config):
                 return []  # the step skips: nothing of it to run ahead
@@ -239,10 +250,10 @@ def _prepared(alert_rules: AlertRules, request: pytest.FixtureRequest) -> Prepar
     there, or runs promtool itself as before."""
     stash = request.session.stash
     if _PREPARED not in stash:
-        items = list(request.session.items)
+        scenarios = _scenarios(list(request.session.items))
         try:
-            prepared = prepare_alert_runs(alert_rules.files, set(alert_rules.names), _plans(items),
-                                          also=_hand_written(items, alert_rules, request.config))
+            prepared = prepare_alert_runs(alert_rules.files, set(alert_rules.names), _plans(scenarios),
+                                          also=_hand_written(scenarios, alert_rules, request.config))
         except Exception:  # nothing prepared: each step runs promtool itself, and meets the problem there as before
             prepared = PreparedRuns()
         stash[_PREPARED] = prepared
