@@ -220,24 +220,18 @@ def _under(source: str, path: str) -> bool:
     return False
 
 
-def _source_files(source: str) -> list[str]:
-    """`source` and, when it ends with a parenthesised suffix (a helm template, "kustomize output"), what comes
-    before each " (" in it: the file or folder it was read from is one of them."""
-    if not source.endswith(")"):
-        return [source]
-    return [source, *(source[:i] for i in range(len(source)) if source.startswith(" (", i))]
-
-
 def _yielded(run: RunResult, path: str) -> bool:
     """The path gave an object, or something reported about its files (an unreadable or invalid file is a
     finding, not an empty path)."""
+    from gpu_policy.loading.document import source_prefixes
+
     if path == "-":  # helm output names its templates (`# Source:`) instead of <stdin>
         return "<stdin>" in run.load.sources and bool(run.load.documents or run.load.findings)
     # A document's source names more than its file: helm output adds its template, `file (chart/templates/x.yaml)`,
     # and an object kustomize rendered without a trusted origin is `<folder> (kustomize output)` (loader.load_stream
     # and _KustomizeOrigins). A `helm template > rendered.yaml` named on its own was "no Kubernetes object found".
-    sources = [part for d in run.load.documents for part in _source_files(d.source)]
-    sources += [part for f in run.load.findings if f.file for part in _source_files(f.file)]
+    sources = [part for d in run.load.documents for part in source_prefixes(d.source)]
+    sources += [part for f in run.load.findings if f.file for part in source_prefixes(f.file)]
     sources += [n.source for n in run.load.not_checked]
     return any(_under(source, path) for source in sources)
 

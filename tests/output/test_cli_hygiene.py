@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gpu_policy import cli, engine
+from gpu_policy.loading.document import source_prefixes
 from gpu_policy.rules.registry import RULES, all_rules
 from tests.output.helpers import ROOT, SEED, SEED_ARGS, gpu_policy
 
@@ -63,12 +64,12 @@ def test_helm_output_named_as_a_file_is_not_an_empty_path() -> None:
 
 
 def test_the_file_behind_a_source_with_a_suffix() -> None:
-    assert cli._source_files("a/rendered.yaml (chart/templates/x.yaml)") == [
+    assert source_prefixes("a/rendered.yaml (chart/templates/x.yaml)") == [
         "a/rendered.yaml (chart/templates/x.yaml)", "a/rendered.yaml"]
-    assert cli._source_files("overlays/prod (kustomize output)") == ["overlays/prod (kustomize output)",
-                                                                       "overlays/prod"]
-    assert cli._source_files("a (b)/x.yaml (t.yaml)") == ["a (b)/x.yaml (t.yaml)", "a", "a (b)/x.yaml"]
-    assert cli._source_files("plain.yaml") == ["plain.yaml"]
+    assert source_prefixes("overlays/prod (kustomize output)") == ["overlays/prod (kustomize output)",
+                                                                   "overlays/prod"]
+    assert source_prefixes("a (b)/x.yaml (t.yaml)") == ["a (b)/x.yaml (t.yaml)", "a", "a (b)/x.yaml"]
+    assert source_prefixes("plain.yaml") == ["plain.yaml"]
 
 
 def _boom(ctx: Any) -> Any:

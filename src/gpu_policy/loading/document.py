@@ -18,6 +18,15 @@ CLUSTER_SCOPED_CORE_KINDS = frozenset(
 )
 
 
+def source_prefixes(source: str) -> list[str]:
+    """`source` and, when it ends with a parenthesised note the loader adds (`rendered.yaml (chart/templates/x.yaml)`
+    for helm output, `<folder> (kustomize output)`: loader.load_stream, _KustomizeOrigins), what comes before each
+    " (" in it, shortest first: the file or folder the object was read from is one of them."""
+    if not source.endswith(")"):
+        return [source]
+    return [source, *(source[:i] for i in range(len(source)) if source.startswith(" (", i))]
+
+
 def format_path(path: FieldPath) -> str:
     """`("spec", "taints", 0, "key")` -> `spec.taints[0].key`."""
     out = ""

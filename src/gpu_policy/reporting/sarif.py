@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpu_policy.findings import Finding, Severity
+from gpu_policy.loading.document import source_prefixes
 from gpu_policy.reporting.text import rule_doc_link
 
 if TYPE_CHECKING:
@@ -29,11 +30,11 @@ def located_file(file: str) -> tuple[str, str | None]:
     The loader names an object of `helm template` output `rendered.yaml (chart/templates/x.yaml)` (loader.load_stream),
     its line counted in rendered.yaml: a code-scanning location needs the file, which exists, and the template goes
     into the message instead. Anything else (a real file, `<stdin>`, kustomize output) is returned as it is."""
-    if not file.endswith(")") or os.path.isfile(file):
+    if os.path.isfile(file):
         return file, None
-    for i in range(len(file)):
-        if file.startswith(" (", i) and os.path.isfile(file[:i]):
-            return file[:i], file[i + 2:-1]
+    for prefix in source_prefixes(file)[1:]:
+        if os.path.isfile(prefix):
+            return prefix, file[len(prefix) + 2:-1]
     return file, None
 
 
