@@ -1,7 +1,7 @@
 @static @alerts @promtool
 Feature: GPU alerts behave as the on-call person needs, judged by promtool
-  The PrometheusRules' groups are extracted into plain rule files and run through Prometheus' own
-  `promtool test rules` over synthetic DCGM series; a failing step shows promtool's diff.
+  The PrometheusRules' groups are extracted into plain rule files and run through Prometheus' own `promtool test rules`
+  over synthetic DCGM series; a failing step shows promtool's diff. A PrometheusRule that does not load is one finding; the scenarios of its alerts skip.
 
   Background:
     Given the alert rules of the manifests under test

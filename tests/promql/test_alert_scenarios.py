@@ -156,12 +156,23 @@ def test_seed_rule_fails_exactly_the_expected_scenarios_with_promtools_diff(tmp_
     ), output
 
 
-def test_invalid_promql_fixture_fails_every_alert_scenario_naming_the_line(tmp_path: Path) -> None:
+def test_a_prometheusrule_that_does_not_load_skips_the_alert_scenarios_naming_it(tmp_path: Path) -> None:
+    """One finding for one defect: the PrometheusRule is reported by prometheusrule-passes-promtool-check; the alert
+    scenarios skip, naming it and the line, as the operator leaves its alerts: never evaluated. (They all failed,
+    repeating it, and the feature's KEDA query scenarios with them.)"""
     fixture = fixtures_dir() / "alert-invalid-promql" / "manifests"
     outcomes, output, _ = _run_alerts_feature(tmp_path, fixture)
-    alert_scenarios = {n for n in outcomes if "keda" not in n and "honorlabels" not in n}
-    assert alert_scenarios and all(outcomes[n] == "failed" for n in alert_scenarios), outcomes
-    assert "prometheus-rules.yaml:24:" in output and "unclosed left parenthesis" in output
+    assert outcomes and not [n for n, o in outcomes.items() if o == "failed"], output
+    skips = {case.get("name", ""): skipped.get("message", "")
+             for case in ET.parse(tmp_path / "report.xml").getroot().iter("testcase")
+             if (skipped := case.find("skipped")) is not None}  # fmt: skip
+    alert_scenarios = [n for n in outcomes if "keda" not in n and "exercised" not in n]
+    assert alert_scenarios and set(alert_scenarios) <= set(skips), outcomes
+    for name in alert_scenarios:
+        assert "prometheusrule-passes-promtool-check" in skips[name], (name, skips[name])
+    assert "prometheus-rules.yaml:24" in skips[_test_name(
+        "Hand-written promtool tests pass against the manifests' alert rules")]
+    assert outcomes[_test_name("Every KEDA GPU query reads exactly its target's pods")] != "failed"
 
 
 @pytest.mark.skipif(

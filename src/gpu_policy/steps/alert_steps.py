@@ -16,7 +16,7 @@ Values use promtool's expanding notation (`95x10`, `0+10x5`, `_`, `stale`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class AlertRules:
     run: RunResult
     files: list[RuleFile]
+    """The rule files Prometheus evaluates: every PrometheusRule under test that loads."""
     names: dict[str, Any]
+    """Every alert the PrometheusRules under test define, loaded or not (-> where)."""
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Alert -> why it is never evaluated: its PrometheusRule does not load."""
     behaviour: AlertBehaviour | None = None
 
     def need_behaviour(self) -> AlertBehaviour:
@@ -72,6 +76,18 @@ class AlertRules:
                 "no series given: add a step like `And DCGM series every 1m:` with a table", pytrace=False
             )
         return self.behaviour
+
+    def need_rules(self) -> None:
+        """Skip a step that judges alert rules on a set without any (a team's partial set)."""
+        if not self.names and not self.files and not self.rejected:
+            pytest.skip(NO_PROMETHEUS_RULE)
+
+    @property
+    def loaded(self) -> set[str]:
+        return {name for name in self.names if name not in self.rejected}
+
+
+NO_PROMETHEUS_RULE = "the manifests under test hold no PrometheusRule: no alert behaviour to check"
 
 
 def _scope(text: str | None) -> dict[str, str]:
@@ -95,20 +111,45 @@ def _checked_rule_files(run: RunResult) -> tuple[list[RuleFile], CheckRun]:
 
 @given("the alert rules of the manifests under test", target_fixture="alert_rules")
 def alert_rules_under_test(gpu_policy_run: RunResult) -> AlertRules:
-    # Every alert scenario starts here: the rule files are checked by promtool once per run.
-    files, checked = gpu_policy_run.context.memo("alert_steps.rule_files", lambda: _checked_rule_files(gpu_policy_run))
-    if not files:
-        # Visible as a skip with this reason: a set without alert rules (a team's partial set) has nothing to judge.
-        pytest.skip("the manifests under test hold no PrometheusRule: no alert behaviour to check")
-    if checked.problems or checked.unattributed:
-        lines = [f"{p.doc.source}:{p.line}: {p.doc.ref}: {p.message}" for p in checked.problems]
-        pytest.fail(
-            "the PrometheusRules do not load, so no alert can fire:\n"
-            + "\n".join(lines + checked.unattributed),
-            pytrace=False,
-        )
-    names = gpu_policy_run.context.memo("alert_steps.alert_names", lambda: alert_names(files))  # read-only
-    return AlertRules(run=gpu_policy_run, files=files, names=names)
+    """Every alert scenario starts here (the feature's Background, which its KEDA query scenarios share): the rule
+    files are checked by promtool once per run. It neither skips nor fails: a set without PrometheusRules still
+    has KEDA queries to judge, and a PrometheusRule that does not load is one finding
+    (prometheusrule-passes-promtool-check), not a failure of every scenario. The steps that judge alerts skip
+    on a set without rules, and judge an alert of a PrometheusRule that does not load as the operator leaves it:
+    never evaluated (prometheus-operator pkg/operator/rules.go PrometheusRuleSelector.Select skips such an object,
+    "skipping prometheusrule", and keeps every other)."""
+    files, names, rejected = gpu_policy_run.context.memo(
+        "alert_steps.alert_rules", lambda: _loaded_rules(gpu_policy_run)
+    )  # read-only, shared by the run's scenarios; each scenario has its own AlertRules (its series)
+    return AlertRules(run=gpu_policy_run, files=files, names=names, rejected=rejected)
+
+
+def _loaded_rules(run: RunResult) -> tuple[list[RuleFile], dict[str, Any], dict[str, str]]:
+    """(the rule files that load, every alert defined -> where, alert -> why it is never evaluated)."""
+    files, checked = _checked_rule_files(run)
+    names = alert_names(files)
+    # Where each PrometheusRule that does not load is reported; promtool output no file owns rejects them all.
+    broken: dict[int, str] = {}
+    for problem in checked.problems:
+        broken.setdefault(id(problem.doc), f"{problem.doc.source}:{problem.line}")
+    by_name = {f.name: f for f in files}
+    for origin in checked.unattributed_origins:
+        doc = by_name[origin].doc if origin in by_name else None
+        for owner in [doc] if doc is not None else [f.doc for f in files]:
+            if owner is not None:
+                broken.setdefault(id(owner), owner.source)
+    rejected: dict[str, str] = {}
+    for name, places in names.items():
+        docs = list({id(f.doc): f.doc for f, _, _ in places if f.doc is not None}.values())
+        if docs and all(id(d) in broken for d in docs):
+            where = ", ".join(f"{d.ref} at {broken[id(d)]}" for d in docs)
+            rejected[name] = (
+                f"{name} is defined only in a PrometheusRule that does not load ({where}, reported by "
+                "prometheusrule-passes-promtool-check): the Prometheus Operator rejects such an object whole, so "
+                f"{name} is never evaluated; fix that finding and this scenario judges it"
+            )
+    loaded = [f for f in files if f.doc is None or id(f.doc) not in broken]
+    return loaded, names, rejected
 
 
 SERIES_TABLE = parsers.re(r"(?:DCGM )?series every (?P<interval>\w+):")
@@ -218,12 +259,19 @@ def _plans_of(scenario: Any) -> list[AlertPlan]:
     return plans
 
 
-def _bundled_tests_not_for(alert_rules: AlertRules, files: list[Path], config: pytest.Config) -> str | None:
-    """Why the hand-written tests step skips: the bundled tests are the reference system's, judged only on rules
-    that define the alerts they exercise (None: it runs them)."""
+def _hand_written_tests_skip(alert_rules: AlertRules, files: list[Path], config: pytest.Config) -> str | None:
+    """Why the hand-written tests step skips (None: it runs them): the bundled tests are the reference system's,
+    judged only on rules that define the alerts they exercise; no test judges an alert whose PrometheusRule does
+    not load (already a finding)."""
+    exercised = set(exercised_by_test_files(files)) if files else set()
+    rejected = sorted(exercised & set(alert_rules.rejected))
+    if rejected:
+        return alert_rules.rejected[rejected[0]] + (
+            f" (the promtool tests also exercise {', '.join(rejected[1:])})" if rejected[1:] else ""
+        )
     if not files or config.getoption("alert_tests", None):
         return None
-    absent = sorted(set(exercised_by_test_files(files)) - set(alert_rules.names))
+    absent = sorted(exercised - set(alert_rules.names))
     if not absent:
         return None
     return (f"the bundled promtool tests ({', '.join(p.name for p in files)}) exercise alerts the PrometheusRules "
@@ -235,7 +283,7 @@ def _hand_written(scenarios: list[Any], alert_rules: AlertRules, config: pytest.
     for scenario in scenarios:
         if any(s.type == "then" and HAND_WRITTEN_TESTS.is_matching(s.name) for s in scenario.steps):
             files = _alert_test_files(config)
-            if _bundled_tests_not_for(alert_rules, files, config):
+            if _hand_written_tests_skip(alert_rules, files, config):
                 return []  # the step skips: nothing of it to run ahead
             try:
                 return user_test_files(files, alert_rules.files)
@@ -252,7 +300,7 @@ def _prepared(alert_rules: AlertRules, request: pytest.FixtureRequest) -> Prepar
     if _PREPARED not in stash:
         scenarios = _scenarios(list(request.session.items))
         try:
-            prepared = prepare_alert_runs(alert_rules.files, set(alert_rules.names), _plans(scenarios),
+            prepared = prepare_alert_runs(alert_rules.files, alert_rules.loaded, _plans(scenarios),
                                           also=_hand_written(scenarios, alert_rules, request.config))
         except Exception:  # nothing prepared: each step runs promtool itself, and meets the problem there as before
             prepared = PreparedRuns()
@@ -264,11 +312,17 @@ def _prepared(alert_rules: AlertRules, request: pytest.FixtureRequest) -> Prepar
 def series_table(
     alert_rules: AlertRules, interval: str, datatable: list[list[str]], request: pytest.FixtureRequest
 ) -> None:
+    alert_rules.need_rules()
     table = _table(interval, datatable)
     if not isinstance(table, SeriesTable):
         pytest.fail(table, pytrace=False)
+    if not alert_rules.files:
+        pytest.skip(
+            "no PrometheusRule under test loads, so no alert is evaluated (each is reported by "
+            "prometheusrule-passes-promtool-check): fix those findings and this scenario judges the alerts"
+        )
     alert_rules.behaviour = AlertBehaviour(
-        alert_rules.files, set(alert_rules.names), table, prepared=_prepared(alert_rules, request).tests
+        alert_rules.files, alert_rules.loaded, table, prepared=_prepared(alert_rules, request).tests
     )
 
 
@@ -291,6 +345,9 @@ def _skip_unless_defined(alert_rules: AlertRules, *alerts: str) -> None:
             f"the PrometheusRules under test define no alert named {', '.join(repr(a) for a in absent)}: this "
             "scenario is about the reference system's alerts"
         )
+    for alert in alerts:
+        if alert in alert_rules.rejected:
+            pytest.skip(alert_rules.rejected[alert])
 
 
 def _judge_call(alert_rules: AlertRules, alert: str, call: Expect | Resolves) -> None:
@@ -401,8 +458,9 @@ def _alert_test_files(config: pytest.Config) -> list[Path]:
 
 @then(HAND_WRITTEN_TESTS)
 def hand_written_tests_pass(alert_rules: AlertRules, request: pytest.FixtureRequest) -> None:
+    alert_rules.need_rules()
     files = _alert_test_files(request.config)
-    reason = _bundled_tests_not_for(alert_rules, files, request.config)
+    reason = _hand_written_tests_skip(alert_rules, files, request.config)
     if reason:
         pytest.skip(reason)
     if not files:
@@ -427,6 +485,7 @@ def _feature_files(config: pytest.Config) -> list[Path]:
 
 @then("every alert is exercised by a scenario or a promtool test file")
 def every_alert_exercised(alert_rules: AlertRules, request: pytest.FixtureRequest) -> None:
+    alert_rules.need_rules()
     if alert_rules.run.policy.alerts.get("requireAlertTests") is not True:
         pytest.skip("the alert policy in force does not require every alert to be tested (requireAlertTests)")
     missing = unexercised(
