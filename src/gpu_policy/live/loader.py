@@ -11,12 +11,11 @@ generated ones and the runtime kinds (Nodes, Pods, NodeClaims) included, for the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-
-import yaml
 
 from gpu_policy.live.client import ClusterReader
 from gpu_policy.live.kinds import JUDGED_KINDS, JudgedKind
@@ -40,12 +39,14 @@ class LiveLoad:
         return f"cluster {self.context}"
 
     def write_crds(self, folder: Path) -> list[Path]:
-        """Write the cluster's CRDs as YAML files (for CrdRegistry(crd_paths=[folder]))."""
+        """Write the cluster's CRDs as JSON files (for CrdRegistry(crd_paths=[folder]), which reads `.json` with its
+        YAML reader: JSON is YAML). As the API server sent them; PyYAML's pure-Python dumper took about 2 s of CPU
+        for the 21 pinned CRDs in every `--live` run, `json` a few milliseconds."""
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for crd in self.crds:
-            path = folder / f"{crd['metadata']['name']}.yaml"
-            path.write_text(yaml.safe_dump(crd, sort_keys=False), encoding="utf-8")
+            path = folder / f"{crd['metadata']['name']}.json"
+            path.write_text(json.dumps(crd), encoding="utf-8")  # one line: the C encoder (indent= is pure Python)
             written.append(path)
         return written
 
