@@ -3,6 +3,7 @@ places a GPU Deployment's pods on a kwok node only where taints allow, and `down
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import shutil
@@ -16,6 +17,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from gpu_policy.schemas.crds import CRD_PATH_ENV
 from gpu_policy.testbed import cluster, processes
 from gpu_policy.testbed.nodes import FAKE_NODES, GPU_RESOURCE, node_manifests
 from tests.testbed.conftest import binaries_or_skip
@@ -156,11 +158,19 @@ def test_scheduler_keeps_a_pod_without_gpu_request_or_toleration_off_the_tainted
     assert all(p.spec.node_name is None for p in _pods(core, "cpu-untolerating"))
 
 
-def test_status_then_down_stops_every_process_and_removes_every_file(tmp_path: Path) -> None:
-    """Its own testbed (not the module's), so the order tests run in (or pytest-xdist) cannot matter."""
+def test_status_then_down_stops_every_process_and_removes_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own testbed (not the module's), so the order tests run in (or pytest-xdist) cannot matter. Without CRDs
+    (GPU_POLICY_CRD_PATH names an empty folder): the lifecycle does not need them, and the API server spends about
+    6 s of CPU establishing the 21 pinned ones (test_pinned_crds_are_served judges those on the module's testbed)."""
     state_dir = tmp_path / "state"
-    started = cluster.up(state_dir, binaries=binaries_or_skip()["core"], die_with_caller=True)
+    (tmp_path / "no-crds").mkdir()
+    monkeypatch.setenv(CRD_PATH_ENV, str(tmp_path / "no-crds"))
+    progress = io.StringIO()
+    started = cluster.up(state_dir, progress=progress, binaries=binaries_or_skip()["core"], die_with_caller=True)
     try:
+        assert f"no CRDs installed: ${CRD_PATH_ENV} names no folder" in progress.getvalue(), progress.getvalue()
         state, rows = cluster.status(started.directory)
         assert state is not None
         assert {record.name for record, _ in rows} == {"etcd", "kube-apiserver", "kube-controller-manager",
