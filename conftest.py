@@ -3,7 +3,6 @@
 Users point these variables at their own copies; here they default to the pinned upstream files beside the repo.
 """
 
-import gc
 import os
 from pathlib import Path
 
@@ -79,14 +78,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         order = {id(item): (first.get(shared_group(item.nodeid) or "", index), index)
                  for index, item in enumerate(items)}
         items.sort(key=lambda item: order[id(item)])
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """What collection built (modules, items, fixture definitions) lives until the run ends: move it out of the
-    garbage collector's generations. Each in-process `gpu-policy check` runs a nested pytest session whose end calls
-    `gc.collect()` (pytest's unraisableexception plugin), and a full collection walks every tracked object; with the
-    collected suite frozen it walks only what the run made since (about 10% of a fixture set's check, measured on the
-    22 `keda-*` sets). A frozen object that later becomes cyclic garbage is freed when the process ends instead: memory,
-    not behaviour."""
-    gc.collect()
-    gc.freeze()

@@ -134,7 +134,7 @@ def test_an_in_process_check_leaves_the_garbage_collector_as_it_found_it(capsys:
     from gpu_policy import cli
 
     fixture = str(fixtures_dir() / "exemption-without-reason" / "manifests")
-    suite_froze = gc.get_freeze_count() > 0  # the root conftest.py freezes what collection built; put back below
+    suite_froze = gc.get_freeze_count() > 0  # whatever froze objects before this test gets them back below
     gc.unfreeze()
     try:
         assert gc.isenabled() and gc.get_freeze_count() == 0
