@@ -4,10 +4,6 @@ missing)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +14,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from gpu_policy.testbed import cluster
+from tests.in_process import check_json
 from tests.testbed.conftest import running_testbed
 
 T = TypeVar("T")
@@ -65,13 +62,8 @@ def eventually(what: str, probe: Callable[[], T | None], timeout: float = 240.0,
     pytest.fail(f"{what} not reached within {timeout:.0f} s (last: {last!r})")
 
 
-def gpu_policy(*args: str, timeout: float = 240) -> tuple[int, dict[str, Any], str]:
-    """`gpu-policy check --format json ARGS` in a subprocess: (exit code, report, stderr)."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    done = subprocess.run([sys.executable, "-m", "gpu_policy", "check", "--format", "json", *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
-    report = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
-    return done.returncode, report, done.stderr
+#: `gpu-policy check --format json ARGS` in this process (tests/in_process.py): (exit code, report, stderr).
+gpu_policy = check_json
 
 
 def findings_of(report: dict[str, Any], rule_id: str) -> list[dict[str, Any]]:

@@ -4,6 +4,9 @@ with the reference manifests applied: what passes, then one broken thing at a ti
 The testbed runs neither KEDA nor Karpenter (yet): their ScaledObjects and NodePools carry no status, which the
 runtime rules report as "not reconciled". Where a test needs a controller's verdict it writes the status through
 the status subresource, simulating that controller; the docstring says so.
+
+The first test runs the `gpu-policy` script in a child process; the others call `cli.main` in this process
+(tests/in_process.py), which reads the same cluster with the same code, without the child's start-up.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from kubernetes import config as k8s_config
 from gpu_policy.live.rbac import cluster_role, dry_run_guard, dry_run_role
 from gpu_policy.resources import reference_manifests_dir
 from gpu_policy.testbed import cluster
+from tests.in_process import check_json
 
 pytestmark = pytest.mark.testbed
 CONTEXT = "gpu-policy-testbed"
@@ -32,13 +36,18 @@ CONTEXT = "gpu-policy-testbed"
 NO_CONTROLLER_RULES = {"live-scaledobject-ready", "live-scaledobject-hpa-active", "live-nodepool-ready"}
 
 
-def gpu_policy(*args: str, timeout: float = 240) -> tuple[int, dict[str, Any], str]:
-    """`gpu-policy check --format json ARGS` in a subprocess: (exit code, report, stderr)."""
+def gpu_policy_script(*args: str, timeout: float = 240) -> tuple[int, dict[str, Any], str]:
+    """`gpu-policy check --format json ARGS` in a child process, as a user runs it: (exit code, report, stderr)."""
     env = {**os.environ, "NO_COLOR": "1"}
     done = subprocess.run([sys.executable, "-m", "gpu_policy", "check", "--format", "json", *args],
                           capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
     report = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
     return done.returncode, report, done.stderr
+
+
+#: The same in this process (tests/in_process.py): the first test runs the script end to end; the others judge what
+#: a check reports, without the child's 0.75 s of interpreter and import start-up each.
+gpu_policy = check_json
 
 
 def failing(report: dict[str, Any], ignore: set[str] = NO_CONTROLLER_RULES) -> list[tuple[str, str, str | None]]:
@@ -69,7 +78,7 @@ def _reapply(kubeconfig: Path) -> None:
 
 # -- the reference set, as applied --------------------------------------------------------------------------------
 def test_the_applied_reference_set_passes_static_dry_run_and_drift(api: k8s.ApiClient, kubeconfig: Path) -> None:
-    code, report, err = gpu_policy("--live", "--kubeconfig", str(kubeconfig), str(reference_manifests_dir()))
+    code, report, err = gpu_policy_script("--live", "--kubeconfig", str(kubeconfig), str(reference_manifests_dir()))
     assert failing(report) == [], err
     ran = {s["name"]: s["status"] for s in report["scenarios"]}
     assert ran["the API server accepts the manifests"] == "passed"

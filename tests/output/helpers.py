@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import copy
-import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gpu_policy import cli
+from tests.in_process import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
@@ -52,15 +49,7 @@ def _shared_folder() -> Path:
 
 def _in_process(args: list[str]) -> subprocess.CompletedProcess[str]:
     """`gpu-policy ARGS` from the repository root in this process: `cli.main`, the function the script calls."""
-    out, err = io.StringIO(), io.StringIO()
-    cwd = Path.cwd()
-    os.chdir(ROOT)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli.main(args)
-    finally:
-        os.chdir(cwd)
-    return subprocess.CompletedProcess(["gpu-policy", *args], code, out.getvalue(), err.getvalue())
+    return run_cli(args)
 
 
 def shared_check(*args: str) -> subprocess.CompletedProcess[str]:
