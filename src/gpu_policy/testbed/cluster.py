@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import yaml
 from gpu_policy.loading.yaml_reader import YamlError, read_documents
 from gpu_policy.resources import default_policies_dir
 from gpu_policy.schemas.crds import CRD_PATH_ENV, default_crd_paths
-from gpu_policy.testbed import karpenter, keda, processes
+from gpu_policy.testbed import karpenter, keda, ports, processes
 from gpu_policy.testbed.api import (
     PROBE_TIMEOUT_SECONDS,
     ApiError,
@@ -136,17 +135,8 @@ class State:
 
 
 def free_ports(names: list[str]) -> dict[str, int]:
-    """Distinct free TCP ports on 127.0.0.1 (the kernel's choice; held open together so they differ)."""
-    sockets = []
-    try:
-        for _ in names:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return {name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)}
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Distinct free TCP ports on 127.0.0.1, one per name, below the kernel's ephemeral range (see ports.py)."""
+    return dict(zip(names, ports.free_ports(len(names)), strict=True))
 
 
 def _kubeconfig(server: str, pki: PKI, user: str) -> dict[str, Any]:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,7 +56,7 @@ from gpu_policy.graph.graph import ResourceGraph
 from gpu_policy.live.prometheus_checks import selected_rules
 from gpu_policy.loading.document import Document
 from gpu_policy.metrics.scrape import Scrape, exporter_scrapes, prometheus_selection_failure
-from gpu_policy.testbed import processes
+from gpu_policy.testbed import ports, processes
 
 PROMETHEUS_BINARY = "/usr/bin/prometheus"
 STARTUP_SECONDS = 30.0
@@ -80,10 +79,8 @@ def prometheus_binary() -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range (see ports.py)."""
+    return ports.free_ports(1)[0]
 
 
 @dataclass(frozen=True)
