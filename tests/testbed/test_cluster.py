@@ -20,12 +20,19 @@ from kubernetes import config as k8s_config
 from gpu_policy.schemas.crds import CRD_PATH_ENV
 from gpu_policy.testbed import cluster, processes
 from gpu_policy.testbed.nodes import FAKE_NODES, GPU_RESOURCE, node_manifests
-from tests.testbed.conftest import binaries_or_skip
+from tests.testbed.conftest import binaries_or_skip, running_testbed
 
 pytestmark = pytest.mark.testbed
 
 GPU_NODES = {node.name: node for node in FAKE_NODES if node.nodepool}
 EXPECTED = {m["metadata"]["name"]: m for m in node_manifests()}
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.State]:
+    """Without CRDs: nodes, the scheduler and the controllers need none. The pinned CRDs served are judged on
+    tests/live's testbed (test_load_live.py)."""
+    yield from running_testbed(tmp_path_factory, crds=False)
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +81,6 @@ def test_kubernetes_client_sees_ready_gpu_nodes_with_karpenter_labels(api: k8s.A
         # kwok reports the node on loopback only.
         addresses = [a.address for a in node.status.addresses if a.type == "InternalIP"]
         assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses), addresses
-
-
-def test_pinned_crds_are_served(api: k8s.ApiClient) -> None:
-    names = {crd.metadata.name for crd in k8s.ApiextensionsV1Api(api).list_custom_resource_definition().items}
-    assert {"nodepools.karpenter.sh", "scaledobjects.keda.sh", "prometheusrules.monitoring.coreos.com"} <= names
 
 
 def _deployment(name: str, gpus: int, tolerate_gpu_taint: bool) -> dict[str, Any]:
