@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_policy.schemas.crds import CRD_PATH_ENV
+from gpu_policy.schemas.crds import CRD_PATH_ENV, default_crd_paths
 from gpu_policy.testbed import build, cluster
 
 ENABLE_ENV = "GPU_POLICY_TESTBED"
@@ -44,16 +44,22 @@ def binaries_or_skip(components: tuple[str, ...] = ()) -> dict[str, build.Layout
 
 def running_testbed(
     tmp_path_factory: pytest.TempPathFactory, components: tuple[str, ...] = (), hpa_sync_seconds: int | None = None,
-    crds: bool = True,
+    crds: bool | tuple[str, ...] = True,
 ) -> Iterator[cluster.State]:
     """Start a testbed in a temporary state folder and always stop it: the body of every testbed fixture.
-    `crds=False` installs none (GPU_POLICY_CRD_PATH names an empty folder while it starts): the API server spends
-    about 6 s of CPU establishing the 21 pinned ones, which tests that never use them need not wait for."""
+    `crds=False` installs none (GPU_POLICY_CRD_PATH names an empty folder while it starts), a tuple of folder names
+    only the CRDs in those subfolders of each CRD path (("karpenter", "keda") of ../shared/crds: not the Prometheus
+    Operator's 4.4 MB); the API server spends about 6 s of CPU establishing the 21 pinned ones, which tests that
+    never use them need not wait for. A CRD path without such subfolders installs all its CRDs."""
     targets = binaries_or_skip(components)
     state_dir = tmp_path_factory.mktemp("testbed") / "state"
     with pytest.MonkeyPatch.context() as patch:
-        if not crds:
+        if crds is False:
             patch.setenv(CRD_PATH_ENV, str(tmp_path_factory.mktemp("no-crds")))
+        elif crds is not True:
+            chosen = [root / name for root in default_crd_paths() for name in crds if (root / name).is_dir()]
+            if chosen:
+                patch.setenv(CRD_PATH_ENV, os.pathsep.join(map(str, chosen)))
         state = cluster.up(state_dir, binaries=targets["core"], die_with_caller=True, components=components,
                            addons=targets, hpa_sync_seconds=hpa_sync_seconds)
     try:
