@@ -154,15 +154,19 @@ def test_a_deleted_object_is_missing(api: k8s.ApiClient, kubeconfig: Path) -> No
     ], err
 
 
-def _wait_rejected(kubeconfig: Path, manifest: Path) -> None:
+def _wait_rejected(kubeconfig: Path, manifest: Path, message: str) -> None:
+    """Until a server-side dry run of `manifest` is denied with the policy's `message`: another error (a kubectl or
+    API hiccup) is not the policy in force, and a check run after it could still be admitted."""
     deadline = time.monotonic() + 30
+    last = ""
     while time.monotonic() < deadline:
         done = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "apply", "--server-side",
                                "--dry-run=server", "-f", str(manifest)], capture_output=True, text=True, timeout=30)
-        if done.returncode != 0:
+        last = done.stderr
+        if done.returncode != 0 and message in done.stderr:
             return
         time.sleep(1)
-    raise AssertionError("the admission policy never took effect")
+    raise AssertionError(f"the admission policy never took effect; kubectl said: {last[-2000:]}")
 
 
 def test_an_admission_policy_rejection_is_a_dry_run_finding(
@@ -185,7 +189,8 @@ def test_an_admission_policy_rejection_is_a_dry_run_finding(
         "spec": {"policyName": "max-replicas-8", "validationActions": ["Deny"]},
     })
     try:
-        _wait_rejected(kubeconfig, reference_manifests_dir() / "inference" / "model-a.yaml")
+        _wait_rejected(kubeconfig, reference_manifests_dir() / "inference" / "model-a.yaml",
+                       "maxReplicaCount above 8 needs a capacity review")
         _, report, err = gpu_policy("--live", "--kubeconfig", str(kubeconfig), str(reference_manifests_dir()))
     finally:
         admission.delete_validating_admission_policy_binding("max-replicas-8")
